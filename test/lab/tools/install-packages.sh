@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the lab and the privileged tests need, if any is
+# missing. Needs root (the lab creates network and mount namespaces).
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have ping || need+=(iputils-ping)
+have arping || need+=(iputils-arping)
+have iptables || need+=(iptables)
+have nft || need+=(nftables)
+have nsenter || need+=(util-linux)
+have unshare || need+=(util-linux)
+have tcpdump || need+=(tcpdump)
+have openssl || need+=(openssl)
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "install-packages: missing ${need[*]}; run as root (or install them) first" >&2
+	exit 1
+fi
+echo "install-packages: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
