@@ -46,9 +46,8 @@ build_k8s() {
 	# shellcheck disable=SC2086
 	have "$out" $K8S_BINARIES && return 0
 	log "building Kubernetes $K8S_VERSION ($K8S_BINARIES) into $out (cold: ~10 min)"
-	local tmp
 	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' RETURN
+	trap 'rm -rf "$tmp"' EXIT
 	wrapper "$tmp"
 	cd "$tmp"
 	go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
@@ -78,9 +77,8 @@ build_etcd() {
 	local out="$CACHE/etcd-$ETCD_VERSION"
 	have "$out" etcd && return 0
 	log "building etcd $ETCD_VERSION into $out"
-	local tmp
 	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' RETURN
+	trap 'rm -rf "$tmp"' EXIT
 	wrapper "$tmp"
 	cd "$tmp"
 	go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
@@ -93,9 +91,8 @@ build_multus() {
 	local out="$CACHE/multus-$MULTUS_VERSION"
 	have "$out" multus && return 0
 	log "building Multus $MULTUS_VERSION into $out"
-	local tmp
 	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' RETURN
+	trap 'rm -rf "$tmp"' EXIT
 	wrapper "$tmp"
 	cd "$tmp"
 	go get "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus@$MULTUS_VERSION"
@@ -110,9 +107,8 @@ build_cni() {
 	for p in $CNI_PLUGINS; do names+=("${p#*/}"); done
 	have "$out" "${names[@]}" && return 0
 	log "building CNI plugins $CNI_PLUGINS_VERSION into $out"
-	local tmp
 	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' RETURN
+	trap 'rm -rf "$tmp"' EXIT
 	wrapper "$tmp"
 	cd "$tmp"
 	local pkgs=()
@@ -131,9 +127,8 @@ gotool() {
 	local out="$CACHE/$name-$version"
 	have "$out" "$bin" && return 0
 	log "building $name $version into $out"
-	local tmp
 	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' RETURN
+	trap 'rm -rf "$tmp"' EXIT
 	wrapper "$tmp"
 	cd "$tmp"
 	go get "$pkg@$version"

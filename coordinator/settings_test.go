@@ -1,0 +1,106 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// serveUnix serves h on a unix socket in a temporary directory.
+func serveUnix(t *testing.T, h http.Handler) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+func TestAgentClient(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+AgentPathCoordinator, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"mode":"underlay","podDefaultRouteNIC":"net1","tunePodRoutes":false,"hostRuleTable":600,"serviceCIDR":["10.233.0.0/18"]}`))
+	})
+	mux.HandleFunc("GET "+AgentPathPods+"{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("ns") != "default" || r.PathValue("name") != "web-0" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(PodInfo{
+			Annotations: map[string]string{DefaultRouteNICAnnotation: "net2"},
+			Interfaces:  map[string]InterfaceInfo{"net1": {CleanGateway: true}},
+		})
+	})
+	c := NewAgentClient(serveUnix(t, mux), time.Second)
+	ctx := context.Background()
+
+	defs, err := c.Defaults(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if defs.Mode != ModeUnderlay || defs.PodDefaultRouteNIC != "net1" || *defs.TunePodRoutes || *defs.HostRuleTable != 600 || defs.ServiceCIDR[0] != "10.233.0.0/18" {
+		t.Errorf("defaults %+v", defs)
+	}
+	pod, err := c.Pod(ctx, "default", "web-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Annotations[DefaultRouteNICAnnotation] != "net2" || !pod.Interfaces["net1"].CleanGateway {
+		t.Errorf("pod %+v", pod)
+	}
+	if _, err := c.Pod(ctx, "default", "unknown"); !errors.Is(err, ErrAgentUnavailable) {
+		t.Errorf("unknown pod: %v, want ErrAgentUnavailable (the agent may lag behind the API)", err)
+	}
+}
+
+func TestAgentClientSocketAbsent(t *testing.T) {
+	c := NewAgentClient(filepath.Join(t.TempDir(), "none.sock"), time.Second)
+	defs, err := c.Defaults(context.Background())
+	if err != nil || defs != nil {
+		t.Errorf("Defaults without agent = %v, %v; want nil, nil", defs, err)
+	}
+	pod, err := c.Pod(context.Background(), "default", "web-0")
+	if err != nil || pod == nil || len(pod.Annotations) != 0 {
+		t.Errorf("Pod without agent = %+v, %v; want empty", pod, err)
+	}
+}
+
+func TestAgentClientFailures(t *testing.T) {
+	t.Run("server error is transient", func(t *testing.T) {
+		sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "informer not synced", http.StatusServiceUnavailable)
+		}))
+		_, err := NewAgentClient(sock, time.Second).Defaults(context.Background())
+		if !errors.Is(err, ErrAgentUnavailable) {
+			t.Errorf("got %v, want ErrAgentUnavailable", err)
+		}
+	})
+	t.Run("bad JSON is not transient", func(t *testing.T) {
+		sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{")) }))
+		_, err := NewAgentClient(sock, time.Second).Defaults(context.Background())
+		if err == nil || errors.Is(err, ErrAgentUnavailable) {
+			t.Errorf("got %v, want a decode error", err)
+		}
+	})
+	t.Run("socket that does not answer", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "dead.sock")
+		lis, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis.Close() // the file may stay; nobody accepts
+		_, err = NewAgentClient(sock, 200*time.Millisecond).Defaults(context.Background())
+		if err != nil && !errors.Is(err, ErrAgentUnavailable) {
+			t.Errorf("got %v, want nil (socket removed) or ErrAgentUnavailable", err)
+		}
+	})
+}
