@@ -1,0 +1,30 @@
+package v2beta1
+
+// Route is a static route handed to the pod.
+type Route struct {
+	// dst is the destination CIDR of the route, e.g. 10.0.0.0/16.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Dst string `json:"dst"`
+
+	// gw is the next-hop IP address of the route.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Gw string `json:"gw"`
+}
+
+// IP versions as used by spec.ipVersion.
+const (
+	IPv4 int64 = 4
+	IPv6 int64 = 6
+)
+
+// LabelPool is set by the writer of every SpiderIPClaim to the name of the
+// SpiderIPPool the address belongs to, so the claims of one pool can be listed
+// with a label selector.
+const LabelPool = "ipam.spidernet.io/pool"
+
+// LabelAppNamespace is the podAffinity matchLabels key Spiderpool puts on the
+// pools it creates automatically for an application; the APP-NAMESPACE printer
+// column of SpiderIPPool reads it.
+const LabelAppNamespace = "ipam.spidernet.io/app-namespace"

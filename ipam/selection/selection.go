@@ -1,0 +1,658 @@
+// Package selection picks the candidate SpiderIPPools of one pod interface,
+// per IP family. It is pure: the caller passes the pod, namespace and node
+// facts and the pools; selection returns ordered pool names or an error that
+// lists every candidate and why it was refused.
+//
+// # Rules
+//
+// The first rule that names pools wins:
+//
+//  1. pod annotation ipam.spidernet.io/ippools, the entry of this interface;
+//  2. pod annotation ipam.spidernet.io/ippool (applies to every interface);
+//  3. namespace annotations ipam.spidernet.io/default-ipv4-ippool and
+//     ipam.spidernet.io/default-ipv6-ippool;
+//  4. the CNI configuration's default_ipv4_ippool / default_ipv6_ippool;
+//  5. the cluster default pools (spec.default: true) of the family.
+//
+// Pod annotations (rules 1 and 2) decide for the whole interface: a family
+// they name no pool for gets no address, so a pod can ask for IPv4 only in a
+// dual-stack cluster. When the ippools annotation exists but has no entry for
+// the interface, selection fails rather than fall through: the annotation is
+// meant to describe the pod's interfaces and silently ignoring it would put
+// the interface into an unintended pool. Rules 3 to 5 are evaluated per
+// family; an enabled family that no rule gives a pool is an error.
+//
+// Entries of the ippools annotation that name no interface map by position
+// to the pod's interfaces: the first to eth0, the N-th (N>1) to the
+// interface of the (N-1)-th entry of k8s.v1.cni.cncf.io/networks (its
+// explicit interface or Multus' default net<N-1>).
+//
+// Pool names may be shell patterns (path.Match syntax), expanded against all
+// pool names in name order.
+//
+// # Filters
+//
+// A candidate is refused, with the reason recorded, when it does not exist,
+// is terminating, disabled or of the other family, or when the pod does not
+// satisfy its affinity: nodeName (else nodeAffinity) against the node,
+// namespaceName (else namespaceAffinity) against the namespace, podAffinity
+// against the pod, multusName against the NetworkAttachmentDefinition of the
+// interface. Affinity is enforced even for pools the pod names explicitly.
+// A multusName entry without a namespace refers to the system namespace
+// (where Spindle is installed).
+//
+// # Order
+//
+// Remaining candidates are ordered by the specificity of their affinity, as
+// Spiderpool does: pools with podAffinity first, then nodeName, nodeAffinity,
+// namespaceName, namespaceAffinity, multusName; ties keep the order of the
+// rule (annotation order, or name order for patterns and cluster defaults).
+package selection
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/spindle-net/spindle/ipam/annotations"
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/ranges"
+)
+
+// DefaultInterface is the pod's first interface, attached to the default
+// network.
+const DefaultInterface = "eth0"
+
+// Rule says which rule named the candidates of a family.
+type Rule int
+
+// The selection rules, highest priority first.
+const (
+	RuleNone Rule = iota
+	RulePodIPPools
+	RulePodIPPool
+	RuleNamespace
+	RuleCNIConfig
+	RuleClusterDefault
+)
+
+// String describes the rule for logs and errors.
+func (r Rule) String() string {
+	switch r {
+	case RulePodIPPools:
+		return "pod annotation " + annotations.PodIPPools
+	case RulePodIPPool:
+		return "pod annotation " + annotations.PodIPPool
+	case RuleNamespace:
+		return "namespace default pool annotation"
+	case RuleCNIConfig:
+		return "CNI configuration default pools"
+	case RuleClusterDefault:
+		return "cluster default pools"
+	default:
+		return "no rule"
+	}
+}
+
+// Request holds the facts about one CNI ADD that selection needs.
+type Request struct {
+	PodNamespace   string
+	PodName        string
+	PodLabels      map[string]string
+	PodAnnotations map[string]string
+
+	NamespaceLabels      map[string]string
+	NamespaceAnnotations map[string]string
+
+	NodeName   string
+	NodeLabels map[string]string
+
+	// Interface is the pod interface being set up (CNI_IFNAME).
+	Interface string
+	// Network is the "namespace/name" of the NetworkAttachmentDefinition the
+	// interface is attached through. When empty it is derived from the pod's
+	// Multus annotations (see PodNetworks).
+	Network string
+	// ClusterDefaultNetwork is the "namespace/name" of Multus' cluster
+	// default network, the network of eth0 for pods without the
+	// v1.multus-cni.io/default-network annotation. Empty when unknown.
+	ClusterDefaultNetwork string
+	// SystemNamespace is the namespace multusName entries without one refer
+	// to.
+	SystemNamespace string
+
+	// DefaultIPv4Pools and DefaultIPv6Pools are the CNI configuration's
+	// default_ipv4_ippool and default_ipv6_ippool.
+	DefaultIPv4Pools []string
+	DefaultIPv6Pools []string
+
+	// EnableIPv4 and EnableIPv6 say which families the cluster allocates.
+	EnableIPv4 bool
+	EnableIPv6 bool
+}
+
+// FamilyResult is the outcome for one family of an interface.
+type FamilyResult struct {
+	// Rule named the candidates; RuleNone when the family gets no address.
+	Rule Rule
+	// Pools are the usable candidates, in the order to try them. Empty when
+	// the family gets no address.
+	Pools []string
+	// Rejected lists the candidates that were refused and why. An allocator
+	// that finds every pool of Pools exhausted appends them here and returns
+	// a NoPoolError, so the error names every candidate.
+	Rejected []RejectedPool
+}
+
+// Result is the outcome of Select.
+type Result struct {
+	Interface string
+	// Network is the "namespace/name" of the interface's
+	// NetworkAttachmentDefinition; empty when unknown.
+	Network string
+	// CleanGateway: the interface gets no default route via its pools'
+	// gateways (ippools annotation "cleangateway").
+	CleanGateway bool
+	IPv4         FamilyResult
+	IPv6         FamilyResult
+}
+
+// Family returns the result of f.
+func (r *Result) Family(f ranges.Family) *FamilyResult {
+	if f == ranges.V6 {
+		return &r.IPv6
+	}
+	return &r.IPv4
+}
+
+// RejectedPool is a candidate pool that cannot serve the request.
+type RejectedPool struct {
+	Name   string
+	Reason string
+}
+
+func (r RejectedPool) String() string { return fmt.Sprintf("pool %q: %s", r.Name, r.Reason) }
+
+// NoPoolError says that no candidate pool of a family can serve an
+// interface. It lists every candidate and why it was refused.
+type NoPoolError struct {
+	Interface string
+	Family    ranges.Family
+	Rule      Rule
+	Rejected  []RejectedPool
+	// Detail explains the failure when there was no candidate at all.
+	Detail string
+}
+
+// Error returns e.g. `no pool for eth0 IPv4: pool "a": node affinity does
+// not match node "worker-2"; pool "b": disabled`.
+func (e *NoPoolError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no pool for %s %s: ", e.Interface, e.Family)
+	if len(e.Rejected) == 0 {
+		b.WriteString(e.Detail)
+		return b.String()
+	}
+	for i, r := range e.Rejected {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.String())
+	}
+	return b.String()
+}
+
+// entry is a pool with everything selection derives from it precomputed.
+type entry struct {
+	pool      *v2beta1.SpiderIPPool
+	family    ranges.Family
+	familyErr error
+	nodeSel   labels.Selector
+	nsSel     labels.Selector
+	podSel    labels.Selector
+	selErr    string
+	score     int
+}
+
+// Index is a set of pools prepared for selection. Build it once per change
+// of the pool set and share it: Select does not modify it and may run
+// concurrently.
+type Index struct {
+	byName   map[string]*entry
+	names    []string
+	defaults map[ranges.Family][]*entry
+}
+
+// NewIndex prepares pools for selection. Nil entries are skipped; the pools
+// must not be modified while the Index is in use.
+func NewIndex(pools []*v2beta1.SpiderIPPool) *Index {
+	x := &Index{byName: make(map[string]*entry, len(pools)), defaults: map[ranges.Family][]*entry{}}
+	for _, p := range pools {
+		if p == nil {
+			continue
+		}
+		e := &entry{pool: p}
+		e.family, e.familyErr = ranges.PoolFamily(&p.Spec)
+		var err error
+		if e.nodeSel, err = selector(p.Spec.NodeAffinity); err != nil {
+			e.selErr = "invalid spec.nodeAffinity: " + err.Error()
+		}
+		if e.nsSel, err = selector(p.Spec.NamespaceAffinity); err != nil {
+			e.selErr = "invalid spec.namespaceAffinity: " + err.Error()
+		}
+		if e.podSel, err = selector(p.Spec.PodAffinity); err != nil {
+			e.selErr = "invalid spec.podAffinity: " + err.Error()
+		}
+		e.score = score(&p.Spec)
+		x.byName[p.Name] = e
+		x.names = append(x.names, p.Name)
+	}
+	sort.Strings(x.names)
+	for _, n := range x.names {
+		e := x.byName[n]
+		if e.pool.Spec.Default != nil && *e.pool.Spec.Default && e.familyErr == nil {
+			x.defaults[e.family] = append(x.defaults[e.family], e)
+		}
+	}
+	return x
+}
+
+func selector(s *metav1.LabelSelector) (labels.Selector, error) {
+	if s == nil {
+		return nil, nil
+	}
+	return metav1.LabelSelectorAsSelector(s)
+}
+
+// score ranks a pool's affinity specificity; higher is tried first.
+func score(s *v2beta1.IPPoolSpec) int {
+	n := 0
+	if s.PodAffinity != nil {
+		n |= 1 << 5
+	}
+	if len(s.NodeName) > 0 {
+		n |= 1 << 4
+	}
+	if s.NodeAffinity != nil {
+		n |= 1 << 3
+	}
+	if len(s.NamespaceName) > 0 {
+		n |= 1 << 2
+	}
+	if s.NamespaceAffinity != nil {
+		n |= 1 << 1
+	}
+	if len(s.MultusName) > 0 {
+		n |= 1
+	}
+	return n
+}
+
+// Select builds an Index of pools and selects from it. Prefer NewIndex and
+// Index.Select on hot paths.
+func Select(pools []*v2beta1.SpiderIPPool, req *Request) (*Result, error) {
+	return NewIndex(pools).Select(req)
+}
+
+// Select returns the candidate pools of req's interface. It returns a
+// *NoPoolError when an enabled family has no usable candidate, and another
+// error when an annotation is malformed or the request is incomplete.
+func (x *Index) Select(req *Request) (*Result, error) {
+	if req.Interface == "" {
+		return nil, fmt.Errorf("failed to select pools for pod %s/%s: no interface name given", req.PodNamespace, req.PodName)
+	}
+	if !req.EnableIPv4 && !req.EnableIPv6 {
+		return nil, fmt.Errorf("failed to select pools for pod %s/%s: neither IPv4 nor IPv6 is enabled", req.PodNamespace, req.PodName)
+	}
+	s := &state{req: req}
+	res := &Result{Interface: req.Interface}
+
+	names, rule, err := s.podAnnotationPools(res)
+	if err != nil {
+		return nil, err
+	}
+	if rule != RuleNone {
+		// Pod annotations decide both families.
+		wanted := false
+		for _, f := range s.families() {
+			if len(names[f]) > 0 {
+				wanted = true
+			}
+		}
+		if !wanted {
+			return nil, fmt.Errorf("failed to select pools for %s of pod %s/%s: %s names no %s pool for it; add one or remove the annotation",
+				req.Interface, req.PodNamespace, req.PodName, rule, s.familyWords())
+		}
+	}
+	for _, f := range s.families() {
+		fr := res.Family(f)
+		var candNames []string
+		var candEntries []*entry
+		if rule != RuleNone {
+			if len(names[f]) == 0 {
+				continue
+			}
+			fr.Rule, candNames = rule, names[f]
+		} else {
+			fr.Rule, candNames, candEntries, err = s.defaultPools(x, f)
+			if err != nil {
+				return nil, err
+			}
+			if fr.Rule == RuleNone {
+				return nil, &NoPoolError{Interface: req.Interface, Family: f, Detail: fmt.Sprintf(
+					"no pool is named by the pod, its namespace or the CNI configuration, and no %s pool has spec.default: true; "+
+						"create one, or name a pool in the pod annotation %s", f, annotations.PodIPPool)}
+			}
+		}
+		if candEntries == nil {
+			candEntries = x.expand(candNames, &fr.Rejected)
+		}
+		for _, e := range candEntries {
+			if reason := s.refuse(e, f); reason != "" {
+				fr.Rejected = append(fr.Rejected, RejectedPool{Name: e.pool.Name, Reason: reason})
+				continue
+			}
+			fr.Pools = append(fr.Pools, e.pool.Name)
+		}
+		if len(fr.Pools) == 0 {
+			return nil, &NoPoolError{Interface: req.Interface, Family: f, Rule: fr.Rule, Rejected: fr.Rejected,
+				Detail: fmt.Sprintf("%s names no pool", fr.Rule)}
+		}
+		sortBySpecificity(x, fr.Pools)
+	}
+	if nw, ok, err := s.interfaceNetwork(); err == nil && ok {
+		res.Network = nw
+	}
+	return res, nil
+}
+
+// expand resolves names and patterns to pool entries in order, without
+// duplicates; unknown names and patterns without a match are recorded.
+func (x *Index) expand(names []string, rejected *[]RejectedPool) []*entry {
+	out := make([]*entry, 0, len(names))
+	seen := make(map[string]bool, len(names))
+	add := func(e *entry) {
+		if !seen[e.pool.Name] {
+			seen[e.pool.Name] = true
+			out = append(out, e)
+		}
+	}
+	for _, n := range names {
+		if meta := strings.IndexAny(n, `*?[\`); meta >= 0 {
+			// Only names starting with the literal prefix can match; they
+			// are adjacent in the sorted name list.
+			prefix := n[:meta]
+			matched := false
+			for i := sort.SearchStrings(x.names, prefix); i < len(x.names) && strings.HasPrefix(x.names[i], prefix); i++ {
+				name := x.names[i]
+				if ok, _ := path.Match(n, name); ok {
+					matched = true
+					add(x.byName[name])
+				}
+			}
+			if !matched {
+				*rejected = append(*rejected, RejectedPool{Name: n, Reason: "no pool matches this pattern"})
+			}
+			continue
+		}
+		if e, ok := x.byName[n]; ok {
+			add(e)
+		} else {
+			*rejected = append(*rejected, RejectedPool{Name: n, Reason: "not found"})
+		}
+	}
+	return out
+}
+
+func sortBySpecificity(x *Index, pools []string) {
+	sort.SliceStable(pools, func(i, j int) bool { return x.byName[pools[i]].score > x.byName[pools[j]].score })
+}
+
+// state carries per-request state: lazily parsed Multus annotations.
+type state struct {
+	req *Request
+
+	netDone  bool
+	netErr   error
+	netKnown bool
+	network  string
+	podNets  *PodNetworks
+}
+
+func (s *state) families() []ranges.Family {
+	var fs []ranges.Family
+	if s.req.EnableIPv4 {
+		fs = append(fs, ranges.V4)
+	}
+	if s.req.EnableIPv6 {
+		fs = append(fs, ranges.V6)
+	}
+	return fs
+}
+
+func (s *state) familyWords() string {
+	switch {
+	case s.req.EnableIPv4 && s.req.EnableIPv6:
+		return "IPv4 or IPv6"
+	case s.req.EnableIPv6:
+		return "IPv6"
+	default:
+		return "IPv4"
+	}
+}
+
+func (s *state) networks() (*PodNetworks, error) {
+	if s.podNets == nil && s.netErr == nil {
+		s.podNets, s.netErr = ParsePodNetworks(s.req.PodNamespace, s.req.PodAnnotations, s.req.ClusterDefaultNetwork)
+	}
+	return s.podNets, s.netErr
+}
+
+// interfaceNetwork resolves the NetworkAttachmentDefinition of the interface.
+func (s *state) interfaceNetwork() (string, bool, error) {
+	if !s.netDone {
+		s.netDone = true
+		if s.req.Network != "" {
+			s.network, s.netKnown = s.req.Network, true
+		} else if nets, err := s.networks(); err == nil {
+			s.network, s.netKnown = nets.NetworkOf(s.req.Interface)
+		}
+	}
+	return s.network, s.netKnown, s.netErr
+}
+
+// podAnnotationPools applies rules 1 and 2.
+func (s *state) podAnnotationPools(res *Result) (map[ranges.Family][]string, Rule, error) {
+	req := s.req
+	if v, ok := req.PodAnnotations[annotations.PodIPPools]; ok {
+		list, err := annotations.ParseIPPools(v)
+		if err != nil {
+			return nil, RuleNone, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+		}
+		for i, item := range list {
+			iface := item.Interface
+			if iface == "" {
+				nets, err := s.networks()
+				if err != nil {
+					return nil, RuleNone, fmt.Errorf("failed to map %s entries to interfaces of pod %s/%s: %w",
+						annotations.PodIPPools, req.PodNamespace, req.PodName, err)
+				}
+				iface = nets.InterfaceAt(i)
+			}
+			if iface == req.Interface {
+				res.CleanGateway = item.CleanGateway
+				return map[ranges.Family][]string{ranges.V4: item.IPv4, ranges.V6: item.IPv6}, RulePodIPPools, nil
+			}
+		}
+		return nil, RuleNone, fmt.Errorf("failed to select pools for %s of pod %s/%s: annotation %q has no entry for interface %q; "+
+			`add an entry such as {"interface":%q,"ipv4":["<pool>"]} or remove the annotation`,
+			req.Interface, req.PodNamespace, req.PodName, annotations.PodIPPools, req.Interface, req.Interface)
+	}
+	if v, ok := req.PodAnnotations[annotations.PodIPPool]; ok {
+		sel, err := annotations.ParseIPPool(v)
+		if err != nil {
+			return nil, RuleNone, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+		}
+		return map[ranges.Family][]string{ranges.V4: sel.IPv4, ranges.V6: sel.IPv6}, RulePodIPPool, nil
+	}
+	return nil, RuleNone, nil
+}
+
+// defaultPools applies rules 3 to 5 for one family.
+func (s *state) defaultPools(x *Index, f ranges.Family) (Rule, []string, []*entry, error) {
+	req := s.req
+	key, cni := annotations.NamespaceDefaultIPv4Pool, req.DefaultIPv4Pools
+	if f == ranges.V6 {
+		key, cni = annotations.NamespaceDefaultIPv6Pool, req.DefaultIPv6Pools
+	}
+	if v, ok := req.NamespaceAnnotations[key]; ok {
+		names, err := annotations.ParsePoolList(key, v)
+		if err != nil {
+			return RuleNone, nil, nil, fmt.Errorf("failed to parse namespace %q: %w", req.PodNamespace, err)
+		}
+		if len(names) > 0 {
+			return RuleNamespace, names, nil, nil
+		}
+	}
+	if len(cni) > 0 {
+		return RuleCNIConfig, cni, nil, nil
+	}
+	if d := x.defaults[f]; len(d) > 0 {
+		return RuleClusterDefault, nil, d, nil
+	}
+	return RuleNone, nil, nil, nil
+}
+
+// refuse returns why e cannot serve the request for family f, or "".
+func (s *state) refuse(e *entry, f ranges.Family) string {
+	req, spec := s.req, &e.pool.Spec
+	switch {
+	case e.pool.DeletionTimestamp != nil:
+		return "terminating"
+	case spec.Disable != nil && *spec.Disable:
+		return "disabled"
+	case e.familyErr != nil:
+		return e.familyErr.Error()
+	case e.family != f:
+		return fmt.Sprintf("is an %s pool", e.family)
+	case e.selErr != "":
+		return e.selErr
+	}
+	if len(spec.NodeName) > 0 {
+		if !slices.Contains(spec.NodeName, req.NodeName) {
+			return fmt.Sprintf("nodeName %v does not include node %q", spec.NodeName, req.NodeName)
+		}
+	} else if e.nodeSel != nil && !e.nodeSel.Matches(labels.Set(req.NodeLabels)) {
+		return fmt.Sprintf("node affinity does not match node %q", req.NodeName)
+	}
+	if len(spec.NamespaceName) > 0 {
+		if !slices.Contains(spec.NamespaceName, req.PodNamespace) {
+			return fmt.Sprintf("namespaceName %v does not include namespace %q", spec.NamespaceName, req.PodNamespace)
+		}
+	} else if e.nsSel != nil && !e.nsSel.Matches(labels.Set(req.NamespaceLabels)) {
+		return fmt.Sprintf("namespace affinity does not match namespace %q", req.PodNamespace)
+	}
+	if e.podSel != nil && !e.podSel.Matches(labels.Set(req.PodLabels)) {
+		return fmt.Sprintf("pod affinity does not match pod %s/%s", req.PodNamespace, req.PodName)
+	}
+	if len(spec.MultusName) > 0 {
+		nw, known, err := s.interfaceNetwork()
+		switch {
+		case err != nil:
+			return fmt.Sprintf("multusName %v cannot be checked: %v", spec.MultusName, err)
+		case !known:
+			return fmt.Sprintf("multusName %v cannot be checked: the network of %s is unknown", spec.MultusName, req.Interface)
+		}
+		for _, m := range spec.MultusName {
+			if !strings.Contains(m, "/") {
+				m = req.SystemNamespace + "/" + m
+			}
+			if m == nw {
+				return ""
+			}
+		}
+		return fmt.Sprintf("multusName %v does not include network %q of %s", spec.MultusName, nw, req.Interface)
+	}
+	return ""
+}
+
+// PodNetworks is the Multus view of a pod's interfaces.
+type PodNetworks struct {
+	// Default is the "namespace/name" of the network of eth0; empty when
+	// unknown.
+	Default string
+	// Additional are the entries of k8s.v1.cni.cncf.io/networks, with their
+	// interface names resolved.
+	Additional []annotations.Network
+}
+
+// ParsePodNetworks reads the Multus annotations of a pod. clusterDefault is
+// the "namespace/name" of Multus' cluster default network, used when the pod
+// has no v1.multus-cni.io/default-network annotation.
+func ParsePodNetworks(podNamespace string, podAnnotations map[string]string, clusterDefault string) (*PodNetworks, error) {
+	p := &PodNetworks{Default: clusterDefault}
+	if v, ok := podAnnotations[annotations.MultusDefaultNetwork]; ok {
+		n, err := annotations.ParseDefaultNetwork(v, podNamespace)
+		if err != nil {
+			return nil, err
+		}
+		p.Default = n.Ref()
+	}
+	if v, ok := podAnnotations[annotations.MultusNetworks]; ok && strings.TrimSpace(v) != "" {
+		nets, err := annotations.ParseNetworks(v, podNamespace)
+		if err != nil {
+			return nil, err
+		}
+		p.Additional = nets
+	}
+	return p, nil
+}
+
+// NetworkOf returns the "namespace/name" of the network attached as iface.
+func (p *PodNetworks) NetworkOf(iface string) (string, bool) {
+	if iface == DefaultInterface {
+		return p.Default, p.Default != ""
+	}
+	for _, n := range p.Additional {
+		if n.Interface == iface {
+			return n.Ref(), true
+		}
+	}
+	return "", false
+}
+
+// InterfaceAt returns the name of the pod's i-th (0-based) interface: eth0,
+// then the interfaces of the additional networks in order (net<i> for
+// positions beyond them).
+func (p *PodNetworks) InterfaceAt(i int) string {
+	switch {
+	case i == 0:
+		return DefaultInterface
+	case i <= len(p.Additional):
+		return p.Additional[i-1].Interface
+	default:
+		return annotations.DefaultInterfaceName(i - 1)
+	}
+}
+
+// RoutesFor returns the routes of the ipam.spidernet.io/routes annotation
+// that belong to an interface whose pools have the given subnets: those whose
+// gateway lies in one of them.
+func RoutesFor(routes []annotations.Route, subnets ...netip.Prefix) []annotations.Route {
+	var out []annotations.Route
+	for _, r := range routes {
+		for _, s := range subnets {
+			if s.Contains(r.Gw) {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
