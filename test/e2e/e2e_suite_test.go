@@ -1,0 +1,67 @@
+// Package e2e holds the end-to-end specs. They run against any cluster given
+// by -kubeconfig or KUBECONFIG; specs that need the lab (its underlay facts
+// or `lab exec`) skip elsewhere. Without a kubeconfig the suite skips, so a
+// plain `go test ./...` passes without a cluster.
+//
+//	bin/lab up && go test ./test/e2e/ -ginkgo.v -kubeconfig $PWD/_lab/kubeconfig
+package e2e
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/spindle-net/spindle/test/e2e/framework"
+)
+
+var kubeconfig = flag.String("kubeconfig", "", "kubeconfig of the cluster under test (default $KUBECONFIG)")
+
+// f is the framework every spec uses; set in BeforeSuite.
+var f *framework.Framework
+
+func TestE2E(t *testing.T) {
+	if *kubeconfig == "" {
+		*kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	if *kubeconfig == "" {
+		t.Skip("e2e: no cluster configured; pass -kubeconfig or set KUBECONFIG (for the lab: bin/lab up, then -kubeconfig $PWD/_lab/kubeconfig)")
+	}
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Spindle e2e")
+}
+
+var _ = BeforeSuite(func() {
+	kc, err := filepath.Abs(*kubeconfig)
+	Expect(err).NotTo(HaveOccurred())
+	wd, err := os.Getwd()
+	Expect(err).NotTo(HaveOccurred())
+	f, err = framework.New(kc, framework.RepoRoot(wd))
+	Expect(err).NotTo(HaveOccurred())
+	_, err = f.Client.Discovery().ServerVersion()
+	Expect(err).NotTo(HaveOccurred(), "the cluster of %s is not reachable", kc)
+	if f.Lab != nil {
+		GinkgoWriter.Printf("e2e: running on the lab (%s, nodes %v)\n", f.Lab.APIServer, f.Lab.Nodes)
+	} else {
+		GinkgoWriter.Printf("e2e: not the lab; lab-only specs will skip\n")
+	}
+})
+
+// requireLab skips the current spec unless the cluster is the lab.
+func requireLab() *framework.Lab {
+	if f.Lab == nil {
+		Skip("needs the lab (its _lab/env facts and bin/lab); the cluster under test is not the lab")
+	}
+	return f.Lab
+}
+
+// requireExec skips the current spec unless commands can run in pods.
+func requireExec() framework.PodExecutor {
+	if f.Exec == nil {
+		Skip("needs a way to run commands in pods (the lab, or E2E_KUBECTL=<kubectl> with an image that has the tools)")
+	}
+	return f.Exec
+}
