@@ -10,13 +10,20 @@ export SPINDLE_CACHE ?= $(HOME)/.cache/spindle
 export GOTOOLCHAIN := local
 export GOFLAGS := -mod=mod
 
-NODES ?= 2
+NODES ?=
 DEPS := test/lab/tools/build-deps.sh
 dep-path = $(shell bash $(DEPS) path $(1))
 
 CONTROLLER_GEN = $(call dep-path,controller-gen)/controller-gen
 GOIMPORTS = $(call dep-path,goimports)/goimports
 HELM = $(call dep-path,helm)/helm
+
+# How the lab runs Spindle: the agent on every node (inside the node's network and
+# mount namespaces, like the DaemonSet), the controller once, all on loopback.
+LAB_AGENT_ARGS ?= --enable-ipv4=true,--enable-ipv6=true
+LAB_CONTROLLER_ARGS ?= --metrics-bind-address=127.0.0.1:5721,--health-probe-bind-address=127.0.0.1:5720,--webhook-host=127.0.0.1,--webhook-port=9443,--webhook-url=https://127.0.0.1:9443,--webhook-manage-configurations=true
+LAB_UP_ARGS ?= --node-daemon agent=bin/spindle-agent,$(LAB_AGENT_ARGS) --cluster-daemon controller=bin/spindle-controller,$(LAB_CONTROLLER_ARGS)
+export LAB_UP_ARGS
 
 # Product binaries: CNI plugins go to bin/cni (the lab installs them on every node).
 CNI_PLUGINS := spiderpool coordinator
@@ -59,3 +66,39 @@ build: ## Build all binaries into bin/.
 	@for p in $(CNI_PLUGINS); do [ ! -d cmd/$$p ] || go build -trimpath -o bin/cni/$$p ./cmd/$$p; done
 	@for d in $(DAEMONS); do [ ! -d cmd/$$d ] || go build -trimpath -o bin/$$d ./cmd/$$d; done
 	go build -o bin/lab ./test/lab/cmd/lab
+
+##@ Tests
+
+GO_TEST_FLAGS ?= -count=1
+.PHONY: test
+test: deps build lint verify-generated test-unit test-lab ## Everything CI runs: lint, generated code, unit + privileged + envtest, then the lab suites (needs root).
+
+.PHONY: test-unit
+test-unit: ## Unit, fuzz-seed, envtest and privileged tests (privileged ones skip unless root).
+	go test $(GO_TEST_FLAGS) -timeout 20m ./...
+
+.PHONY: test-lab
+test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear it down.
+	bash test/lab/run-suites.sh
+
+##@ Lab
+
+.PHONY: lab
+lab: ## Build the lab CLI.
+	go build -o bin/lab ./test/lab/cmd/lab
+
+.PHONY: lab-up
+lab-up: deps build ## Start (or reuse) the lab with Spindle's agent and controller; NODES=N for a new lab (default 2).
+	bin/lab up $(if $(NODES),--nodes $(NODES)) $(LAB_UP_ARGS)
+
+.PHONY: lab-down
+lab-down: lab ## Stop the lab and verify nothing is left behind.
+	bin/lab down
+
+.PHONY: e2e
+e2e: lab-up ## Run the Ginkgo e2e suite against the lab.
+	go test ./test/e2e/ -count=1 -timeout 40m -kubeconfig $(CURDIR)/_lab/kubeconfig -ginkgo.v
+
+.PHONY: e2e-kind
+e2e-kind: ## Run the same e2e suite on a kind cluster with Multus (needs Docker and kind).
+	bash test/kind/run.sh
