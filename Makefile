@@ -21,7 +21,7 @@ HELM = $(call dep-path,helm)/helm
 # How the lab runs Spindle: the agent on every node (inside the node's network and
 # mount namespaces, like the DaemonSet), the controller once, all on loopback.
 LAB_AGENT_ARGS ?= --enable-ipv4=true,--enable-ipv6=true
-LAB_CONTROLLER_ARGS ?= --metrics-bind-address=127.0.0.1:5721,--health-probe-bind-address=127.0.0.1:5720,--webhook-host=127.0.0.1,--webhook-port=9443,--webhook-url=https://127.0.0.1:9443,--webhook-manage-configurations=true
+LAB_CONTROLLER_ARGS ?= --leader-elect=false,--metrics-bind-address=127.0.0.1:5721,--health-probe-bind-address=127.0.0.1:5720,--webhook-host=127.0.0.1,--webhook-port=9443,--webhook-url=https://127.0.0.1:9443,--webhook-manage-configurations=true
 LAB_UP_ARGS ?= --node-daemon agent=bin/spindle-agent,$(LAB_AGENT_ARGS) --cluster-daemon controller=bin/spindle-controller,$(LAB_CONTROLLER_ARGS)
 export LAB_UP_ARGS
 

@@ -52,8 +52,6 @@ type Reconciler struct {
 	SystemNamespace string
 }
 
-// Reconcile recomputes the status of the "default" SpiderCoordinator.
-//
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidercoordinators,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidercoordinators/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=servicecidrs,verbs=list
@@ -62,6 +60,8 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=crd.projectcalico.org,resources=ippools,verbs=list
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile recomputes the status of the "default" SpiderCoordinator.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	if req.Name != Name {
 		return reconcile.Result{}, nil // other names are refused by the webhook
@@ -114,6 +114,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			}
 			r.Recorder.Eventf(&c, nil, typ, want.Phase, "Discover", "%s", note)
 		}
+	}
+	if want.Phase == PhaseNotReady {
+		// Retry sooner while something is missing, e.g. nodes not yet given
+		// their pod CIDRs right after cluster start.
+		return reconcile.Result{RequeueAfter: min(r.resync(), 10*time.Second)}, nil
 	}
 	return reconcile.Result{RequeueAfter: r.resync()}, nil
 }

@@ -1,0 +1,35 @@
+// Command spindle-controller runs Spindle's cluster-wide controllers and its
+// admission webhooks. Flags are documented in docs/controller.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/spindle-net/spindle/ipam/controllerapp"
+)
+
+func main() {
+	var o controllerapp.Options
+	o.AddFlags(flag.CommandLine)
+	klog.InitFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(klog.Background())
+	err := o.Validate()
+	if err == nil {
+		cfg, cerr := ctrl.GetConfig()
+		if cerr != nil {
+			err = fmt.Errorf("failed to load API server configuration: %w", cerr)
+		} else {
+			err = controllerapp.Run(ctrl.SetupSignalHandler(), cfg, o)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "spindle-controller:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,231 @@
+// Package gc reclaims the addresses of pods that no longer need them: it
+// deletes SpiderIPClaims and SpiderEndpoints whose pod is gone, finished,
+// stuck terminating, replaced by a pod of the same name, or a StatefulSet
+// replica that was scaled away.
+//
+// The decision (Decide) is pure; the reconciler feeds it fresh reads and
+// deletes with preconditions so an address a live pod uses is never freed.
+package gc
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Reason says why an allocation is collected (or kept).
+type Reason string
+
+// Reasons for collecting an allocation. They are the values of the reason
+// label of the collection metric.
+const (
+	ReasonPodDeleted               Reason = "PodDeleted"
+	ReasonPodUIDMismatch           Reason = "PodUIDMismatch"
+	ReasonPodSucceeded             Reason = "PodSucceeded"
+	ReasonPodFailed                Reason = "PodFailed"
+	ReasonPodEvicted               Reason = "PodEvicted"
+	ReasonTerminatingOnReadyNode   Reason = "TerminatingOnReadyNode"
+	ReasonTerminatingOnNotReady    Reason = "TerminatingOnNotReadyNode"
+	ReasonStatefulSetScaledDown    Reason = "StatefulSetScaledDown"
+	ReasonStatefulSetDeleted       Reason = "StatefulSetDeleted"
+	ReasonStatefulSetWithinOrdinal Reason = "StatefulSetWithinReplicas" // kept
+	ReasonPodAlive                 Reason = "PodAlive"                  // kept
+	ReasonTerminatingWithinGrace   Reason = "TerminatingWithinGrace"    // kept
+	ReasonTerminatingDisabled      Reason = "TerminatingCollectionDisabled"
+	ReasonUnknownHolder            Reason = "UnknownHolder" // kept: no pod UID recorded
+)
+
+// Holder is the pod an allocation (claims and SpiderEndpoint) was made for,
+// as recorded in the allocation.
+type Holder struct {
+	Namespace, Name string
+	UID             types.UID
+	// OwnerKind and OwnerName are the pod's controller at allocation time.
+	OwnerKind, OwnerName string
+}
+
+// Config holds the collection switches.
+type Config struct {
+	// TerminatingDelay is added to a terminating pod's deletion deadline
+	// (deletionTimestamp, which already includes the grace period) before
+	// its addresses are collected.
+	TerminatingDelay time.Duration
+	// CollectTerminatingOnReadyNode and CollectTerminatingOnNotReadyNode
+	// enable collecting pods stuck terminating on Ready and on NotReady (or
+	// missing) nodes.
+	CollectTerminatingOnReadyNode    bool
+	CollectTerminatingOnNotReadyNode bool
+	// IgnoreStatefulSets treats StatefulSet pods like any other pod (no
+	// address kept for a replica's next incarnation); set it when the agents
+	// run without StatefulSet support.
+	IgnoreStatefulSets bool
+}
+
+// Input is everything the decision needs. Pod, Node and StatefulSet are nil
+// when they do not exist.
+type Input struct {
+	Holder      Holder
+	Pod         *corev1.Pod
+	Node        *corev1.Node
+	StatefulSet *appsv1.StatefulSet
+	Now         time.Time
+	Config      Config
+}
+
+// Decision is the outcome for one holder.
+type Decision struct {
+	Collect bool
+	Reason  Reason
+	// RequeueAfter is set when the allocation is kept now but may have to be
+	// collected later without any event (a terminating pod's deadline).
+	RequeueAfter time.Duration
+}
+
+// Decide says whether the allocation of in.Holder must be collected.
+func Decide(in Input) Decision {
+	h := in.Holder
+	if in.Config.IgnoreStatefulSets {
+		h.OwnerKind = ""
+	}
+	if h.UID == "" {
+		return Decision{Reason: ReasonUnknownHolder}
+	}
+	pod := in.Pod
+	if pod != nil && pod.UID != h.UID {
+		// Same name, different pod: the holder is gone. A StatefulSet replica
+		// within its ordinals keeps its addresses for the new incarnation.
+		if keep, r := statefulSetKeeps(h, in.StatefulSet, pod); keep {
+			return Decision{Reason: r}
+		}
+		return Decision{Collect: true, Reason: ReasonPodUIDMismatch}
+	}
+	if pod == nil {
+		if keep, r := statefulSetKeeps(h, in.StatefulSet, nil); keep {
+			return Decision{Reason: r}
+		} else if r != "" {
+			return Decision{Collect: true, Reason: r}
+		}
+		return Decision{Collect: true, Reason: ReasonPodDeleted}
+	}
+
+	// The holder is the live pod object.
+	stsKeep, _ := statefulSetKeeps(h, in.StatefulSet, pod)
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
+		if stsKeep {
+			return Decision{Reason: ReasonStatefulSetWithinOrdinal}
+		}
+		switch {
+		case pod.Status.Phase == corev1.PodSucceeded:
+			return Decision{Collect: true, Reason: ReasonPodSucceeded}
+		case pod.Status.Reason == "Evicted":
+			return Decision{Collect: true, Reason: ReasonPodEvicted}
+		default:
+			return Decision{Collect: true, Reason: ReasonPodFailed}
+		}
+	}
+	if pod.DeletionTimestamp == nil {
+		return Decision{Reason: ReasonPodAlive}
+	}
+	if stsKeep {
+		return Decision{Reason: ReasonStatefulSetWithinOrdinal}
+	}
+	deadline := pod.DeletionTimestamp.Add(in.Config.TerminatingDelay)
+	if in.Now.Before(deadline) {
+		return Decision{Reason: ReasonTerminatingWithinGrace, RequeueAfter: deadline.Sub(in.Now) + time.Second}
+	}
+	if NodeReady(in.Node) {
+		if !in.Config.CollectTerminatingOnReadyNode {
+			return Decision{Reason: ReasonTerminatingDisabled}
+		}
+		return Decision{Collect: true, Reason: ReasonTerminatingOnReadyNode}
+	}
+	if !in.Config.CollectTerminatingOnNotReadyNode {
+		return Decision{Reason: ReasonTerminatingDisabled}
+	}
+	return Decision{Collect: true, Reason: ReasonTerminatingOnNotReady}
+}
+
+// statefulSetKeeps says whether the holder is a StatefulSet replica whose
+// ordinal is still wanted, so its addresses stay reserved for it. When the
+// holder is a StatefulSet pod that is no longer wanted it returns the reason
+// (scaled down or StatefulSet deleted); for other holders the reason is "".
+// pod is the live pod of the holder's name, if any: a pod controlled by
+// something else than the StatefulSet means the name was taken over.
+func statefulSetKeeps(h Holder, sts *appsv1.StatefulSet, pod *corev1.Pod) (bool, Reason) {
+	if h.OwnerKind != "StatefulSet" || h.OwnerName == "" {
+		return false, ""
+	}
+	ordinal, ok := Ordinal(h.OwnerName, h.Name)
+	if !ok {
+		return false, ""
+	}
+	if sts == nil || sts.DeletionTimestamp != nil {
+		return false, ReasonStatefulSetDeleted
+	}
+	if pod != nil {
+		if ref := controllerOf(pod); ref == nil || ref.Kind != "StatefulSet" || ref.Name != sts.Name || (ref.UID != "" && ref.UID != sts.UID) {
+			return false, ""
+		}
+	}
+	start, replicas := int64(0), int64(1)
+	if sts.Spec.Ordinals != nil {
+		start = int64(sts.Spec.Ordinals.Start)
+	}
+	if sts.Spec.Replicas != nil {
+		replicas = int64(*sts.Spec.Replicas)
+	}
+	if ordinal < start || ordinal >= start+replicas {
+		return false, ReasonStatefulSetScaledDown
+	}
+	return true, ReasonStatefulSetWithinOrdinal
+}
+
+func controllerOf(pod *corev1.Pod) *struct {
+	Kind, Name string
+	UID        types.UID
+} {
+	for _, r := range pod.OwnerReferences {
+		if r.Controller != nil && *r.Controller {
+			return &struct {
+				Kind, Name string
+				UID        types.UID
+			}{r.Kind, r.Name, r.UID}
+		}
+	}
+	return nil
+}
+
+// Ordinal returns the ordinal of the StatefulSet pod podName of set setName
+// ("web-2" of "web" is 2).
+func Ordinal(setName, podName string) (int64, bool) {
+	if !strings.HasPrefix(podName, setName+"-") {
+		return 0, false
+	}
+	s := podName[len(setName)+1:]
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// NodeReady reports whether the node exists and its Ready condition is True.
+func NodeReady(n *corev1.Node) bool {
+	if n == nil {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -1,0 +1,393 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/store"
+)
+
+// Reconciler collects the allocations of one pod name (request = the pod's
+// namespace/name). Client is the manager's cached client (reads) that also
+// writes; Reader reads straight from the API server and is used for every
+// fact a deletion depends on.
+type Reconciler struct {
+	Client   client.Client
+	Reader   client.Reader
+	Recorder events.EventRecorder
+	Config   Config
+	// Now returns the current time (time.Now when nil).
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile collects every allocation recorded for the pod name whose holder
+// is no longer entitled to it.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var claims v2beta1.SpiderIPClaimList
+	if err := r.Client.List(ctx, &claims, client.MatchingFields{store.IndexClaimByPod: store.PodKey(req.Namespace, req.Name)}); err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to list SpiderIPClaims of pod %q: %w", req.NamespacedName, err)
+	}
+	var ep *v2beta1.SpiderEndpoint
+	var se v2beta1.SpiderEndpoint
+	if err := r.Client.Get(ctx, req.NamespacedName, &se); err == nil {
+		ep = &se
+	} else if !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, fmt.Errorf("failed to get SpiderEndpoint %q: %w", req.NamespacedName, err)
+	}
+	holders := holdersOf(req.NamespacedName, claims.Items, ep)
+	if len(holders) == 0 {
+		return reconcile.Result{}, nil
+	}
+
+	// Fast path: the cached pod is the holder and alive. Keeping is always
+	// safe, so a stale cache can only delay a collection, never cause one.
+	var cached corev1.Pod
+	cachedErr := r.Client.Get(ctx, req.NamespacedName, &cached)
+	if cachedErr != nil && !apierrors.IsNotFound(cachedErr) {
+		return reconcile.Result{}, fmt.Errorf("failed to get pod %q: %w", req.NamespacedName, cachedErr)
+	}
+
+	var requeue time.Duration
+	var errs []error
+	for _, h := range holders {
+		if cachedErr == nil && cached.UID == h.UID && cached.DeletionTimestamp == nil &&
+			cached.Status.Phase != corev1.PodSucceeded && cached.Status.Phase != corev1.PodFailed {
+			continue
+		}
+		d, pod, err := r.decideFresh(ctx, h)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !d.Collect {
+			if d.RequeueAfter > 0 && (requeue == 0 || d.RequeueAfter < requeue) {
+				requeue = d.RequeueAfter
+			}
+			continue
+		}
+		again, err := r.collect(ctx, h, d.Reason, pod, claims.Items, ep)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if again && (requeue == 0 || requeue > time.Second) {
+			requeue = time.Second
+		}
+	}
+	return reconcile.Result{RequeueAfter: requeue}, errors.Join(errs...)
+}
+
+// decideFresh reads the pod, its node and (for StatefulSet pods) the
+// StatefulSet from the API server and decides.
+func (r *Reconciler) decideFresh(ctx context.Context, h Holder) (Decision, *corev1.Pod, error) {
+	key := types.NamespacedName{Namespace: h.Namespace, Name: h.Name}
+	in := Input{Holder: h, Now: r.now(), Config: r.Config}
+	var pod corev1.Pod
+	if err := r.Reader.Get(ctx, key, &pod); err == nil {
+		in.Pod = &pod
+	} else if !apierrors.IsNotFound(err) {
+		return Decision{}, nil, fmt.Errorf("failed to get pod %q: %w", key, err)
+	}
+	if in.Pod != nil && in.Pod.Spec.NodeName != "" && in.Pod.DeletionTimestamp != nil {
+		var node corev1.Node
+		if err := r.Reader.Get(ctx, client.ObjectKey{Name: in.Pod.Spec.NodeName}, &node); err == nil {
+			in.Node = &node
+		} else if !apierrors.IsNotFound(err) {
+			return Decision{}, nil, fmt.Errorf("failed to get node %q: %w", in.Pod.Spec.NodeName, err)
+		}
+	}
+	if h.OwnerKind == "StatefulSet" && h.OwnerName != "" {
+		var sts appsv1.StatefulSet
+		stsKey := types.NamespacedName{Namespace: h.Namespace, Name: h.OwnerName}
+		if err := r.Reader.Get(ctx, stsKey, &sts); err == nil {
+			in.StatefulSet = &sts
+		} else if !apierrors.IsNotFound(err) {
+			return Decision{}, nil, fmt.Errorf("failed to get StatefulSet %q: %w", stsKey, err)
+		}
+	}
+	return Decide(in), in.Pod, nil
+}
+
+// collect deletes the holder's claims, then its SpiderEndpoint. Each delete
+// carries the UID and resourceVersion of the object as read, so an object
+// that was re-bound to another pod (or re-created) in the meantime survives.
+// When any claim changed under us the SpiderEndpoint is left alone and the
+// pod name is looked at again (requeue=true) with fresh data.
+func (r *Reconciler) collect(ctx context.Context, h Holder, reason Reason, pod *corev1.Pod, claims []v2beta1.SpiderIPClaim, ep *v2beta1.SpiderEndpoint) (requeue bool, err error) {
+	logger := log.FromContext(ctx).WithValues("pod", h.Namespace+"/"+h.Name, "podUID", h.UID, "reason", reason)
+	var released []string
+	var errs []error
+	changed := false
+	for i := range claims {
+		c := &claims[i]
+		if types.UID(c.Spec.PodUID) != h.UID {
+			continue
+		}
+		res, err := deleteExact(ctx, r.Client, c)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("failed to delete SpiderIPClaim %q: %w", c.Name, err))
+		case res == deleted:
+			released = append(released, c.Spec.Address)
+			releasedIPsTotal.WithLabelValues(string(reason)).Inc()
+			r.event(c, pod, corev1.EventTypeNormal, string(reason), "Release",
+				fmt.Sprintf("released %s of pool %s held by pod %s/%s (uid %s): %s", c.Spec.Address, c.Spec.Pool, h.Namespace, h.Name, h.UID, explain(reason)))
+		case res == changedUnderUs:
+			changed = true
+		}
+	}
+	if len(errs) > 0 {
+		// Keep the SpiderEndpoint while a claim is left so the next pass
+		// finds the holder again.
+		return false, errors.Join(errs...)
+	}
+	if changed {
+		logger.Info("allocation changed while being collected; re-examining", "released", strings.Join(released, ","))
+		return true, nil
+	}
+	if ep != nil && types.UID(ep.Status.Current.UID) == h.UID {
+		res, err := deleteExact(ctx, r.Client, ep)
+		if err != nil {
+			return false, fmt.Errorf("failed to delete SpiderEndpoint %q: %w", h.Namespace+"/"+h.Name, err)
+		}
+		if res == changedUnderUs {
+			return true, nil
+		}
+	}
+	collectedTotal.WithLabelValues(string(reason)).Inc()
+	logger.Info("collected pod allocation", "addresses", strings.Join(released, ","))
+	return false, nil
+}
+
+type deleteResult int
+
+const (
+	deleted deleteResult = iota
+	alreadyGone
+	changedUnderUs
+)
+
+// deleteExact deletes obj only if it is still the object (UID) at the
+// version (resourceVersion) that was read.
+func deleteExact(ctx context.Context, c client.Writer, obj client.Object) (deleteResult, error) {
+	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	pre := client.Preconditions{ResourceVersion: &rv}
+	if uid != "" {
+		pre.UID = &uid
+	}
+	err := c.Delete(ctx, obj, pre)
+	switch {
+	case err == nil:
+		return deleted, nil
+	case apierrors.IsNotFound(err):
+		return alreadyGone, nil
+	case apierrors.IsConflict(err):
+		raceAvoidedTotal.Inc()
+		return changedUnderUs, nil
+	default:
+		return alreadyGone, err
+	}
+}
+
+func (r *Reconciler) event(regarding client.Object, pod *corev1.Pod, typ, reason, action, note string) {
+	if r.Recorder == nil {
+		return
+	}
+	if pod == nil {
+		r.Recorder.Eventf(regarding, nil, typ, reason, action, "%s", note)
+		return
+	}
+	r.Recorder.Eventf(regarding, pod, typ, reason, action, "%s", note)
+}
+
+func explain(r Reason) string {
+	switch r {
+	case ReasonPodDeleted:
+		return "the pod no longer exists"
+	case ReasonPodUIDMismatch:
+		return "a different pod now has this name"
+	case ReasonPodSucceeded:
+		return "the pod has succeeded"
+	case ReasonPodFailed:
+		return "the pod has failed"
+	case ReasonPodEvicted:
+		return "the pod was evicted"
+	case ReasonTerminatingOnReadyNode:
+		return "the pod is still terminating past its grace period on a Ready node"
+	case ReasonTerminatingOnNotReady:
+		return "the pod is still terminating past its grace period on a NotReady node"
+	case ReasonStatefulSetScaledDown:
+		return "the StatefulSet was scaled below this pod's ordinal"
+	case ReasonStatefulSetDeleted:
+		return "the pod's StatefulSet no longer exists"
+	}
+	return string(r)
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// holdersOf returns the distinct pod incarnations the allocations of one pod
+// name were made for.
+func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2beta1.SpiderEndpoint) []Holder {
+	var out []Holder
+	seen := map[types.UID]int{}
+	add := func(h Holder) {
+		if i, ok := seen[h.UID]; ok {
+			if out[i].OwnerKind == "" {
+				out[i].OwnerKind, out[i].OwnerName = h.OwnerKind, h.OwnerName
+			}
+			return
+		}
+		seen[h.UID] = len(out)
+		out = append(out, h)
+	}
+	for i := range claims {
+		c := &claims[i].Spec
+		add(Holder{Namespace: key.Namespace, Name: key.Name, UID: types.UID(c.PodUID), OwnerKind: c.OwnerKind, OwnerName: c.OwnerName})
+	}
+	if ep != nil {
+		add(Holder{Namespace: key.Namespace, Name: key.Name, UID: types.UID(ep.Status.Current.UID),
+			OwnerKind: ep.Status.OwnerControllerType, OwnerName: ep.Status.OwnerControllerName})
+	}
+	return out
+}
+
+// SetupWithManager registers the reconciler and its periodic full pass.
+// Pod events, claim events and SpiderEndpoint events enqueue the pod name;
+// every interval all recorded pod names are enqueued again so nothing a
+// missed event left behind survives.
+func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duration) error {
+	registerMetrics()
+	resync := make(chan event.TypedGenericEvent[reconcile.Request], 1024)
+	if err := mgr.Add(&resyncer{client: mgr.GetClient(), interval: interval, out: resync}); err != nil {
+		return fmt.Errorf("failed to add gc resync: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("ipgc").
+		For(&corev1.Pod{}, builder.WithPredicates(podChanged())).
+		Watches(&v2beta1.SpiderIPClaim{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			c, ok := o.(*v2beta1.SpiderIPClaim)
+			if !ok || c.Spec.PodName == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName}}}
+		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+		Watches(&v2beta1.SpiderEndpoint{}, &handler.EnqueueRequestForObject{},
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+		WatchesRawSource(source.Channel(resync, handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, r reconcile.Request) []reconcile.Request {
+			return []reconcile.Request{r}
+		}))).
+		Complete(r)
+}
+
+// podChanged passes pod events that can change a decision: creation (a new
+// pod of an old name), deletion, and updates of the phase or deletion
+// timestamp.
+func podChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*corev1.Pod)
+			n, ok2 := e.ObjectNew.(*corev1.Pod)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return o.Status.Phase != n.Status.Phase || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) || o.UID != n.UID
+		},
+	}
+}
+
+// resyncer enqueues every pod name that has a claim or a SpiderEndpoint,
+// once per interval. It runs only on the leader.
+type resyncer struct {
+	client   client.Reader
+	interval time.Duration
+	out      chan<- event.TypedGenericEvent[reconcile.Request]
+}
+
+func (s *resyncer) NeedLeaderElection() bool { return true }
+
+func (s *resyncer) Start(ctx context.Context) error {
+	if s.interval <= 0 {
+		return nil
+	}
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			keys, err := AllocatedPods(ctx, s.client)
+			if err != nil {
+				log.FromContext(ctx).Error(err, "failed to list allocations for the periodic garbage collection")
+				continue
+			}
+			for _, k := range keys {
+				select {
+				case s.out <- event.TypedGenericEvent[reconcile.Request]{Object: reconcile.Request{NamespacedName: k}}:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// AllocatedPods lists the names of every pod that has a claim or a
+// SpiderEndpoint.
+func AllocatedPods(ctx context.Context, c client.Reader) ([]types.NamespacedName, error) {
+	var claims v2beta1.SpiderIPClaimList
+	if err := c.List(ctx, &claims); err != nil {
+		return nil, fmt.Errorf("failed to list SpiderIPClaims: %w", err)
+	}
+	var eps v2beta1.SpiderEndpointList
+	if err := c.List(ctx, &eps); err != nil {
+		return nil, fmt.Errorf("failed to list SpiderEndpoints: %w", err)
+	}
+	seen := map[types.NamespacedName]bool{}
+	var out []types.NamespacedName
+	add := func(k types.NamespacedName) {
+		if k.Name != "" && !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for _, c := range claims.Items {
+		add(types.NamespacedName{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName})
+	}
+	for _, e := range eps.Items {
+		add(types.NamespacedName{Namespace: e.Namespace, Name: e.Name})
+	}
+	return out, nil
+}

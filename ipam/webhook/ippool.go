@@ -1,0 +1,213 @@
+package webhook
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/ranges"
+)
+
+// PoolState is the cluster state the SpiderIPPool rules depend on.
+type PoolState struct {
+	// Old is the pool before the update; nil on create.
+	Old *v2beta1.SpiderIPPool
+	// Others are the other pools of the cluster.
+	Others []v2beta1.SpiderIPPool
+	// Claims are the SpiderIPClaims of this pool.
+	Claims []v2beta1.SpiderIPClaim
+}
+
+// ValidateIPPool checks a SpiderIPPool. It returns Errors (or nil).
+func ValidateIPPool(p *v2beta1.SpiderIPPool, st PoolState) error {
+	var es Errors
+	spec := &p.Spec
+	subnet, ok := parseSubnet(&es, "spec.subnet", spec.Subnet)
+	if !ok {
+		return es.Err()
+	}
+	fam := ranges.FamilyOf(subnet.Addr())
+	if st.Old != nil {
+		if oldNet, err := netip.ParsePrefix(st.Old.Spec.Subnet); err == nil && oldNet.Masked() != subnet {
+			es.add("spec.subnet", "changing the subnet from %s to %s is not allowed: create a new pool with the new subnet and move the workloads to it", oldNet.Masked(), subnet)
+		}
+	}
+	checkVersion(&es, "spec.ipVersion", spec.IPVersion, fam, "spec.subnet "+subnet.String())
+	ips := entriesIn(&es, "spec.ips", spec.IPs, fam, subnet)
+	excl := entriesIn(&es, "spec.excludeIPs", spec.ExcludeIPs, fam, subnet)
+	var gw netip.Addr
+	if spec.Gateway != nil && *spec.Gateway != "" {
+		gw, _ = addrIn(&es, "spec.gateway", *spec.Gateway, fam, subnet, "use an address of the subnet as gateway")
+	}
+	validateRoutes(&es, "spec.routes", spec.Routes, fam, subnet, gw.IsValid())
+	validateSelector(&es, "spec.podAffinity", spec.PodAffinity, "pod")
+	validateSelector(&es, "spec.namespaceAffinity", spec.NamespaceAffinity, "namespace")
+	validateSelector(&es, "spec.nodeAffinity", spec.NodeAffinity, "node")
+	nonEmptyNames(&es, "spec.namespaceName", spec.NamespaceName)
+	nonEmptyNames(&es, "spec.nodeName", spec.NodeName)
+	for i, m := range spec.MultusName {
+		if m == "" || strings.Count(m, "/") > 1 || strings.HasPrefix(m, "/") || strings.HasSuffix(m, "/") {
+			es.add(idx("spec.multusName", i), "%q is not a NetworkAttachmentDefinition reference: write \"namespace/name\" or \"name\"", m)
+		}
+	}
+	if len(es) > 0 {
+		return es
+	}
+
+	usable := ips.Subtract(excl)
+	if gw.IsValid() {
+		usable = usable.Subtract(ranges.NewSet(ranges.Range{First: gw, Last: gw}))
+	}
+
+	// Subnets and addresses shared with other pools of the same family.
+	others := append([]v2beta1.SpiderIPPool(nil), st.Others...)
+	sort.Slice(others, func(i, j int) bool { return others[i].Name < others[j].Name })
+	for i := range others {
+		o := &others[i]
+		if o.Name == p.Name {
+			continue
+		}
+		op, err := ranges.ParsePool(&o.Spec, ranges.Set{})
+		if err != nil || op.Family != fam {
+			continue
+		}
+		if op.Subnet != subnet && op.Subnet.Overlaps(subnet) {
+			es.add("spec.subnet", "%s overlaps spec.subnet %s of SpiderIPPool %q: pools whose subnets overlap must use exactly the same subnet; use %s or a subnet that does not overlap", subnet, op.Subnet, o.Name, op.Subnet)
+			continue
+		}
+		if both := intersect(usable, op.Usable); !both.Empty() {
+			es.add("spec.ips", "%s already belong to SpiderIPPool %q: an address can be in one pool only; remove them from spec.ips or add them to spec.excludeIPs", short(both), o.Name)
+		}
+	}
+
+	// Allocated addresses must stay usable.
+	claims := append([]v2beta1.SpiderIPClaim(nil), st.Claims...)
+	sort.Slice(claims, func(i, j int) bool { return claims[i].Name < claims[j].Name })
+	for _, c := range claims {
+		if c.Spec.Pool != p.Name {
+			continue
+		}
+		a, err := netip.ParseAddr(c.Spec.Address)
+		if err != nil || usable.Contains(a) {
+			continue
+		}
+		field := "spec.ips"
+		switch {
+		case gw == a:
+			field = "spec.gateway"
+		case ips.Contains(a):
+			field = "spec.excludeIPs"
+		}
+		es.add(field, "%s is allocated to pod %s/%s%s and cannot be removed from the pool: delete the pod (or wait until it is gone) first, or keep the address in the pool", a, c.Spec.PodNamespace, c.Spec.PodName, ifaceSuffix(c.Spec.Interface))
+	}
+	return es.Err()
+}
+
+func ifaceSuffix(iface string) string {
+	if iface == "" {
+		return ""
+	}
+	return " (interface " + iface + ")"
+}
+
+// validateRoutes checks routes: dst is a CIDR of the family, gw an address of
+// the family inside subnet, and no default route when a gateway already
+// provides one.
+func validateRoutes(es *Errors, field string, routes []v2beta1.Route, fam ranges.Family, subnet netip.Prefix, hasGateway bool) {
+	seen := map[netip.Prefix]int{}
+	for i, r := range routes {
+		f := idx(field, i)
+		dst, err := netip.ParsePrefix(strings.TrimSpace(r.Dst))
+		if err != nil {
+			es.add(f+".dst", "%q is not a CIDR: write the destination as a CIDR, e.g. 10.0.0.0/8", r.Dst)
+		} else {
+			dst = dst.Masked()
+			switch {
+			case ranges.FamilyOf(dst.Addr()) != fam:
+				es.add(f+".dst", "%s is an %s destination in an %s object: use an %s CIDR", dst, ranges.FamilyOf(dst.Addr()), fam, fam)
+			case dst.Bits() == 0 && hasGateway:
+				es.add(f+".dst", "%s is a default route, but spec.gateway already provides one: remove this route or unset spec.gateway", dst)
+			default:
+				if j, dup := seen[dst]; dup {
+					es.add(f+".dst", "%s is already the destination of %s: keep one route per destination", dst, idx(field, j))
+				}
+				seen[dst] = i
+			}
+		}
+		addrIn(es, f+".gw", r.Gw, fam, subnet, "the next hop must be reachable on the pool's subnet; use an address of the subnet")
+	}
+}
+
+// validateSelector refuses empty and malformed label selectors: an empty
+// selector matches everything, which is never what an affinity means.
+func validateSelector(es *Errors, field string, sel *metav1.LabelSelector, what string) {
+	if sel == nil {
+		return
+	}
+	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+		es.add(field, "an empty selector matches every %s: add matchLabels or matchExpressions, or remove %s", what, field)
+		return
+	}
+	if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
+		es.add(field, "invalid selector (%v): fix the labels or expressions", err)
+	}
+}
+
+func nonEmptyNames(es *Errors, field string, names []string) {
+	seen := map[string]bool{}
+	for i, n := range names {
+		switch {
+		case strings.TrimSpace(n) == "":
+			es.add(idx(field, i), "empty name: remove the entry or write a name")
+		case seen[n]:
+			es.add(idx(field, i), "%q is listed twice: remove the duplicate", n)
+		}
+		seen[n] = true
+	}
+}
+
+// DefaultIPPool fills spec.ipVersion from spec.subnet and rewrites ips and
+// excludeIPs in canonical form (sorted, merged ranges) when they parse. It
+// leaves anything invalid alone for the validator to report.
+func DefaultIPPool(p *v2beta1.SpiderIPPool) {
+	subnet, err := netip.ParsePrefix(strings.TrimSpace(p.Spec.Subnet))
+	if err != nil {
+		return
+	}
+	fam := ranges.FamilyOf(subnet.Addr())
+	if p.Spec.IPVersion == nil {
+		v := int64(fam)
+		p.Spec.IPVersion = &v
+	}
+	p.Spec.IPs = canonical(p.Spec.IPs, fam, subnet.Masked())
+	p.Spec.ExcludeIPs = canonical(p.Spec.ExcludeIPs, fam, subnet.Masked())
+	if p.Spec.Default == nil {
+		f := false
+		p.Spec.Default = &f
+	}
+	if p.Spec.Disable == nil {
+		f := false
+		p.Spec.Disable = &f
+	}
+}
+
+// canonical returns entries as a canonical range list, or entries unchanged
+// when any entry does not parse, is of another family or lies outside subnet
+// (when valid), so that the validator reports errors by the user's indices.
+func canonical(entries []string, fam ranges.Family, subnet netip.Prefix) []string {
+	if len(entries) == 0 {
+		return entries
+	}
+	rs := make([]ranges.Range, 0, len(entries))
+	for _, e := range entries {
+		r, err := ranges.ParseRange(e)
+		if err != nil || r.Family() != fam || (subnet.IsValid() && !(subnet.Contains(r.First) && subnet.Contains(r.Last))) {
+			return entries
+		}
+		rs = append(rs, r)
+	}
+	return ranges.NewSet(rs...).Strings()
+}
