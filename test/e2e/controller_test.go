@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,8 +22,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/test/e2e/framework"
@@ -29,8 +35,33 @@ import (
 // framework.Lab.UnderlaySliceV4) so they never share addresses with others.
 const controllerBlockBase = 200
 
+// Underlay blocks (added to controllerBlockBase) of the controller specs.
+const (
+	blockPoolRules = iota
+	blockSMC
+	blockPoolDelete
+	blockGC
+	blockStatefulSet
+	blockSameName
+	blockChurn
+	blockOverlap
+	blockReserved
+)
+
+// controllerMetricsURL is where the lab's controller serves its metrics
+// (E2E_CONTROLLER_METRICS overrides it).
+func controllerMetricsURL() string {
+	if u := os.Getenv("E2E_CONTROLLER_METRICS"); u != "" {
+		return u
+	}
+	return "http://127.0.0.1:5721/metrics"
+}
+
+var quietControllerRuntime sync.Once
+
 // crClient returns a client for Spindle's resources.
 func crClient() client.Client {
+	quietControllerRuntime.Do(func() { ctrllog.SetLogger(GinkgoLogr) })
 	s := runtime.NewScheme()
 	Expect(clientgoscheme.AddToScheme(s)).To(Succeed())
 	Expect(v2beta1.AddToScheme(s)).To(Succeed())
@@ -54,34 +85,90 @@ func requireController(ctx context.Context, c client.Client) {
 	Skip("spindle-controller's webhooks are not configured (run it, e.g. as a lab cluster daemon, see docs/controller.md)")
 }
 
+// expectDenied asserts that err is the refusal of kind's validating webhook
+// and that its message contains every one of msgs.
+func expectDenied(err error, kind string, msgs ...string) {
+	GinkgoHelper()
+	Expect(err).To(HaveOccurred(), "the %s webhook accepted the object", kind)
+	Expect(err.Error()).To(HavePrefix(fmt.Sprintf(`admission webhook "%s.validate.spindle.spidernet.io" denied the request: `, kind)))
+	for _, m := range msgs {
+		Expect(err.Error()).To(ContainSubstring(m))
+	}
+}
+
+// deleteAndWait deletes a cluster-scoped object and waits until it is gone.
+func deleteAndWait(ctx context.Context, c client.Client, obj client.Object, timeout time.Duration) {
+	GinkgoHelper()
+	err := c.Delete(ctx, obj)
+	if apierrors.IsNotFound(err) {
+		return
+	}
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(obj), obj))
+	}).WithContext(ctx).WithTimeout(timeout).WithPolling(500*time.Millisecond).Should(BeTrue(), "%T %s is still there", obj, obj.GetName())
+}
+
 // underlayPool creates a SpiderIPPool over n addresses of underlay block
-// controllerBlockBase+offset and deletes it when the spec ends.
-func underlayPool(ctx context.Context, c client.Client, lab *framework.Lab, name string, offset, n int) *v2beta1.SpiderIPPool {
-	start, end, err := lab.UnderlaySliceV4(controllerBlockBase+offset, n)
+// controllerBlockBase+offset, in the lab's underlay subnet (IPv4 or IPv6).
+// When the spec ends the pool is deleted and waited for (its finalizer goes
+// once its last address is released), so create it BEFORE the spec's
+// namespace: cleanups run in reverse order, the namespace's pods are then
+// gone first.
+func underlayPool(ctx context.Context, c client.Client, lab *framework.Lab, name string, v6 bool, offset, n int) *v2beta1.SpiderIPPool {
+	GinkgoHelper()
+	slice, subnet, gw := lab.UnderlaySliceV4, lab.UnderlayV4, lab.GatewayV4
+	if v6 {
+		slice, subnet, gw = lab.UnderlaySliceV6, lab.UnderlayV6, lab.GatewayV6
+	}
+	start, end, err := slice(controllerBlockBase+offset, n)
 	Expect(err).NotTo(HaveOccurred())
 	p := &v2beta1.SpiderIPPool{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v2beta1.IPPoolSpec{
-			Subnet:  lab.UnderlayV4.Masked().String(),
+			Subnet:  subnet.Masked().String(),
 			IPs:     []string{start.String() + "-" + end.String()},
-			Gateway: ptr.To(lab.GatewayV4.String()),
+			Gateway: ptr.To(gw.String()),
 		},
 	}
 	Expect(c.Create(ctx, p)).To(Succeed())
 	DeferCleanup(func(ctx SpecContext) {
-		_ = c.Delete(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	})
+		deleteAndWait(ctx, c, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}, 60*time.Second)
+	}, NodeTimeout(90*time.Second))
 	return p
 }
 
-// macvlanSMC creates a SpiderMultusConfig on the lab's underlay using pool.
-func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Lab, ns, name, pool string) *v2beta1.SpiderMultusConfig {
+// pools are the IPv4 and IPv6 pool of a spec: the lab's agents run dual
+// stack, so every pod gets an address of each family on net1.
+type pools struct{ V4, V6 *v2beta1.SpiderIPPool }
+
+// names returns both pool names.
+func (p pools) names() []string { return []string{p.V4.Name, p.V6.Name} }
+
+// underlayPools creates name-v4 and name-v6 over n addresses of block
+// controllerBlockBase+offset of each underlay subnet (see underlayPool).
+func underlayPools(ctx context.Context, c client.Client, lab *framework.Lab, name string, offset, n int) pools {
+	GinkgoHelper()
+	return pools{
+		V4: underlayPool(ctx, c, lab, name+"-v4", false, offset, n),
+		V6: underlayPool(ctx, c, lab, name+"-v6", true, offset, n),
+	}
+}
+
+// macvlanSMC creates a SpiderMultusConfig on the lab's underlay using the
+// pools and waits for its NetworkAttachmentDefinition. coordinator chains
+// the coordinator plugin (the default of a SpiderMultusConfig).
+func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Lab, ns, name string, p pools, coordinator bool) *v2beta1.SpiderMultusConfig {
+	GinkgoHelper()
 	smc := &v2beta1.SpiderMultusConfig{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v2beta1.MultusCNIConfigSpec{CniType: v2beta1.CNITypeMacvlan, MacvlanConfig: &v2beta1.SpiderMacvlanCniConfig{
 			Master:                []string{lab.UnderlayIf},
-			SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv4IPPool: []string{pool}},
+			SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv4IPPool: []string{p.V4.Name}, IPv6IPPool: []string{p.V6.Name}},
 		}},
+	}
+	if !coordinator {
+		smc.Spec.EnableCoordinator = ptr.To(false)
 	}
 	Expect(c.Create(ctx, smc)).To(Succeed())
 	Eventually(func(g Gomega) {
@@ -91,12 +178,19 @@ func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Lab, ns, na
 	return smc
 }
 
-// claimsOf returns the SpiderIPClaims of pool held by pod ns/name.
-func claimsOf(ctx context.Context, c client.Client, pool, ns, name string) []v2beta1.SpiderIPClaim {
+// poolClaims returns the SpiderIPClaims of pool, read from the API server.
+func poolClaims(ctx context.Context, c client.Client, pool string) []v2beta1.SpiderIPClaim {
+	GinkgoHelper()
 	var list v2beta1.SpiderIPClaimList
 	Expect(c.List(ctx, &list, client.MatchingLabels{v2beta1.LabelPool: pool})).To(Succeed())
+	return list.Items
+}
+
+// claimsOf returns the SpiderIPClaims of pool held by pod ns/name.
+func claimsOf(ctx context.Context, c client.Client, pool, ns, name string) []v2beta1.SpiderIPClaim {
+	GinkgoHelper()
 	var out []v2beta1.SpiderIPClaim
-	for _, cl := range list.Items {
+	for _, cl := range poolClaims(ctx, c, pool) {
 		if cl.Spec.PodNamespace == ns && cl.Spec.PodName == name {
 			out = append(out, cl)
 		}
@@ -108,6 +202,83 @@ func net1Pod(ns, name, nad, node string) *corev1.Pod {
 	return f.NewPod(ns, name, framework.PodOptions{Node: node, Networks: ns + "/" + nad})
 }
 
+// podClaims returns the claims of pod ns/name in both pools, IPv4 first.
+func podClaims(ctx context.Context, c client.Client, p pools, ns, name string) []v2beta1.SpiderIPClaim {
+	GinkgoHelper()
+	return append(claimsOf(ctx, c, p.V4.Name, ns, name), claimsOf(ctx, c, p.V6.Name, ns, name)...)
+}
+
+// net1Addrs returns the IPv4 and the global IPv6 address configured on net1
+// inside the pod.
+func net1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6 string) {
+	GinkgoHelper()
+	out, _, err := lab.ExecInPod(ctx, pod, "ip", "-o", "addr", "show", "dev", "net1", "scope", "global")
+	Expect(err).NotTo(HaveOccurred())
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		for i := 0; i+1 < len(fields); i++ {
+			if fields[i] != "inet" && fields[i] != "inet6" {
+				continue
+			}
+			p, err := netip.ParsePrefix(fields[i+1])
+			Expect(err).NotTo(HaveOccurred())
+			if p.Addr().Is4() {
+				v4 = p.Addr().String()
+			} else {
+				v6 = p.Addr().String()
+			}
+		}
+	}
+	Expect(v4).NotTo(BeEmpty(), "pod %s/%s has no IPv4 address on net1: %q", pod.Namespace, pod.Name, out)
+	Expect(v6).NotTo(BeEmpty(), "pod %s/%s has no IPv6 address on net1: %q", pod.Namespace, pod.Name, out)
+	return v4, v6
+}
+
+// expectPodHolds checks that pod holds exactly one claim in each pool, made
+// for its UID, and that those are the addresses on net1 inside it. It
+// returns the IPv4 and IPv6 address.
+func expectPodHolds(ctx context.Context, c client.Client, lab *framework.Lab, p pools, pod *corev1.Pod) (v4, v6 string) {
+	GinkgoHelper()
+	v4, v6 = net1Addrs(ctx, lab, pod)
+	for _, x := range []struct{ pool, addr string }{{p.V4.Name, v4}, {p.V6.Name, v6}} {
+		held := claimsOf(ctx, c, x.pool, pod.Namespace, pod.Name)
+		Expect(held).To(HaveLen(1), "claims of %s/%s in %s", pod.Namespace, pod.Name, x.pool)
+		Expect(held[0].Spec.Address).To(Equal(x.addr), "the claim of %s/%s in %s is not the address on net1", pod.Namespace, pod.Name, x.pool)
+		Expect(held[0].Spec.PodUID).To(Equal(string(pod.UID)))
+	}
+	return v4, v6
+}
+
+// inSlice reports whether addr lies in the n addresses of underlay block
+// controllerBlockBase+offset of its family.
+func inSlice(lab *framework.Lab, offset, n int, addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	slice := lab.UnderlaySliceV4
+	if a.Is6() {
+		slice = lab.UnderlaySliceV6
+	}
+	start, end, err := slice(controllerBlockBase+offset, n)
+	Expect(err).NotTo(HaveOccurred())
+	return a.Compare(start) >= 0 && a.Compare(end) <= 0
+}
+
+func scrape(ctx context.Context) framework.Metrics {
+	GinkgoHelper()
+	m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL())
+	Expect(err).NotTo(HaveOccurred(), "the controller's metrics must be reachable from the test process")
+	return m
+}
+
+func envInt(key string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(key)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
 var _ = Describe("spindle-controller", func() {
 	var c client.Client
 
@@ -116,52 +287,201 @@ var _ = Describe("spindle-controller", func() {
 		requireController(ctx, c)
 	})
 
-	It("rejects invalid pools, overlapping pools and a second coordinator with messages naming the field", func(ctx SpecContext) {
+	It("infers a pool's ipVersion, and refuses a wrong ipVersion, a changed subnet and addresses outside the subnet", func(ctx SpecContext) {
 		lab := requireLab()
 		subnet := lab.UnderlayV4.Masked()
-		start, end, err := lab.UnderlaySliceV4(controllerBlockBase, 10)
+		start, end, err := lab.UnderlaySliceV4(controllerBlockBase+blockPoolRules, 10)
 		Expect(err).NotTo(HaveOccurred())
-		outside := netip.MustParseAddr("10.255.0.5")
+		mid := start.Next().Next().Next().Next().Next()
 
-		bad := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-outside-" + framework.RandSuffix(4)},
-			Spec: v2beta1.IPPoolSpec{Subnet: subnet.String(), IPs: []string{start.String(), end.String(), outside.String()}}}
-		err = c.Create(ctx, bad)
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring(fmt.Sprintf(
-			`admission webhook "spiderippool.validate.spindle.spidernet.io" denied the request: spec.ips[2]: %s is outside spec.subnet %s: move it into the subnet or widen the subnet`,
-			outside, subnet)))
+		// Defaulting: ipVersion from the subnet, ranges merged and sorted,
+		// the in-use finalizer.
+		name := "e2e-rules-" + framework.RandSuffix(4)
+		p := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v2beta1.IPPoolSpec{Subnet: subnet.String(), IPs: []string{mid.String() + "-" + end.String(), start.String() + "-" + mid.String()}}}
+		Expect(c.Create(ctx, p)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			deleteAndWait(ctx, c, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}, 30*time.Second)
+		})
+		var got v2beta1.SpiderIPPool
+		Expect(c.Get(ctx, types.NamespacedName{Name: name}, &got)).To(Succeed())
+		Expect(got.Spec.IPVersion).To(HaveValue(Equal(int64(4))))
+		Expect(got.Spec.IPs).To(Equal([]string{start.String() + "-" + end.String()}))
+		Expect(got.Finalizers).To(ContainElement("spindle.spidernet.io/pool-in-use"))
 
-		first := underlayPool(ctx, c, lab, "e2e-first-"+framework.RandSuffix(4), 0, 10)
-		second := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-second-" + framework.RandSuffix(4)},
-			Spec: v2beta1.IPPoolSpec{Subnet: subnet.String(), IPs: []string{end.String()}}}
-		err = c.Create(ctx, second)
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring(fmt.Sprintf(
-			`spec.ips: %s already belong to SpiderIPPool %q: an address can be in one pool only; remove them from spec.ips or add them to spec.excludeIPs`, end, first.Name)))
+		// An ipVersion that contradicts the subnet.
+		err = c.Create(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-v6-" + framework.RandSuffix(4)},
+			Spec: v2beta1.IPPoolSpec{IPVersion: ptr.To[int64](6), Subnet: subnet.String()}})
+		expectDenied(err, "spiderippool", fmt.Sprintf("spec.ipVersion: 6 does not match spec.subnet %s (IPv4): set it to 4 or leave it unset", subnet))
 
-		empty := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-empty-aff-" + framework.RandSuffix(4)},
-			Spec: v2beta1.IPPoolSpec{Subnet: "10.254.0.0/24", PodAffinity: &metav1.LabelSelector{}}}
-		err = c.Create(ctx, empty)
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("spec.podAffinity: an empty selector matches every pod: add matchLabels or matchExpressions, or remove spec.podAffinity"))
+		// The subnet is immutable.
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var cur v2beta1.SpiderIPPool
+			if err := c.Get(ctx, types.NamespacedName{Name: name}, &cur); err != nil {
+				return err
+			}
+			cur.Spec.Subnet = "172.31.0.0/16"
+			cur.Spec.IPs = nil
+			return c.Update(ctx, &cur)
+		})
+		expectDenied(err, "spiderippool", fmt.Sprintf("spec.subnet: changing the subnet from %s to 172.31.0.0/16 is not allowed: create a new pool with the new subnet and move the workloads to it", subnet))
 
+		// ips, excludeIPs, gateway and route next hops outside the subnet,
+		// all reported at once.
+		err = c.Create(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-outside-" + framework.RandSuffix(4)},
+			Spec: v2beta1.IPPoolSpec{
+				Subnet:     subnet.String(),
+				IPs:        []string{start.String(), "10.255.0.5"},
+				ExcludeIPs: []string{"10.255.0.6-10.255.0.7"},
+				Gateway:    ptr.To("10.255.0.1"),
+				Routes:     []v2beta1.Route{{Dst: "10.10.0.0/16", Gw: "10.255.0.9"}},
+			}})
+		expectDenied(err, "spiderippool",
+			fmt.Sprintf("spec.ips[1]: 10.255.0.5 is outside spec.subnet %s: move it into the subnet or widen the subnet", subnet),
+			fmt.Sprintf("spec.excludeIPs[0]: 10.255.0.6-10.255.0.7 is outside spec.subnet %s: move it into the subnet or widen the subnet", subnet),
+			fmt.Sprintf("spec.gateway: 10.255.0.1 is outside spec.subnet %s: use an address of the subnet as gateway", subnet),
+			fmt.Sprintf("spec.routes[0].gw: 10.255.0.9 is outside spec.subnet %s: the next hop must be reachable on the pool's subnet; use an address of the subnet", subnet),
+		)
+		Expect(strings.Count(err.Error(), "; ")).To(Equal(3), "every violation is reported once: %v", err)
+	})
+
+	It("refuses pools sharing addresses or partially overlapping subnets, and empty affinity selectors", func(ctx SpecContext) {
+		lab := requireLab()
+		subnet := lab.UnderlayV4.Masked()
+		_, end, err := lab.UnderlaySliceV4(controllerBlockBase+blockOverlap, 10)
+		Expect(err).NotTo(HaveOccurred())
+		first := underlayPool(ctx, c, lab, "e2e-first-"+framework.RandSuffix(4), false, blockOverlap, 10)
+
+		err = c.Create(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-second-" + framework.RandSuffix(4)},
+			Spec: v2beta1.IPPoolSpec{Subnet: subnet.String(), IPs: []string{end.String()}}})
+		expectDenied(err, "spiderippool", fmt.Sprintf(
+			`spec.ips: %s already belong to SpiderIPPool %q: an address can be in one pool only; remove them from spec.ips or add them to spec.excludeIPs`, end, first.Name))
+
+		// A /24 inside the underlay /16: same addresses reachable through
+		// two subnets is refused even when no address is shared.
+		inner := netip.PrefixFrom(end, 24).Masked()
+		far := inner.Addr().As4()
+		far[3] = 200
+		err = c.Create(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-inner-" + framework.RandSuffix(4)},
+			Spec: v2beta1.IPPoolSpec{Subnet: inner.String(), IPs: []string{netip.AddrFrom4(far).String()}}})
+		expectDenied(err, "spiderippool", fmt.Sprintf(
+			`spec.subnet: %s overlaps spec.subnet %s of SpiderIPPool %q: pools whose subnets overlap must use exactly the same subnet; use %s or a subnet that does not overlap`,
+			inner, subnet, first.Name, subnet))
+
+		err = c.Create(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "e2e-empty-aff-" + framework.RandSuffix(4)},
+			Spec: v2beta1.IPPoolSpec{Subnet: subnet.String(), PodAffinity: &metav1.LabelSelector{}, NodeAffinity: &metav1.LabelSelector{}}})
+		expectDenied(err, "spiderippool",
+			"spec.podAffinity: an empty selector matches every pod: add matchLabels or matchExpressions, or remove spec.podAffinity",
+			"spec.nodeAffinity: an empty selector matches every node: add matchLabels or matchExpressions, or remove spec.nodeAffinity")
+	})
+
+	It("validates SpiderReservedIPs, SpiderSubnets, SpiderMultusConfigs and the singleton SpiderCoordinator", func(ctx SpecContext) {
+		lab := requireLab()
+		ns := newTestNamespace(ctx, "e2e-kinds")
+		sfx := framework.RandSuffix(4)
+		resStart, _, err := lab.UnderlaySliceV4(controllerBlockBase+blockReserved, 1)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("SpiderReservedIP: one family, ipVersion inferred")
+		err = c.Create(ctx, &v2beta1.SpiderReservedIP{ObjectMeta: metav1.ObjectMeta{Name: "e2e-res-mixed-" + sfx},
+			Spec: v2beta1.ReservedIPSpec{IPs: []string{resStart.String(), "fd30:172:30::ff01", "10.1.2.300"}}})
+		expectDenied(err, "spiderreservedip",
+			"spec.ips[1]: fd30:172:30::ff01 is an IPv6 entry in an IPv4 list: use IPv4 addresses only",
+			`spec.ips[2]: "10.1.2.300" is not an address or range (`)
+		res := &v2beta1.SpiderReservedIP{ObjectMeta: metav1.ObjectMeta{Name: "e2e-res-" + sfx},
+			Spec: v2beta1.ReservedIPSpec{IPs: []string{resStart.String()}}}
+		Expect(c.Create(ctx, res)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			deleteAndWait(ctx, c, &v2beta1.SpiderReservedIP{ObjectMeta: metav1.ObjectMeta{Name: res.Name}}, 30*time.Second)
+		})
+		Expect(res.Spec.IPVersion).To(HaveValue(Equal(int64(4))))
+
+		By("SpiderSubnet: inside its subnet, no overlap, subnet immutable")
+		// 198.18.0.0/15 is reserved for benchmarking: no one else's subnet.
+		sub := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "e2e-subnet-" + sfx},
+			Spec: v2beta1.SubnetSpec{Subnet: "198.18.200.0/24", IPs: []string{"198.18.200.10-198.18.200.20"}}}
+		Expect(c.Create(ctx, sub)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			deleteAndWait(ctx, c, &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: sub.Name}}, 30*time.Second)
+		})
+		Expect(sub.Spec.IPVersion).To(HaveValue(Equal(int64(4))))
+		err = c.Create(ctx, &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "e2e-subnet-b-" + sfx},
+			Spec: v2beta1.SubnetSpec{Subnet: "198.18.200.128/25", IPs: []string{"198.18.201.5"}}})
+		expectDenied(err, "spidersubnet",
+			"spec.ips[0]: 198.18.201.5 is outside spec.subnet 198.18.200.128/25: move it into the subnet or widen the subnet",
+			fmt.Sprintf(`spec.subnet: 198.18.200.128/25 overlaps spec.subnet 198.18.200.0/24 of SpiderSubnet %q: SpiderSubnets must not overlap; pick a disjoint subnet`, sub.Name))
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var cur v2beta1.SpiderSubnet
+			if err := c.Get(ctx, client.ObjectKeyFromObject(sub), &cur); err != nil {
+				return err
+			}
+			cur.Spec.Subnet, cur.Spec.IPs = "198.18.201.0/24", nil
+			return c.Update(ctx, &cur)
+		})
+		expectDenied(err, "spidersubnet", "spec.subnet: changing the subnet from 198.18.200.0/24 to 198.18.201.0/24 is not allowed: create a new SpiderSubnet instead")
+
+		By("SpiderMultusConfig: interface names, one section per type, chained plugins, coordinator overrides")
+		err = c.Create(ctx, &v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"},
+			Spec: v2beta1.MultusCNIConfigSpec{
+				CniType:           v2beta1.CNITypeMacvlan,
+				MacvlanConfig:     &v2beta1.SpiderMacvlanCniConfig{Master: []string{"ul0/x", lab.UnderlayIf}},
+				IPVlanConfig:      &v2beta1.SpiderIPvlanCniConfig{Master: []string{lab.UnderlayIf}},
+				ChainCNIJsonData:  []string{`{"type":"tuning"}`, `{"mtu":1400}`},
+				CoordinatorConfig: &v2beta1.CoordinatorSpec{HostRuleTable: ptr.To(254)},
+			}})
+		expectDenied(err, "spidermultusconfig",
+			`spec.macvlan.master[0]: "ul0/x" is not a network interface name: use at most 15 characters without '/', ':' or spaces`,
+			"spec.macvlan.master: lists 2 interfaces but spec.macvlan.bond is not set: list one interface, or set spec.macvlan.bond to bond them",
+			`spec.ipvlan: is set but spec.cniType is "macvlan": remove spec.ipvlan or set spec.cniType to "ipvlan"`,
+			`spec.chainCNIJsonData[1]: has no "type": every chained plugin configuration needs its plugin type`,
+			"spec.coordinator.hostRuleTable: 254 cannot hold pod routes: use a positive table number other than 253, 254 and 255 (the kernel's default, main and local tables), e.g. 500")
+
+		By("SpiderCoordinator: only `default`, and its spec is checked")
 		err = c.Create(ctx, &v2beta1.SpiderCoordinator{ObjectMeta: metav1.ObjectMeta{Name: "e2e-second"}})
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring(`metadata.name: "e2e-second": there is one cluster-wide SpiderCoordinator and it must be named "default"`))
+		expectDenied(err, "spidercoordinator", `metadata.name: "e2e-second": there is one cluster-wide SpiderCoordinator and it must be named "default"`)
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var co v2beta1.SpiderCoordinator
+			if err := c.Get(ctx, types.NamespacedName{Name: "default"}, &co); err != nil {
+				return err
+			}
+			co.Spec.PodMACPrefix = ptr.To("01:00")
+			co.Spec.VethLinkAddress = ptr.To("10.0.0.1")
+			return c.Update(ctx, &co)
+		})
+		expectDenied(err, "spidercoordinator",
+			`spec.podMACPrefix: "01:00" is a multicast prefix (lowest bit of the first byte set): use an even first byte such as 0a`,
+			`spec.vethLinkAddress: "10.0.0.1" is not an IPv4 link-local address: use an address of 169.254.0.0/16 such as 169.254.100.1, or leave it empty`)
 	})
 
 	It("generates a NetworkAttachmentDefinition from a SpiderMultusConfig that a pod uses for net1", func(ctx SpecContext) {
 		lab := requireLab()
+		p := underlayPools(ctx, c, lab, "e2e-smc-"+framework.RandSuffix(4), blockSMC, 10)
 		ns := newTestNamespace(ctx, "e2e-smc")
-		pool := underlayPool(ctx, c, lab, "e2e-smc-"+framework.RandSuffix(4), 1, 10)
-		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", pool.Name)
+		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, true)
 
 		nad, err := f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Get(ctx, smc.Name, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(metav1.GetControllerOf(nad)).NotTo(BeNil())
 		Expect(metav1.GetControllerOf(nad).UID).To(Equal(smc.UID))
-		Expect(nad.Spec.Config).To(ContainSubstring(`"default_ipv4_ippool": [`))
-		Expect(nad.Spec.Config).To(ContainSubstring(`"type": "coordinator"`))
+		var conf struct {
+			Plugins []struct {
+				Type   string `json:"type"`
+				Master string `json:"master"`
+				IPAM   struct {
+					Type string   `json:"type"`
+					V4   []string `json:"default_ipv4_ippool"`
+					V6   []string `json:"default_ipv6_ippool"`
+				} `json:"ipam"`
+			} `json:"plugins"`
+		}
+		Expect(json.Unmarshal([]byte(nad.Spec.Config), &conf)).To(Succeed(), "NAD config: %s", nad.Spec.Config)
+		Expect(conf.Plugins).To(HaveLen(2), "NAD config: %s", nad.Spec.Config)
+		Expect(conf.Plugins[0].Type).To(Equal("macvlan"))
+		Expect(conf.Plugins[0].Master).To(Equal(lab.UnderlayIf))
+		Expect(conf.Plugins[0].IPAM.Type).To(Equal("spiderpool"))
+		Expect(conf.Plugins[0].IPAM.V4).To(Equal([]string{p.V4.Name}))
+		Expect(conf.Plugins[0].IPAM.V6).To(Equal([]string{p.V6.Name}))
+		Expect(conf.Plugins[1].Type).To(Equal("coordinator"))
 
 		_, err = f.CreatePod(ctx, net1Pod(ns, "pod-net1", smc.Name, ""))
 		Expect(err).NotTo(HaveOccurred())
@@ -169,10 +489,14 @@ var _ = Describe("spindle-controller", func() {
 		Expect(err).NotTo(HaveOccurred())
 		st, err := framework.InterfaceStatus(pod, "net1")
 		Expect(err).NotTo(HaveOccurred())
-		start, end, _ := lab.UnderlaySliceV4(controllerBlockBase+1, 10)
-		Expect(st.IPs).NotTo(BeEmpty())
-		a := netip.MustParseAddr(st.IPs[0])
-		Expect(a.Compare(start) >= 0 && a.Compare(end) <= 0).To(BeTrue(), "net1 address %s outside %s-%s", a, start, end)
+		Expect(st.Name).To(Equal(ns + "/" + smc.Name))
+		v4, v6 := expectPodHolds(ctx, c, lab, p, pod)
+		Expect(st.IPs).To(ConsistOf(v4, v6))
+		Expect(inSlice(lab, blockSMC, 10, v4)).To(BeTrue(), "net1 address %s outside the pool", v4)
+		Expect(inSlice(lab, blockSMC, 10, v6)).To(BeTrue(), "net1 address %s outside the pool", v6)
+		var se v2beta1.SpiderEndpoint
+		Expect(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "pod-net1"}, &se)).To(Succeed())
+		Expect(se.Status.Current.UID).To(Equal(string(pod.UID)))
 
 		// Deleting the SpiderMultusConfig deletes its NAD (owner reference).
 		Expect(f.DeletePodAndWait(ctx, ns, "pod-net1")).To(Succeed())
@@ -183,32 +507,67 @@ var _ = Describe("spindle-controller", func() {
 		}).WithContext(ctx).WithTimeout(60 * time.Second).Should(BeTrue())
 	})
 
-	It("keeps a pool with allocations until its last address is released", func(ctx SpecContext) {
+	It("refuses to remove an allocated address and keeps a pool with allocations until its last address is released", func(ctx SpecContext) {
 		lab := requireLab()
+		const size = 5
+		p := underlayPools(ctx, c, lab, "e2e-inuse-"+framework.RandSuffix(4), blockPoolDelete, size)
+		pool := p.V4
 		ns := newTestNamespace(ctx, "e2e-pool-del")
-		pool := underlayPool(ctx, c, lab, "e2e-inuse-"+framework.RandSuffix(4), 2, 5)
-		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", pool.Name)
+		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
 		_, err := f.CreatePod(ctx, net1Pod(ns, "holder", smc.Name, ""))
 		Expect(err).NotTo(HaveOccurred())
-		_, err = f.WaitPodRunning(ctx, ns, "holder")
+		holder, err := f.WaitPodRunning(ctx, ns, "holder")
 		Expect(err).NotTo(HaveOccurred())
-		held := claimsOf(ctx, c, pool.Name, ns, "holder")
-		Expect(held).To(HaveLen(1))
+		v4, _ := expectPodHolds(ctx, c, lab, p, holder)
+		addr := netip.MustParseAddr(v4)
 
+		By("an update that drops the allocated address is refused, naming the pod")
+		start, end, _ := lab.UnderlaySliceV4(controllerBlockBase+blockPoolDelete, size)
+		var rest []string
+		for a := start; a.Compare(end) <= 0; a = a.Next() {
+			if a != addr {
+				rest = append(rest, a.String())
+			}
+		}
+		update := func(mut func(*v2beta1.SpiderIPPool)) error {
+			return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				var cur v2beta1.SpiderIPPool
+				if err := c.Get(ctx, types.NamespacedName{Name: pool.Name}, &cur); err != nil {
+					return err
+				}
+				mut(&cur)
+				return c.Update(ctx, &cur)
+			})
+		}
+		err = update(func(p *v2beta1.SpiderIPPool) { p.Spec.IPs = rest })
+		expectDenied(err, "spiderippool", fmt.Sprintf(
+			"spec.ips: %s is allocated to pod %s/holder (interface net1) and cannot be removed from the pool: delete the pod (or wait until it is gone) first, or keep the address in the pool", addr, ns))
+		err = update(func(p *v2beta1.SpiderIPPool) { p.Spec.ExcludeIPs = []string{addr.String()} })
+		expectDenied(err, "spiderippool", fmt.Sprintf("spec.excludeIPs: %s is allocated to pod %s/holder (interface net1) and cannot be removed from the pool", addr, ns))
+		err = update(func(p *v2beta1.SpiderIPPool) { p.Spec.Gateway = ptr.To(addr.String()) })
+		expectDenied(err, "spiderippool", fmt.Sprintf("spec.gateway: %s is allocated to pod %s/holder (interface net1) and cannot be removed from the pool", addr, ns))
+		// Dropping a free address is fine.
+		Expect(update(func(p *v2beta1.SpiderIPPool) { p.Spec.ExcludeIPs = []string{rest[len(rest)-1]} })).To(Succeed())
+
+		By("deleting the pool waits for the pod, with a PoolInUse event saying why")
 		Expect(c.Delete(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: pool.Name}})).To(Succeed())
 		Eventually(func(g Gomega) {
 			var evs eventsv1.EventList
 			g.Expect(c.List(ctx, &evs)).To(Succeed())
 			found := false
 			for _, e := range evs.Items {
-				if e.Reason == "PoolInUse" && e.Regarding.Name == pool.Name && strings.Contains(e.Note, fmt.Sprintf("%s (pod %s/holder)", held[0].Spec.Address, ns)) {
+				if e.Reason == "PoolInUse" && e.Regarding.Name == pool.Name && e.Type == corev1.EventTypeWarning &&
+					strings.Contains(e.Note, fmt.Sprintf("deletion waits until the pool's 1 allocated address(es) are released: %s (pod %s/holder)", addr, ns)) {
 					found = true
 				}
 			}
 			g.Expect(found).To(BeTrue(), "no PoolInUse event naming the holder")
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
-		Consistently(func() error {
-			return c.Get(ctx, types.NamespacedName{Name: pool.Name}, &v2beta1.SpiderIPPool{})
+		Consistently(func(g Gomega) {
+			var p v2beta1.SpiderIPPool
+			g.Expect(c.Get(ctx, types.NamespacedName{Name: pool.Name}, &p)).To(Succeed())
+			g.Expect(p.DeletionTimestamp).NotTo(BeNil())
+			g.Expect(p.Finalizers).To(ContainElement("spindle.spidernet.io/pool-in-use"))
 		}).WithContext(ctx).WithTimeout(5 * time.Second).Should(Succeed())
 
 		Expect(f.DeletePodAndWait(ctx, ns, "holder")).To(Succeed())
@@ -217,36 +576,89 @@ var _ = Describe("spindle-controller", func() {
 		}).WithContext(ctx).WithTimeout(60 * time.Second).Should(BeTrue())
 	})
 
-	It("releases the address of a pod force-deleted while its node is down", func(ctx SpecContext) {
+	It("releases the addresses of a pod force-deleted while its node is down, and counts them in its metrics", Serial, func(ctx SpecContext) {
 		lab := requireLab()
-		_, n2 := twoNodes(ctx)
+		if len(lab.Nodes) < 2 {
+			Skip(fmt.Sprintf("needs two nodes, the lab has %v", lab.Nodes))
+		}
+		up, down := lab.Nodes[0], lab.Nodes[len(lab.Nodes)-1]
+		Expect(f.WaitNodeReady(ctx, down, true, time.Minute)).To(Succeed())
+		// One address per family: the pod that comes after can only run
+		// with the addresses the collector released.
+		p := underlayPools(ctx, c, lab, "e2e-gc-"+framework.RandSuffix(4), blockGC, 1)
 		ns := newTestNamespace(ctx, "e2e-gc-node")
-		pool := underlayPool(ctx, c, lab, "e2e-gc-"+framework.RandSuffix(4), 3, 5)
-		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", pool.Name)
-		_, err := f.CreatePod(ctx, net1Pod(ns, "victim", smc.Name, n2))
+		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
+		_, err := f.CreatePod(ctx, net1Pod(ns, "victim", smc.Name, down))
 		Expect(err).NotTo(HaveOccurred())
-		_, err = f.WaitPodRunning(ctx, ns, "victim")
+		victim, err := f.WaitPodRunning(ctx, ns, "victim")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(claimsOf(ctx, c, pool.Name, ns, "victim")).To(HaveLen(1))
+		v4, v6 := expectPodHolds(ctx, c, lab, p, victim)
+		Expect(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "victim"}, &v2beta1.SpiderEndpoint{})).To(Succeed())
 
-		Expect(lab.NodeStop(ctx, n2)).To(Succeed())
-		DeferCleanup(func(ctx SpecContext) { Expect(lab.NodeStart(ctx, n2)).To(Succeed()) }, NodeTimeout(2*time.Minute))
-		Expect(f.WaitNodeReady(ctx, n2, false, time.Minute)).To(Succeed())
-		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "victim", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})).To(Succeed())
+		before := scrape(ctx)
+		collected0, _ := before.Get("spindle_controller_gc_collected_total", "reason", "PodDeleted")
+		released0, _ := before.Get("spindle_controller_gc_released_ips_total", "reason", "PodDeleted")
 
+		Expect(lab.NodeStop(ctx, down)).To(Succeed())
+		restarted := false
+		DeferCleanup(func(ctx SpecContext) {
+			if !restarted {
+				Expect(lab.NodeStart(ctx, down)).To(Succeed())
+			}
+		}, NodeTimeout(2*time.Minute))
+		Expect(f.WaitNodeReady(ctx, down, false, time.Minute)).To(Succeed())
+		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "victim", metav1.DeleteOptions{
+			GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &victim.UID},
+		})).To(Succeed())
+		deleted := time.Now()
+
+		// Collection is driven by the pod's deletion, well within the
+		// periodic pass (--gc-interval, 5m in the lab).
 		Eventually(func() []v2beta1.SpiderIPClaim {
-			return claimsOf(ctx, c, pool.Name, ns, "victim")
-		}).WithContext(ctx).WithTimeout(60 * time.Second).Should(BeEmpty())
+			return podClaims(ctx, c, p, ns, "victim")
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeEmpty())
 		Eventually(func() bool {
 			return apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "victim"}, &v2beta1.SpiderEndpoint{}))
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
+		GinkgoWriter.Printf("claims and SpiderEndpoint of the force-deleted pod collected %s after its deletion\n", time.Since(deleted).Round(100*time.Millisecond))
+		Eventually(func(g Gomega) {
+			m := scrape(ctx)
+			collected, _ := m.Get("spindle_controller_gc_collected_total", "reason", "PodDeleted")
+			released, _ := m.Get("spindle_controller_gc_released_ips_total", "reason", "PodDeleted")
+			g.Expect(collected).To(BeNumerically(">=", collected0+1))
+			g.Expect(released).To(BeNumerically(">=", released0+2))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+
+		By("the released addresses are handed out again")
+		_, err = f.CreatePod(ctx, net1Pod(ns, "reuser", smc.Name, up))
+		Expect(err).NotTo(HaveOccurred())
+		reuser, err := f.WaitPodRunning(ctx, ns, "reuser")
+		Expect(err).NotTo(HaveOccurred())
+		r4, r6 := expectPodHolds(ctx, c, lab, p, reuser)
+		Expect([]string{r4, r6}).To(Equal([]string{v4, v6}))
+
+		By("tearing down the old sandbox when the node returns leaves the new holder's addresses alone")
+		Expect(lab.NodeStart(ctx, down)).To(Succeed())
+		restarted = true
+		Eventually(func() []string {
+			var left []string
+			for _, n := range lab.PodNetnses(ns) {
+				if strings.HasPrefix(n, lab.PodNetnsPrefix+ns+"-victim-") {
+					left = append(left, n)
+				}
+			}
+			return left
+		}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeEmpty(), "the restarted node did not tear down the deleted pod's sandbox")
+		r4, r6 = expectPodHolds(ctx, c, lab, p, reuser)
+		Expect([]string{r4, r6}).To(Equal([]string{v4, v6}))
 	})
 
-	It("frees ordinals 1 and 2 of a StatefulSet scaled from 3 to 1 and keeps ordinal 0's address", func(ctx SpecContext) {
+	It("frees ordinals 1 and 2 of a StatefulSet scaled from 3 to 1, keeps ordinal 0's address and scales back to 3", func(ctx SpecContext) {
 		lab := requireLab()
+		const size = 10
+		p := underlayPools(ctx, c, lab, "e2e-sts-"+framework.RandSuffix(4), blockStatefulSet, size)
 		ns := newTestNamespace(ctx, "e2e-sts")
-		pool := underlayPool(ctx, c, lab, "e2e-sts-"+framework.RandSuffix(4), 4, 10)
-		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", pool.Name)
+		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
 		tmpl := net1Pod(ns, "", smc.Name, "")
 		tmpl.Labels = map[string]string{"app": "web"}
 		sts := &appsv1.StatefulSet{
@@ -260,29 +672,234 @@ var _ = Describe("spindle-controller", func() {
 		}
 		sts.Spec.Template.Namespace, sts.Spec.Template.Name = "", ""
 		Expect(c.Create(ctx, sts)).To(Succeed())
-		for i := 0; i < 3; i++ {
+		scale := func(n int32) {
+			GinkgoHelper()
+			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				if err := c.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
+					return err
+				}
+				sts.Spec.Replicas = ptr.To(n)
+				return c.Update(ctx, sts)
+			})).To(Succeed())
+		}
+		// running waits for web-i Running with net1 addresses from the
+		// pools, recorded in its claims.
+		running := func(i int) string {
+			GinkgoHelper()
+			name := fmt.Sprintf("web-%d", i)
+			var pod *corev1.Pod
 			Eventually(func() error {
-				_, err := f.WaitPodRunning(ctx, ns, fmt.Sprintf("web-%d", i))
+				var err error
+				pod, err = f.WaitPodRunning(ctx, ns, name)
 				return err
 			}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+			v4, v6 := expectPodHolds(ctx, c, lab, p, pod)
+			Expect(inSlice(lab, blockStatefulSet, size, v4)).To(BeTrue(), "%s got %s, outside the pool", name, v4)
+			Expect(inSlice(lab, blockStatefulSet, size, v6)).To(BeTrue(), "%s got %s, outside the pool", name, v6)
+			return v4 + "," + v6
 		}
-		kept := claimsOf(ctx, c, pool.Name, ns, "web-0")
-		Expect(kept).To(HaveLen(1))
-		Expect(claimsOf(ctx, c, pool.Name, ns, "web-1")).To(HaveLen(1))
-		Expect(claimsOf(ctx, c, pool.Name, ns, "web-2")).To(HaveLen(1))
+		web0 := running(0)
+		running(1)
+		running(2)
 
-		Expect(c.Get(ctx, client.ObjectKeyFromObject(sts), sts)).To(Succeed())
-		sts.Spec.Replicas = ptr.To[int32](1)
-		Expect(c.Update(ctx, sts)).To(Succeed())
-		for _, p := range []string{"web-1", "web-2"} {
+		scale(1)
+		for _, name := range []string{"web-1", "web-2"} {
 			Eventually(func() []v2beta1.SpiderIPClaim {
-				return claimsOf(ctx, c, pool.Name, ns, p)
-			}).WithContext(ctx).WithTimeout(90*time.Second).Should(BeEmpty(), "claim of %s not released", p)
+				return podClaims(ctx, c, p, ns, name)
+			}).WithContext(ctx).WithTimeout(90*time.Second).Should(BeEmpty(), "claims of %s not released", name)
+			Eventually(func() bool {
+				return apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &v2beta1.SpiderEndpoint{}))
+			}).WithContext(ctx).WithTimeout(30*time.Second).Should(BeTrue(), "SpiderEndpoint of %s not removed", name)
 		}
-		now := claimsOf(ctx, c, pool.Name, ns, "web-0")
-		Expect(now).To(HaveLen(1))
-		Expect(now[0].Spec.Address).To(Equal(kept[0].Spec.Address))
+		Expect(running(0)).To(Equal(web0))
+		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(1))
+		Expect(poolClaims(ctx, c, p.V6.Name)).To(HaveLen(1))
+
+		scale(3)
+		all := []string{running(0), running(1), running(2)}
+		Expect(all[0]).To(Equal(web0))
+		Expect(all[1]).NotTo(Equal(all[2]))
+		Expect(all[1:]).NotTo(ContainElement(web0))
+		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(3))
+		Expect(poolClaims(ctx, c, p.V6.Name)).To(HaveLen(3))
 	})
+
+	It("keeps the new pod's addresses when a pod is deleted and re-created with the same name at once", func(ctx SpecContext) {
+		lab := requireLab()
+		const size = 5
+		iterations := envInt("E2E_SAME_NAME_ITERATIONS", 20)
+		p := underlayPools(ctx, c, lab, "e2e-same-"+framework.RandSuffix(4), blockSameName, size)
+		ns := newTestNamespace(ctx, "e2e-same-name")
+		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
+		const name = "same"
+		_, err := f.CreatePod(ctx, net1Pod(ns, name, smc.Name, ""))
+		Expect(err).NotTo(HaveOccurred())
+		pod, err := f.WaitPodRunning(ctx, ns, name)
+		Expect(err).NotTo(HaveOccurred())
+		m0 := scrape(ctx)
+		conflicts0, _ := m0.Get("spindle_controller_gc_precondition_conflicts_total")
+		uidMismatch0, _ := m0.Get("spindle_controller_gc_collected_total", "reason", "PodUIDMismatch")
+		deleted0, _ := m0.Get("spindle_controller_gc_collected_total", "reason", "PodDeleted")
+
+		for i := 0; i < iterations; i++ {
+			old := pod
+			// Force deletion removes the pod object at once; its sandbox
+			// (and the agent's release) follows, while the new pod of the
+			// same name is being set up and the collector looks at both.
+			Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
+				GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &old.UID},
+			})).To(Succeed())
+			Eventually(func() error {
+				_, err := f.Client.CoreV1().Pods(ns).Create(ctx, net1Pod(ns, name, smc.Name, ""), metav1.CreateOptions{})
+				return err
+			}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+			pod, err = f.WaitPodRunning(ctx, ns, name)
+			Expect(err).NotTo(HaveOccurred(), "iteration %d", i)
+			Expect(pod.UID).NotTo(Equal(old.UID))
+
+			// Once the old incarnation is released, exactly the new one
+			// holds addresses, recorded in its claims and SpiderEndpoint,
+			// and they are the addresses inside the pod.
+			Eventually(func(g Gomega) {
+				held := podClaims(ctx, c, p, ns, name)
+				g.Expect(held).To(HaveLen(2), "iteration %d: claims %v", i, held)
+				for _, cl := range held {
+					g.Expect(cl.Spec.PodUID).To(Equal(string(pod.UID)), "iteration %d: claim %s", i, cl.Name)
+				}
+				var se v2beta1.SpiderEndpoint
+				g.Expect(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &se)).To(Succeed())
+				g.Expect(se.Status.Current.UID).To(Equal(string(pod.UID)), "iteration %d: SpiderEndpoint of the old pod", i)
+				g.Expect(se.Status.Current.IPs).To(ContainElement(HaveField("IPv4", HaveValue(HavePrefix(held[0].Spec.Address+"/")))))
+				g.Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(1), "iteration %d: an old incarnation's address is left", i)
+				g.Expect(poolClaims(ctx, c, p.V6.Name)).To(HaveLen(1), "iteration %d: an old incarnation's address is left", i)
+			}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+			expectPodHolds(ctx, c, lab, p, pod)
+		}
+		// No late collection takes the last pod's addresses away.
+		held := podClaims(ctx, c, p, ns, name)
+		Consistently(func() []v2beta1.SpiderIPClaim {
+			return podClaims(ctx, c, p, ns, name)
+		}).WithContext(ctx).WithTimeout(3 * time.Second).Should(Equal(held))
+		expectPodHolds(ctx, c, lab, p, pod)
+		m := scrape(ctx)
+		conflicts, _ := m.Get("spindle_controller_gc_precondition_conflicts_total")
+		uidMismatch, _ := m.Get("spindle_controller_gc_collected_total", "reason", "PodUIDMismatch")
+		deleted, _ := m.Get("spindle_controller_gc_collected_total", "reason", "PodDeleted")
+		GinkgoWriter.Printf("%d re-creations: the collector (all specs running meanwhile) collected %v incarnations as PodUIDMismatch and %v as PodDeleted, and skipped %v deletions on preconditions\n",
+			iterations, uidMismatch-uidMismatch0, deleted-deleted0, conflicts-conflicts0)
+	})
+
+	It("keeps pool counters equal to a recount of the claims after churning pods, and exports them as metrics", func(ctx SpecContext) {
+		lab := requireLab()
+		const size = 60
+		total := envInt("E2E_CHURN_PODS", 500)
+		workers := envInt("E2E_CHURN_WORKERS", 12)
+		keep := 8
+		p := underlayPools(ctx, c, lab, "e2e-churn-"+framework.RandSuffix(4), blockChurn, size)
+		ns := newTestNamespace(ctx, "e2e-churn")
+		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
+		tracker, err := f.TrackPods(ctx, ns)
+		Expect(err).NotTo(HaveOccurred())
+		defer tracker.Stop()
+
+		var mu sync.Mutex
+		var failures []string
+		fail := func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			failures = append(failures, fmt.Sprintf(format, args...))
+		}
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		begin := time.Now()
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer GinkgoRecover()
+				defer wg.Done()
+				for i := range jobs {
+					name := fmt.Sprintf("churn-%d", i)
+					created, err := f.Client.CoreV1().Pods(ns).Create(ctx, net1Pod(ns, name, smc.Name, ""), metav1.CreateOptions{})
+					if err != nil {
+						fail("create %s: %v", name, err)
+						continue
+					}
+					if _, err := tracker.WaitRunning(name, created.UID, 2*time.Minute); err != nil {
+						fail("%s: %v", name, err)
+					}
+					if i >= total-keep {
+						continue
+					}
+					// Every fourth pod is force-deleted: its object is gone
+					// before its sandbox, as when a node is lost.
+					opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &created.UID}}
+					if i%4 == 0 {
+						opts.GracePeriodSeconds = ptr.To[int64](0)
+					}
+					if err := f.Client.CoreV1().Pods(ns).Delete(ctx, name, opts); err != nil {
+						fail("delete %s: %v", name, err)
+						continue
+					}
+					if err := tracker.WaitGone(name, created.UID, 2*time.Minute); err != nil {
+						fail("%s: %v", name, err)
+					}
+				}
+			}()
+		}
+		for i := 0; i < total && ctx.Err() == nil; i++ {
+			jobs <- i
+			if (i+1)%100 == 0 {
+				GinkgoWriter.Printf("churn: %d pods started after %s\n", i+1, time.Since(begin).Round(time.Second))
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		GinkgoWriter.Printf("churn: %d pods created and %d deleted in %s with %d workers\n", total, total-keep, time.Since(begin).Round(time.Second), workers)
+		Expect(failures).To(BeEmpty())
+
+		// Steady state: the claims are exactly those of the live pods, and
+		// the pool status and the gauges say the same.
+		live := map[string]types.UID{}
+		for _, pod := range tracker.Pods() {
+			live[pod.Name] = pod.UID
+		}
+		Expect(live).To(HaveLen(keep))
+		Eventually(func(g Gomega) {
+			var ses v2beta1.SpiderEndpointList
+			g.Expect(c.List(ctx, &ses, client.InNamespace(ns))).To(Succeed())
+			g.Expect(ses.Items).To(HaveLen(keep), "SpiderEndpoints left by deleted pods")
+			m := scrape(ctx)
+			for _, pool := range p.names() {
+				claims := poolClaims(ctx, c, pool)
+				g.Expect(claims).To(HaveLen(keep), "claims of %s left by deleted pods", pool)
+				for _, cl := range claims {
+					g.Expect(live).To(HaveKeyWithValue(cl.Spec.PodName, types.UID(cl.Spec.PodUID)), "claim %s", cl.Name)
+				}
+				var got v2beta1.SpiderIPPool
+				g.Expect(c.Get(ctx, types.NamespacedName{Name: pool}, &got)).To(Succeed())
+				g.Expect(got.Status.AllocatedIPCount).To(HaveValue(Equal(int64(len(claims)))), "status.allocatedIPCount of %s", pool)
+				g.Expect(got.Status.TotalIPCount).To(HaveValue(Equal(int64(size))), "status.totalIPCount of %s", pool)
+
+				alloc, ok := m.Get("spindle_controller_ippool_allocated_ips", "pool", pool)
+				g.Expect(ok).To(BeTrue(), "no spindle_controller_ippool_allocated_ips{pool=%q}", pool)
+				g.Expect(alloc).To(Equal(float64(len(claims))))
+				tot, ok := m.Get("spindle_controller_ippool_total_ips", "pool", pool)
+				g.Expect(ok).To(BeTrue(), "no spindle_controller_ippool_total_ips{pool=%q}", pool)
+				g.Expect(tot).To(Equal(float64(size)))
+			}
+		}).WithContext(ctx).WithTimeout(60 * time.Second).WithPolling(time.Second).Should(Succeed())
+
+		// The addresses inside the surviving pods are their claims, no two
+		// alike.
+		seen := map[string]string{}
+		for _, pod := range tracker.Pods() {
+			v4, v6 := expectPodHolds(ctx, c, lab, p, pod)
+			for _, a := range []string{v4, v6} {
+				Expect(seen).NotTo(HaveKey(a), "%s and %s share %s", seen[a], pod.Name, a)
+				seen[a] = pod.Name
+			}
+		}
+	}, SpecTimeout(10*time.Minute))
 
 	It("shows the cluster's service CIDR in the default SpiderCoordinator", func(ctx SpecContext) {
 		lab := requireLab()

@@ -1,0 +1,31 @@
+// Command spindle-agent is Spindle's IPAM node agent: it serves the spiderpool
+// CNI plugin of its node over a unix socket.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/spindle-net/spindle/ipam/agent"
+)
+
+func main() {
+	var o agent.Options
+	o.BindFlags(flag.CommandLine)
+	klog.InitFlags(flag.CommandLine)
+	flag.Parse()
+	ctrllog.SetLogger(klog.Background())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := agent.Run(ctx, &o, klog.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "spindle-agent:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,393 @@
+// Package agent is the node agent of Spindle's IPAM: it serves the spiderpool
+// CNI plugin over a unix socket and allocates addresses for the pods of its
+// node by creating one SpiderIPClaim per address.
+//
+// Reads come from informer caches (pools, claims, reserved addresses, this
+// node's pods, namespaces, this node); every allocation is a single Create
+// whose name is the address, so agents never coordinate with each other and
+// the API server's name uniqueness rules out duplicates.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/store"
+)
+
+// Endpoint write modes.
+const (
+	// EndpointAsync writes SpiderEndpoints in the background from the claims
+	// (the default; claims are the source of truth).
+	EndpointAsync = "async"
+	// EndpointSync writes the SpiderEndpoint before ADD returns.
+	EndpointSync = "sync"
+)
+
+// Config is the agent's configuration (flags of spindle-agent).
+type Config struct {
+	// NodeName is the node this agent serves (env NODE_NAME).
+	NodeName string
+	// EnableIPv4 / EnableIPv6 select the families allocated to every interface.
+	EnableIPv4, EnableIPv6 bool
+	// EnableStatefulSet keeps StatefulSet pods' addresses across re-creation.
+	EnableStatefulSet bool
+	// ClusterDefaultNetwork is the NetworkAttachmentDefinition
+	// ("namespace/name") Multus uses for eth0; used to match pools'
+	// multusName. A bare name refers to SystemNamespace.
+	ClusterDefaultNetwork string
+	// SystemNamespace is where Spindle runs; multusName entries without a
+	// namespace refer to it (default kube-system).
+	SystemNamespace string
+	// EndpointWrites is EndpointAsync or EndpointSync.
+	EndpointWrites string
+	// EndpointWorkers is the number of background SpiderEndpoint writers.
+	EndpointWorkers int
+	// GCInterval is the period of the background garbage collection (0: 10m).
+	GCInterval time.Duration
+	// GCGracePeriod protects claims younger than this from garbage collection
+	// (0: 2m), so an ADD in progress is never collected.
+	GCGracePeriod time.Duration
+	// Logger receives the agent's logs (default: discard).
+	Logger logr.Logger
+}
+
+// Agent allocates addresses for the pods of one node.
+type Agent struct {
+	cfg     Config
+	cache   cache.Cache
+	live    client.Client // direct API access (writes, cache misses)
+	store   *store.Store
+	metrics *Metrics
+	log     logr.Logger
+
+	overlay  *overlay
+	pools    *poolTable
+	selIndex selectionIndex
+	podLocks keyedLocks
+	seMemo   seMemo
+	seQueue  workqueue.TypedRateLimitingInterface[string]
+
+	cursorSeed uint64
+	ready      atomic.Bool
+	readyErr   atomic.Value // string
+	rollback   sync.WaitGroup
+}
+
+// Scheme returns the scheme with the core, apps and Spindle kinds.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v2beta1.AddToScheme(s)
+	return s
+}
+
+// New builds an agent talking to the API server of cfg. Call Start before use.
+func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("failed to start agent: node name is empty (set NODE_NAME)")
+	}
+	if !cfg.EnableIPv4 && !cfg.EnableIPv6 {
+		return nil, errors.New("failed to start agent: neither IPv4 nor IPv6 is enabled")
+	}
+	if cfg.EndpointWrites == "" {
+		cfg.EndpointWrites = EndpointAsync
+	}
+	if cfg.EndpointWrites != EndpointAsync && cfg.EndpointWrites != EndpointSync {
+		return nil, fmt.Errorf("failed to start agent: endpoint write mode %q is neither %q nor %q", cfg.EndpointWrites, EndpointAsync, EndpointSync)
+	}
+	if cfg.SystemNamespace == "" {
+		cfg.SystemNamespace = "kube-system"
+	}
+	if cfg.ClusterDefaultNetwork != "" && !strings.Contains(cfg.ClusterDefaultNetwork, "/") {
+		cfg.ClusterDefaultNetwork = cfg.SystemNamespace + "/" + cfg.ClusterDefaultNetwork
+	}
+	if cfg.EndpointWorkers <= 0 {
+		cfg.EndpointWorkers = 1
+	}
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = 10 * time.Minute
+	}
+	if cfg.GCGracePeriod == 0 {
+		cfg.GCGracePeriod = 2 * time.Minute
+	}
+	if cfg.Logger.GetSink() == nil {
+		cfg.Logger = logr.Discard()
+	}
+	scheme := Scheme()
+	noCopy := true
+	c, err := cache.New(restCfg, cache.Options{
+		Scheme:           scheme,
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName)},
+			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", cfg.NodeName)},
+			// Claims are many and read-only here: skip the copy on reads.
+			&v2beta1.SpiderIPClaim{}: {UnsafeDisableDeepCopy: &noCopy},
+			// Only the SpiderEndpoints this agent maintains.
+			&v2beta1.SpiderEndpoint{}: {Label: labels.SelectorFromSet(labels.Set{store.LabelEndpointNode: cfg.NodeName})},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create informer cache: %w", err)
+	}
+	live, err := client.New(restCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create API client: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(cfg.NodeName))
+	a := &Agent{
+		cfg:        cfg,
+		cache:      c,
+		live:       live,
+		store:      &store.Store{W: live},
+		metrics:    NewMetrics(),
+		log:        cfg.Logger,
+		overlay:    newOverlay(),
+		cursorSeed: h.Sum64() ^ rand.Uint64()>>32,
+		seQueue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "spiderendpoint"}),
+	}
+	a.pools = newPoolTable(a)
+	a.readyErr.Store("informer caches are not synced yet")
+	return a, nil
+}
+
+// Metrics returns the agent's metrics.
+func (a *Agent) Metrics() *Metrics { return a.metrics }
+
+// NodeName returns the node the agent serves.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
+// Start registers indexes and event handlers, starts the informers and waits
+// for them to sync. Background work stops when ctx is done.
+func (a *Agent) Start(ctx context.Context) error {
+	if err := store.IndexClaims(ctx, a.cache); err != nil {
+		return err
+	}
+	claimInf, err := a.cache.GetInformer(ctx, &v2beta1.SpiderIPClaim{})
+	if err != nil {
+		return fmt.Errorf("failed to get SpiderIPClaim informer: %w", err)
+	}
+	if _, err := claimInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { a.onClaim(nil, asClaim(o)) },
+		UpdateFunc: func(old, o any) { a.onClaim(asClaim(old), asClaim(o)) },
+		DeleteFunc: func(o any) { a.onClaim(asClaim(o), nil) },
+	}); err != nil {
+		return fmt.Errorf("failed to watch SpiderIPClaims: %w", err)
+	}
+	poolInf, err := a.cache.GetInformer(ctx, &v2beta1.SpiderIPPool{})
+	if err != nil {
+		return fmt.Errorf("failed to get SpiderIPPool informer: %w", err)
+	}
+	if _, err := poolInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { a.selIndex.invalidate() },
+		UpdateFunc: func(old, o any) {
+			p, ok1 := o.(*v2beta1.SpiderIPPool)
+			q, ok2 := old.(*v2beta1.SpiderIPPool)
+			// Status-only updates (the counters) change nothing here.
+			if ok1 && ok2 && p.Generation == q.Generation && p.DeletionTimestamp.Equal(q.DeletionTimestamp) &&
+				equality.Semantic.DeepEqual(p.Labels, q.Labels) {
+				return
+			}
+			a.selIndex.invalidate()
+			if ok1 {
+				a.pools.invalidate(p.Name)
+			}
+		},
+		DeleteFunc: func(o any) {
+			a.selIndex.invalidate()
+			if p, ok := o.(*v2beta1.SpiderIPPool); ok {
+				a.pools.invalidate(p.Name)
+			} else if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				a.pools.invalidate(t.Key)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("failed to watch SpiderIPPools: %w", err)
+	}
+	resInf, err := a.cache.GetInformer(ctx, &v2beta1.SpiderReservedIP{})
+	if err != nil {
+		return fmt.Errorf("failed to get SpiderReservedIP informer: %w", err)
+	}
+	if _, err := resInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { a.pools.invalidateAll() },
+		UpdateFunc: func(any, any) { a.pools.invalidateAll() },
+		DeleteFunc: func(any) { a.pools.invalidateAll() },
+	}); err != nil {
+		return fmt.Errorf("failed to watch SpiderReservedIPs: %w", err)
+	}
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{}, &v2beta1.SpiderCoordinator{}, &v2beta1.SpiderEndpoint{}} {
+		if _, err := a.cache.GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("failed to get %T informer: %w", obj, err)
+		}
+	}
+	go func() {
+		if err := a.cache.Start(ctx); err != nil {
+			a.log.Error(err, "informer cache stopped")
+		}
+	}()
+	if !a.cache.WaitForCacheSync(ctx) {
+		return errors.New("failed to sync informer caches")
+	}
+	a.ready.Store(true)
+	for i := 0; i < a.cfg.EndpointWorkers; i++ {
+		go a.endpointWorker(ctx)
+	}
+	go func() {
+		<-ctx.Done()
+		a.seQueue.ShutDown()
+	}()
+	go a.gcLoop(ctx)
+	return nil
+}
+
+// Ready reports whether the informers are synced.
+func (a *Agent) Ready() error {
+	if a.ready.Load() {
+		return nil
+	}
+	return errors.New(a.readyErr.Load().(string))
+}
+
+// Serve serves the plugin socket until ctx is done.
+func (a *Agent) Serve(ctx context.Context, socket string) error {
+	l, err := ListenUnix(socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: Handler(a), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("failed to serve %q: %w", socket, err)
+	}
+	return nil
+}
+
+// ServeMetrics serves /metrics on addr until ctx is done.
+func (a *Agent) ServeMetrics(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}))
+	return serveHTTP(ctx, addr, mux)
+}
+
+// ServeHealth serves /healthz (liveness) and /readyz (informers synced).
+func (a *Agent) ServeHealth(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	return serveHTTP(ctx, addr, mux)
+}
+
+func serveHTTP(ctx context.Context, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("failed to serve %q: %w", addr, err)
+	}
+	return nil
+}
+
+func asClaim(o any) *v2beta1.SpiderIPClaim {
+	switch v := o.(type) {
+	case *v2beta1.SpiderIPClaim:
+		return v
+	case toolscache.DeletedFinalStateUnknown:
+		c, _ := v.Obj.(*v2beta1.SpiderIPClaim)
+		return c
+	}
+	return nil
+}
+
+// onClaim keeps the pools' used-address bitmaps, the overlay and the
+// SpiderEndpoint queue in step with the claim informer.
+func (a *Agent) onClaim(old, cur *v2beta1.SpiderIPClaim) {
+	if old != nil && (cur == nil || old.Spec.Address != cur.Spec.Address) {
+		a.pools.markAddress(old.Spec.Address, false)
+	}
+	if cur != nil {
+		a.pools.markAddress(cur.Spec.Address, true)
+		a.overlay.observed(cur.Name, cur)
+	} else if old != nil {
+		a.overlay.observed(old.Name, nil)
+	}
+	for _, c := range []*v2beta1.SpiderIPClaim{old, cur} {
+		if c != nil && c.Spec.Node == a.cfg.NodeName && c.Spec.PodName != "" {
+			a.seQueue.Add(store.ClaimPodKey(c))
+		}
+	}
+}
+
+// keyedLocks serialises requests for the same pod.
+type keyedLocks struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedLocks) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

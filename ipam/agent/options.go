@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/spindle-net/spindle/ipam/client"
+)
+
+// Default listen addresses.
+const (
+	DefaultMetricsAddr = "127.0.0.1:5711"
+	DefaultHealthAddr  = ":5710"
+)
+
+// Options are the spindle-agent command line.
+type Options struct {
+	Config
+	Socket      string
+	MetricsAddr string
+	HealthAddr  string
+	Kubeconfig  string
+	QPS         float64
+	Burst       int
+}
+
+// BindFlags registers the flags; NODE_NAME and KUBECONFIG come from the
+// environment.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Socket, "socket", client.DefaultSocket, "unix socket the spiderpool CNI plugin talks to (created with mode 0600)")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", DefaultMetricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
+	fs.StringVar(&o.HealthAddr, "health-addr", DefaultHealthAddr, "address of the /healthz and /readyz probes (empty: off)")
+	fs.BoolVar(&o.EnableIPv4, "enable-ipv4", true, "allocate an IPv4 address to every interface")
+	fs.BoolVar(&o.EnableIPv6, "enable-ipv6", false, "allocate an IPv6 address to every interface")
+	fs.BoolVar(&o.EnableStatefulSet, "enable-statefulset", true, "StatefulSet pods keep their addresses when re-created")
+	fs.StringVar(&o.ClusterDefaultNetwork, "cluster-default-network", "", "NetworkAttachmentDefinition (namespace/name) Multus uses for eth0, matched against pools' multusName")
+	fs.StringVar(&o.SystemNamespace, "system-namespace", envOr("POD_NAMESPACE", "kube-system"), "namespace Spindle runs in; multusName entries without a namespace refer to it")
+	fs.StringVar(&o.EndpointWrites, "endpoint-writes", EndpointAsync, "write SpiderEndpoints asynchronously from claims (async) or before ADD returns (sync)")
+	fs.IntVar(&o.EndpointWorkers, "endpoint-workers", 1, "background SpiderEndpoint writers (few, so SpiderEndpoint writes never crowd out allocations)")
+	fs.DurationVar(&o.GCInterval, "gc-interval", 10*time.Minute, "period of the node-local garbage collection of claims")
+	fs.Float64Var(&o.QPS, "kube-api-qps", 200, "API server requests per second (client-side limit)")
+	fs.IntVar(&o.Burst, "kube-api-burst", 400, "API server request burst (client-side limit)")
+	o.Kubeconfig = os.Getenv("KUBECONFIG")
+	o.NodeName = os.Getenv("NODE_NAME")
+}
+
+// RestConfig loads KUBECONFIG, or the in-cluster configuration when unset.
+func (o *Options) RestConfig() (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if o.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to load API server configuration: %w", err)
+	}
+	cfg.QPS, cfg.Burst = float32(o.QPS), o.Burst
+	cfg.UserAgent = "spindle-agent/" + o.NodeName
+	return cfg, nil
+}
+
+// Run starts the agent and serves until ctx is done.
+func Run(ctx context.Context, o *Options, log logr.Logger) error {
+	restCfg, err := o.RestConfig()
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	a, err := New(restCfg, o.Config)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 3)
+	if o.HealthAddr != "" {
+		go func() { errc <- a.ServeHealth(ctx, o.HealthAddr) }()
+	}
+	if o.MetricsAddr != "" {
+		go func() { errc <- a.ServeMetrics(ctx, o.MetricsAddr) }()
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("spindle-agent ready", "node", o.NodeName, "socket", o.Socket)
+	go func() { errc <- a.Serve(ctx, o.Socket) }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if err == nil {
+			err = errors.New("server stopped")
+		}
+		return err
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

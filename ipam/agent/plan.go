@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/spindle-net/spindle/ipam/annotations"
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/ranges"
+	"github.com/spindle-net/spindle/ipam/selection"
+)
+
+// familyPlan is the ordered list of candidate pools for one IP family, plus
+// the candidates selection refused (for error messages).
+type familyPlan struct {
+	family   ranges.Family
+	rule     selection.Rule
+	pools    []string
+	rejected []selection.RejectedPool
+}
+
+// ifacePlan is what to allocate for one interface.
+type ifacePlan struct {
+	ifName       string
+	families     []familyPlan
+	cleanGateway bool
+	// podRoutes is the pod's ipam.spidernet.io/routes annotation; the
+	// entries whose gateway lies in a subnet of the interface apply.
+	podRoutes []annotations.Route
+}
+
+// selectionIndex caches the selection index of all pools; any pool event
+// marks it stale.
+type selectionIndex struct {
+	mu    sync.Mutex
+	index *selection.Index
+}
+
+func (s *selectionIndex) invalidate() {
+	s.mu.Lock()
+	s.index = nil
+	s.mu.Unlock()
+}
+
+func (a *Agent) selectionIndex(ctx context.Context) (*selection.Index, error) {
+	a.selIndex.mu.Lock()
+	defer a.selIndex.mu.Unlock()
+	if a.selIndex.index != nil {
+		return a.selIndex.index, nil
+	}
+	list := &v2beta1.SpiderIPPoolList{}
+	if err := a.cache.List(ctx, list); err != nil {
+		return nil, fmt.Errorf("failed to list SpiderIPPools from cache: %w", err)
+	}
+	pools := make([]*v2beta1.SpiderIPPool, len(list.Items))
+	for i := range list.Items {
+		pools[i] = &list.Items[i]
+	}
+	a.selIndex.index = selection.NewIndex(pools)
+	return a.selIndex.index, nil
+}
+
+// plan selects the candidate pools of the interface (ipam/selection) and
+// parses the pod's routes annotation.
+func (a *Agent) plan(ctx context.Context, f *podFacts, req *client.Request) (*ifacePlan, error) {
+	idx, err := a.selectionIndex(ctx)
+	if err != nil {
+		return nil, apiError(err, "failed to select pools for pod %q", f.key())
+	}
+	sel, err := idx.Select(&selection.Request{
+		PodNamespace:          f.pod.Namespace,
+		PodName:               f.pod.Name,
+		PodLabels:             f.pod.Labels,
+		PodAnnotations:        f.pod.Annotations,
+		NamespaceLabels:       f.namespace.Labels,
+		NamespaceAnnotations:  f.namespace.Annotations,
+		NodeName:              a.cfg.NodeName,
+		NodeLabels:            f.node.Labels,
+		Interface:             req.IfName,
+		ClusterDefaultNetwork: a.cfg.ClusterDefaultNetwork,
+		SystemNamespace:       a.cfg.SystemNamespace,
+		DefaultIPv4Pools:      req.DefaultIPv4Pools,
+		DefaultIPv6Pools:      req.DefaultIPv6Pools,
+		EnableIPv4:            a.cfg.EnableIPv4,
+		EnableIPv6:            a.cfg.EnableIPv6,
+	})
+	if err != nil {
+		var npe *selection.NoPoolError
+		if errors.As(err, &npe) {
+			return nil, &client.ErrorResponse{Code: client.CodeInvalidConfig,
+				Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q", npe.Family, req.IfName, f.key()),
+				Details: trimDetails(npe.Error())}
+		}
+		return nil, &client.ErrorResponse{Code: client.CodeInvalidConfig, Msg: trimDetails(err.Error())}
+	}
+	p := &ifacePlan{ifName: req.IfName, cleanGateway: sel.CleanGateway}
+	for _, fam := range []ranges.Family{ranges.V4, ranges.V6} {
+		fr := sel.Family(fam)
+		if len(fr.Pools) == 0 {
+			continue
+		}
+		p.families = append(p.families, familyPlan{family: fam, rule: fr.Rule, pools: fr.Pools, rejected: fr.Rejected})
+	}
+	if v, ok := f.pod.Annotations[annotations.PodRoutes]; ok {
+		routes, err := annotations.ParseRoutes(v)
+		if err != nil {
+			return nil, &client.ErrorResponse{Code: client.CodeInvalidConfig, Msg: fmt.Sprintf("failed to parse pod %q", f.key()), Details: err.Error()}
+		}
+		p.podRoutes = routes
+	}
+	return p, nil
+}
+
+// annotationRoutes returns the pod's routes whose gateway lies in one of
+// the subnets.
+func (p *ifacePlan) annotationRoutes(subnets []netip.Prefix) []client.Route {
+	var out []client.Route
+	for _, r := range selection.RoutesFor(p.podRoutes, subnets...) {
+		out = append(out, client.Route{Dst: r.Dst.String(), GW: r.Gw.String()})
+	}
+	return out
+}

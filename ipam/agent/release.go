@@ -1,0 +1,271 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/gc"
+	"github.com/spindle-net/spindle/ipam/store"
+)
+
+// Del releases the addresses of one pod interface unless the pod still
+// needs them: a live pod of the same UID keeps them (sandbox restart), and a
+// StatefulSet replica within its ordinals keeps them for its next
+// incarnation. Del is idempotent; an unconfirmed release is an error (code
+// 11) so the runtime retries.
+func (a *Agent) Del(ctx context.Context, req *client.Request) (err error) {
+	start := time.Now()
+	a.metrics.InFlight.WithLabelValues("del").Inc()
+	defer func() {
+		a.metrics.InFlight.WithLabelValues("del").Dec()
+		a.metrics.DelDuration.Observe(time.Since(start).Seconds())
+		if err != nil {
+			a.metrics.Failures.WithLabelValues("del", reasonOf(err)).Inc()
+			a.log.Info("DEL failed", "pod", req.PodNamespace+"/"+req.PodName, "interface", req.IfName, "containerID", req.ContainerID, "error", err.Error())
+		}
+	}()
+	if req.PodNamespace == "" || req.PodName == "" {
+		return nil // nothing of ours can be attached to an unnamed pod
+	}
+	if err := a.Ready(); err != nil {
+		return &client.ErrorResponse{Code: client.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
+	}
+	key := store.PodKey(req.PodNamespace, req.PodName)
+	unlock := a.podLocks.lock(key)
+	defer unlock()
+
+	var mine []*v2beta1.SpiderIPClaim
+	for _, c := range a.podClaims(key) {
+		if req.IfName != "" && c.Spec.Interface != req.IfName {
+			continue
+		}
+		// Only the incarnation the DEL is for: a DEL of an old sandbox
+		// must not touch addresses re-bound to a newer pod of that name.
+		if req.PodUID != "" && c.Spec.PodUID != req.PodUID {
+			continue
+		}
+		if req.PodUID == "" && c.Spec.ContainerID != req.ContainerID {
+			continue
+		}
+		mine = append(mine, c)
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	release, err := a.shouldRelease(ctx, mine[0], true)
+	if err != nil {
+		return err
+	}
+	if !release {
+		return nil
+	}
+	if err := a.release(ctx, mine); err != nil {
+		return err
+	}
+	if a.cfg.EndpointWrites == EndpointSync {
+		if err := a.syncEndpoint(ctx, key); err != nil {
+			a.seQueue.Add(key)
+		}
+	} else {
+		a.seQueue.Add(key)
+	}
+	return nil
+}
+
+// shouldRelease decides for the holder of claim c. inDel is true for a CNI
+// DEL: the sandbox is gone, so a pod that is terminating (or finished)
+// releases at once instead of waiting for its grace period.
+func (a *Agent) shouldRelease(ctx context.Context, c *v2beta1.SpiderIPClaim, inDel bool) (bool, error) {
+	pod, err := a.livePod(ctx, c.Spec.PodNamespace, c.Spec.PodName)
+	if err != nil {
+		return false, err
+	}
+	var sts *appsv1.StatefulSet
+	if c.Spec.OwnerKind == "StatefulSet" && c.Spec.OwnerName != "" {
+		if !a.cfg.EnableStatefulSet {
+			c = c.DeepCopy()
+			c.Spec.OwnerKind = ""
+		} else {
+			obj := &appsv1.StatefulSet{}
+			err := a.live.Get(ctx, keyOf(c.Spec.PodNamespace, c.Spec.OwnerName), obj)
+			switch {
+			case err == nil:
+				sts = obj
+			case !isNotFound(err):
+				return false, apiError(err, "failed to get StatefulSet %q", c.Spec.PodNamespace+"/"+c.Spec.OwnerName)
+			}
+		}
+	}
+	var node *corev1.Node
+	if pod != nil && pod.Spec.NodeName == a.cfg.NodeName {
+		node = &corev1.Node{}
+		if err := a.cache.Get(ctx, keyOf("", a.cfg.NodeName), node); err != nil {
+			node = nil
+		}
+	}
+	d := gc.Decide(gc.Input{
+		Holder: gc.Holder{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName, UID: types.UID(c.Spec.PodUID),
+			OwnerKind: c.Spec.OwnerKind, OwnerName: c.Spec.OwnerName},
+		Pod: pod, Node: node, StatefulSet: sts, Now: time.Now(),
+	})
+	if d.Collect {
+		return true, nil
+	}
+	if inDel && pod != nil && pod.UID == types.UID(c.Spec.PodUID) && pod.DeletionTimestamp != nil {
+		switch d.Reason {
+		case gc.ReasonTerminatingWithinGrace, gc.ReasonTerminatingDisabled:
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// livePod returns the pod of that name from the API server, nil when it
+// does not exist. A release decision never trusts the cache: a lagging cache
+// would keep a deleted pod's addresses.
+func (a *Agent) livePod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	pod := &corev1.Pod{}
+	err := a.live.Get(ctx, keyOf(namespace, name), pod)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, apiError(err, "failed to get pod %q", namespace+"/"+name)
+	}
+	return pod, nil
+}
+
+// Check reports the current allocation of the interface; it fails when the
+// pod has none.
+func (a *Agent) Check(ctx context.Context, req *client.Request) (*client.Result, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	key := store.PodKey(req.PodNamespace, req.PodName)
+	var got []*v2beta1.SpiderIPClaim
+	for _, c := range a.podClaims(key) {
+		if c.Spec.Interface == req.IfName && (req.PodUID == "" || c.Spec.PodUID == req.PodUID) {
+			got = append(got, c)
+		}
+	}
+	if len(got) == 0 {
+		a.metrics.Failures.WithLabelValues("check", ReasonNoPool).Inc()
+		return nil, &client.ErrorResponse{Code: client.CodeInternal, Msg: fmt.Sprintf("pod %q holds no address for interface %q", key, req.IfName)}
+	}
+	clean := got[0].Spec.CleanGateway
+	return a.result(ctx, req.IfName, got, &ifacePlan{ifName: req.IfName, cleanGateway: clean}), nil
+}
+
+// GC releases the claims of this node whose pods no longer need them. Claims
+// of attachments the runtime still lists as valid are kept.
+func (a *Agent) GC(ctx context.Context, req *client.GCRequest) (*client.GCResult, error) {
+	valid := map[client.Attachment]bool{}
+	for _, v := range req.ValidAttachments {
+		valid[v] = true
+	}
+	released, err := a.collect(ctx, func(c *v2beta1.SpiderIPClaim) bool {
+		return valid[client.Attachment{ContainerID: c.Spec.ContainerID, IfName: c.Spec.Interface}]
+	})
+	if err != nil {
+		a.metrics.Failures.WithLabelValues("gc", reasonOf(err)).Inc()
+		return &client.GCResult{Released: released}, err
+	}
+	return &client.GCResult{Released: released}, nil
+}
+
+// collect is one garbage-collection pass over this node's claims.
+func (a *Agent) collect(ctx context.Context, skip func(*v2beta1.SpiderIPClaim) bool) ([]string, error) {
+	list := &v2beta1.SpiderIPClaimList{}
+	if err := a.cache.List(ctx, list, matchingField(store.IndexClaimByNode, a.cfg.NodeName)); err != nil {
+		return nil, fmt.Errorf("failed to list claims of node %q from cache: %w", a.cfg.NodeName, err)
+	}
+	byPod := map[string][]*v2beta1.SpiderIPClaim{}
+	cutoff := time.Now().Add(-a.cfg.GCGracePeriod)
+	for i := range list.Items {
+		c := &list.Items[i]
+		if c.CreationTimestamp.Time.After(cutoff) || (skip != nil && skip(c)) {
+			continue
+		}
+		if a.cachedAlive(ctx, c) {
+			continue // the common case costs no API call
+		}
+		k := store.ClaimPodKey(c) + "/" + c.Spec.PodUID
+		byPod[k] = append(byPod[k], c)
+	}
+	var released []string
+	var firstErr error
+	for _, claims := range byPod {
+		c := claims[0]
+		key := store.ClaimPodKey(c)
+		if key == "" {
+			continue
+		}
+		unlock := a.podLocks.lock(key)
+		// Re-read under the lock: an ADD may have re-bound them meanwhile.
+		var cur []*v2beta1.SpiderIPClaim
+		for _, x := range a.podClaims(key) {
+			if x.Spec.PodUID == c.Spec.PodUID && x.Spec.Node == a.cfg.NodeName {
+				cur = append(cur, x)
+			}
+		}
+		var err error
+		var rel bool
+		if len(cur) > 0 {
+			rel, err = a.shouldRelease(ctx, cur[0], false)
+			if err == nil && rel {
+				err = a.release(ctx, cur)
+			}
+		}
+		unlock()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if rel {
+			for _, x := range cur {
+				released = append(released, x.Spec.Address)
+			}
+			a.seQueue.Add(key)
+		}
+	}
+	return released, firstErr
+}
+
+func (a *Agent) gcLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.overlay.sweep()
+			if released, err := a.collect(ctx, nil); err != nil {
+				a.log.Error(err, "garbage collection failed", "released", len(released))
+			} else if len(released) > 0 {
+				a.log.Info("garbage collection released addresses", "addresses", released)
+			}
+		}
+	}
+}
+
+// cachedAlive reports whether the cache shows the claim's pod running with
+// the same UID. Only claims failing this check are looked at (with a live
+// read) by the garbage collection.
+func (a *Agent) cachedAlive(ctx context.Context, c *v2beta1.SpiderIPClaim) bool {
+	pod := &corev1.Pod{}
+	if err := a.cache.Get(ctx, keyOf(c.Spec.PodNamespace, c.Spec.PodName), pod); err != nil {
+		return false
+	}
+	return string(pod.UID) == c.Spec.PodUID && pod.DeletionTimestamp == nil &&
+		pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+}

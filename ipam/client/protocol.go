@@ -1,0 +1,146 @@
+// Package client is the protocol between the spiderpool IPAM CNI plugin and the
+// node agent: JSON over HTTP/1.1 on a root-only unix socket.
+//
+// It is deliberately tiny (standard library only) because the plugin is
+// executed once per ADD/DEL and its start-up time is on the pod's critical path.
+package client
+
+// DefaultSocket is where the agent listens unless told otherwise.
+const DefaultSocket = "/var/run/spindle/agent.sock"
+
+// Paths served by the agent.
+const (
+	PathAdd         = "/v1/ipam/add"
+	PathDel         = "/v1/ipam/del"
+	PathCheck       = "/v1/ipam/check"
+	PathGC          = "/v1/ipam/gc"
+	PathHealthz     = "/v1/healthz"
+	PathCoordinator = "/v1/coordinator"
+	PathPods        = "/v1/pods/" // + <namespace>/<name>
+)
+
+// Error codes carried by ErrorResponse.Code. They are CNI error codes so the
+// plugin passes them through unchanged.
+const (
+	CodeInvalidConfig uint = 7   // bad network config or annotation
+	CodeTryAgainLater uint = 11  // transient failure; the runtime retries
+	CodeInternal      uint = 999 // anything else
+)
+
+// Request is the body of add, del and check.
+type Request struct {
+	// ContainerID is CNI_CONTAINERID (the sandbox ID).
+	ContainerID string `json:"containerID"`
+	// Netns is CNI_NETNS (informational).
+	Netns string `json:"netns,omitempty"`
+	// IfName is CNI_IFNAME, the interface inside the pod.
+	IfName string `json:"ifName"`
+	// PodNamespace, PodName and PodUID come from CNI_ARGS (K8S_POD_*).
+	PodNamespace string `json:"podNamespace"`
+	PodName      string `json:"podName"`
+	PodUID       string `json:"podUID,omitempty"`
+	// NetworkName is the "name" of the network configuration (for Multus
+	// delegates, the NetworkAttachmentDefinition's network name).
+	NetworkName string `json:"networkName,omitempty"`
+	// DefaultIPv4Pools and DefaultIPv6Pools are the network configuration's
+	// default_ipv4_ippool / default_ipv6_ippool.
+	DefaultIPv4Pools []string `json:"defaultIPv4Pools,omitempty"`
+	DefaultIPv6Pools []string `json:"defaultIPv6Pools,omitempty"`
+}
+
+// IP is one allocated address.
+type IP struct {
+	// Address in CIDR notation with the pool's prefix length, e.g. 10.6.0.9/16.
+	Address string `json:"address"`
+	// Gateway of the pool; empty when the pool has none or cleanGateway is set.
+	Gateway string `json:"gateway,omitempty"`
+	// Version is 4 or 6.
+	Version int `json:"version"`
+	// Pool is the SpiderIPPool the address came from.
+	Pool string `json:"pool"`
+	// Vlan of the pool (0 when unset).
+	Vlan int64 `json:"vlan,omitempty"`
+}
+
+// Route is a route for the interface.
+type Route struct {
+	Dst string `json:"dst"`
+	GW  string `json:"gw,omitempty"`
+}
+
+// Result is the answer to add (and the current allocation for check).
+type Result struct {
+	Interface    string  `json:"interface"`
+	IPs          []IP    `json:"ips"`
+	Routes       []Route `json:"routes,omitempty"`
+	CleanGateway bool    `json:"cleanGateway,omitempty"`
+}
+
+// Attachment identifies one CNI attachment for gc.
+type Attachment struct {
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifName"`
+}
+
+// GCRequest is the body of gc: every attachment the runtime still knows.
+type GCRequest struct {
+	NetworkName      string       `json:"networkName,omitempty"`
+	ValidAttachments []Attachment `json:"validAttachments"`
+}
+
+// GCResult reports what gc released.
+type GCResult struct {
+	Released []string `json:"released,omitempty"`
+}
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Code    uint   `json:"code"`
+	Msg     string `json:"msg"`
+	Details string `json:"details,omitempty"`
+}
+
+// Error makes ErrorResponse an error.
+func (e *ErrorResponse) Error() string {
+	if e.Details == "" {
+		return e.Msg
+	}
+	return e.Msg + ": " + e.Details
+}
+
+// CoordinatorConfig is the answer of GET /v1/coordinator: the spec of the
+// SpiderCoordinator named "default" plus the CIDRs its status reports. Unset
+// optional fields are omitted so the coordinator plugin applies its own
+// defaults; without a SpiderCoordinator "default" the answer is {}.
+type CoordinatorConfig struct {
+	Mode               string   `json:"mode,omitempty"`
+	PodCIDRType        string   `json:"podCIDRType,omitempty"`
+	HijackCIDR         []string `json:"hijackCIDR,omitempty"`
+	PodMACPrefix       string   `json:"podMACPrefix,omitempty"`
+	TunePodRoutes      *bool    `json:"tunePodRoutes,omitempty"`
+	PodDefaultRouteNIC string   `json:"podDefaultRouteNIC,omitempty"`
+	HostRuleTable      *int     `json:"hostRuleTable,omitempty"`
+	PodRPFilter        *int     `json:"podRPFilter,omitempty"`
+	HostRPFilter       *int     `json:"hostRPFilter,omitempty"`
+	TxQueueLen         *int     `json:"txQueueLen,omitempty"`
+	DetectIPConflict   *bool    `json:"detectIPConflict,omitempty"`
+	DetectGateway      *bool    `json:"detectGateway,omitempty"`
+	VethLinkAddress    string   `json:"vethLinkAddress,omitempty"`
+	// Status fields.
+	Phase          string   `json:"phase,omitempty"`
+	OverlayPodCIDR []string `json:"overlayPodCIDR,omitempty"`
+	ServiceCIDR    []string `json:"serviceCIDR,omitempty"`
+}
+
+// PodInfo is the answer of GET /v1/pods/<namespace>/<name>: the pod's
+// annotations and the current allocation of each of its interfaces.
+type PodInfo struct {
+	Namespace   string            `json:"namespace"`
+	Name        string            `json:"name"`
+	UID         string            `json:"uid"`
+	Node        string            `json:"node"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Interfaces maps each pod interface name to its current allocation
+	// (addresses, gateway, routes, cleanGateway).
+	Interfaces map[string]Result `json:"interfaces"`
+}

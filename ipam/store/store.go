@@ -1,0 +1,186 @@
+// Package store writes Spindle's allocation records to the API server: one
+// SpiderIPClaim per allocated address (named after the address, so the API
+// server's name uniqueness rules out duplicates) and one SpiderEndpoint per
+// pod, derived from the pod's claims.
+//
+// Every write is a single request without read-modify-write loops: Create for
+// a claim, Delete with a UID precondition for a release, Update guarded by the
+// resourceVersion for a re-bind.
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+)
+
+// Index names registered on the claim informer by IndexClaims.
+const (
+	IndexClaimByPod  = "spec.podKey" // "<namespace>/<name>"
+	IndexClaimByNode = "spec.node"
+	IndexClaimByPool = "spec.pool"
+)
+
+// PodKey is the index value of a pod: "<namespace>/<name>".
+func PodKey(namespace, name string) string { return namespace + "/" + name }
+
+// ClaimPodKey returns the pod key of a claim ("" when it has no pod).
+func ClaimPodKey(c *v2beta1.SpiderIPClaim) string {
+	if c.Spec.PodName == "" {
+		return ""
+	}
+	return PodKey(c.Spec.PodNamespace, c.Spec.PodName)
+}
+
+// Indexer is the subset of a controller-runtime cache used to register indexes.
+type Indexer interface {
+	IndexField(ctx context.Context, obj client.Object, field string, extract client.IndexerFunc) error
+}
+
+// IndexClaims registers the claim indexes (by pod, node and pool).
+func IndexClaims(ctx context.Context, idx Indexer) error {
+	for field, f := range map[string]func(*v2beta1.SpiderIPClaim) string{
+		IndexClaimByPod:  ClaimPodKey,
+		IndexClaimByNode: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Node },
+		IndexClaimByPool: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Pool },
+	} {
+		f := f
+		err := idx.IndexField(ctx, &v2beta1.SpiderIPClaim{}, field, func(o client.Object) []string {
+			c, ok := o.(*v2beta1.SpiderIPClaim)
+			if !ok {
+				return nil
+			}
+			if v := f(c); v != "" {
+				return []string{v}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("failed to index claims by %q: %w", field, err)
+		}
+	}
+	return nil
+}
+
+// NewClaim builds the claim object for addr; spec must have every field but
+// Address and IPVersion filled in.
+func NewClaim(addr netip.Addr, spec v2beta1.IPClaimSpec) *v2beta1.SpiderIPClaim {
+	spec.Address = addr.String()
+	spec.IPVersion = v2beta1.IPv4
+	if addr.Is6() {
+		spec.IPVersion = v2beta1.IPv6
+	}
+	return &v2beta1.SpiderIPClaim{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   v2beta1.ClaimName(addr),
+			Labels: map[string]string{v2beta1.LabelPool: spec.Pool},
+		},
+		Spec: spec,
+	}
+}
+
+// Store performs the writes. W must not be a cached client's reader path:
+// every call goes to the API server.
+type Store struct {
+	W client.Client
+}
+
+// Create creates the claim. taken is true (and err nil) when the address is
+// already claimed by someone else (AlreadyExists).
+func (s *Store) Create(ctx context.Context, c *v2beta1.SpiderIPClaim) (taken bool, err error) {
+	err = s.W.Create(ctx, c)
+	if apierrors.IsAlreadyExists(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("failed to create SpiderIPClaim %q: %w", c.Name, err)
+	}
+	return false, nil
+}
+
+// Release deletes the claim named name only if it is still the object with
+// the given UID, so a release never frees an address that was claimed again
+// in the meantime. An already-deleted or replaced claim counts as released.
+func (s *Store) Release(ctx context.Context, name string, uid types.UID) error {
+	c := &v2beta1.SpiderIPClaim{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	err := s.W.Delete(ctx, c, client.Preconditions{UID: &uid})
+	switch {
+	case err == nil, apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err) && isPreconditionFailure(err):
+		return nil
+	default:
+		return fmt.Errorf("failed to delete SpiderIPClaim %q: %w", name, err)
+	}
+}
+
+// isPreconditionFailure tells a failed UID precondition (the object was
+// deleted and re-created) from other conflicts.
+func isPreconditionFailure(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "precondition")
+}
+
+// Rebind updates a claim to a new holder (StatefulSet pod re-created or
+// sandbox re-created). The update is guarded by the claim's resourceVersion;
+// a conflict is returned as is so the caller retries with fresh data.
+func (s *Store) Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) error {
+	if err := s.W.Update(ctx, c); err != nil {
+		return fmt.Errorf("failed to update SpiderIPClaim %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// PutEndpoint makes the SpiderEndpoint of a pod match want.Status: it creates
+// the object if needed and writes its status. cur is the existing object (nil
+// when absent). It returns the written object.
+func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoint) (*v2beta1.SpiderEndpoint, error) {
+	if cur == nil {
+		obj := want.DeepCopy()
+		if err := s.W.Create(ctx, obj); err != nil {
+			if !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("failed to create SpiderEndpoint %q: %w", want.Namespace+"/"+want.Name, err)
+			}
+			if err := s.W.Get(ctx, client.ObjectKeyFromObject(want), obj); err != nil {
+				return nil, fmt.Errorf("failed to get SpiderEndpoint %q: %w", want.Namespace+"/"+want.Name, err)
+			}
+		}
+		cur = obj
+	}
+	if node := want.Labels[LabelEndpointNode]; cur.Labels[LabelEndpointNode] != node {
+		// The pod moved (StatefulSet replica on another node): relabel so
+		// the new node's agent sees the object.
+		relabel := cur.DeepCopy()
+		if relabel.Labels == nil {
+			relabel.Labels = map[string]string{}
+		}
+		relabel.Labels[LabelEndpointNode] = node
+		if err := s.W.Update(ctx, relabel); err != nil {
+			return nil, fmt.Errorf("failed to relabel SpiderEndpoint %q: %w", want.Namespace+"/"+want.Name, err)
+		}
+		cur = relabel
+	}
+	upd := cur.DeepCopy()
+	upd.Status = want.Status
+	if err := s.W.Status().Update(ctx, upd); err != nil {
+		return nil, fmt.Errorf("failed to update SpiderEndpoint status %q: %w", want.Namespace+"/"+want.Name, err)
+	}
+	return upd, nil
+}
+
+// DeleteEndpoint deletes a SpiderEndpoint if it is still the object with uid.
+func (s *Store) DeleteEndpoint(ctx context.Context, namespace, name string, uid types.UID) error {
+	se := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	err := s.W.Delete(ctx, se, client.Preconditions{UID: &uid})
+	if err == nil || apierrors.IsNotFound(err) || (apierrors.IsConflict(err) && isPreconditionFailure(err)) {
+		return nil
+	}
+	return fmt.Errorf("failed to delete SpiderEndpoint %q: %w", namespace+"/"+name, err)
+}

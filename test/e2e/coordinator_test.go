@@ -1,0 +1,754 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/test/e2e/framework"
+)
+
+// The coordinator specs use the underlay blocks 10-19 (IPv4 /24s and IPv6
+// /120s, see framework.Lab.UnderlaySliceV4/V6), one per spec, so they never
+// share addresses with each other or with other specs.
+const coordBlockBase = 10
+
+// defaultRouteNICAnnotation moves a pod's default routes to the named NIC.
+const defaultRouteNICAnnotation = "ipam.spidernet.io/default-route-nic"
+
+// coordLab is what a coordinator spec knows about the lab.
+type coordLab struct {
+	lab          *framework.Lab
+	c            client.Client
+	node1, node2 string
+	gwNetns      string
+	// CIDRs the coordinator routes over the host path, from the
+	// SpiderCoordinator "default" (spec.hijackCIDR or the built-in
+	// 169.254.0.0/16, status.serviceCIDR, status.overlayPodCIDR).
+	hostCIDRs []netip.Prefix
+	svcCIDR   netip.Prefix
+}
+
+// requireCoordinatorLab skips unless the lab, its facts, two nodes, both
+// plugins on the nodes and a synced SpiderCoordinator are there.
+func requireCoordinatorLab(ctx context.Context) *coordLab {
+	lab := requireLab()
+	requireExec()
+	for _, k := range []string{"LAB_GATEWAY_NETNS", "LAB_SERVICE_CIDR", "LAB_UNDERLAY_IF"} {
+		if lab.Env[k] == "" {
+			Skip(fmt.Sprintf("the lab env has no %s; rebuild bin/lab and run bin/lab up", k))
+		}
+	}
+	n1, n2 := twoNodes(ctx)
+	for _, p := range []string{"coordinator", "spiderpool", "macvlan"} {
+		if _, _, err := lab.ExecInNode(ctx, n1, "test", "-x", "/opt/cni/bin/"+p); err != nil {
+			Skip(fmt.Sprintf("CNI plugin %q is not installed on %s: run make build, then bin/lab daemons restart", p, n1))
+		}
+	}
+	cl := &coordLab{lab: lab, c: crClient(), node1: n1, node2: n2, gwNetns: lab.Env["LAB_GATEWAY_NETNS"]}
+	cl.svcCIDR = netip.MustParsePrefix(lab.Env["LAB_SERVICE_CIDR"])
+	var co v2beta1.SpiderCoordinator
+	if err := cl.c.Get(ctx, types.NamespacedName{Name: "default"}, &co); err != nil {
+		Skip(fmt.Sprintf("no SpiderCoordinator \"default\" (%v): run spindle-controller (make lab-up)", err))
+	}
+	hijack := co.Spec.HijackCIDR
+	if len(hijack) == 0 {
+		hijack = []string{"169.254.0.0/16"}
+	}
+	for _, set := range [][]string{hijack, co.Status.ServiceCIDR, co.Status.OverlayPodCIDR} {
+		for _, s := range set {
+			cl.hostCIDRs = append(cl.hostCIDRs, netip.MustParsePrefix(s).Masked())
+		}
+	}
+	return cl
+}
+
+// pools creates an IPv4 pool (and, when n6 > 0, an IPv6 pool) over block
+// coordBlockBase+offset with the lab gateways; they are deleted when the spec
+// ends, after its namespace (create them before it).
+func (cl *coordLab) pools(ctx context.Context, base string, offset, n4, n6 int) (v4, v6 *v2beta1.SpiderIPPool) {
+	mk := func(family int64, subnet netip.Prefix, start, end, gw netip.Addr) *v2beta1.SpiderIPPool {
+		p := &v2beta1.SpiderIPPool{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-v%d-%s", base, family, framework.RandSuffix(4))},
+			Spec: v2beta1.IPPoolSpec{
+				IPVersion: ptr.To(family),
+				Subnet:    subnet.Masked().String(),
+				IPs:       []string{start.String() + "-" + end.String()},
+				Gateway:   ptr.To(gw.String()),
+			},
+		}
+		Expect(cl.c.Create(ctx, p)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			_ = cl.c.Delete(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: p.Name}})
+		})
+		return p
+	}
+	start, end, err := cl.lab.UnderlaySliceV4(coordBlockBase+offset, n4)
+	Expect(err).NotTo(HaveOccurred())
+	v4 = mk(4, cl.lab.UnderlayV4, start, end, cl.lab.GatewayV4)
+	if n6 > 0 {
+		start, end, err := cl.lab.UnderlaySliceV6(coordBlockBase+offset, n6)
+		Expect(err).NotTo(HaveOccurred())
+		v6 = mk(6, cl.lab.UnderlayV6, start, end, cl.lab.GatewayV6)
+	}
+	return v4, v6
+}
+
+// nad creates a NetworkAttachmentDefinition: macvlan on the underlay with
+// spiderpool IPAM over the pools, chained with the coordinator configured
+// by coord.
+func (cl *coordLab) nad(ctx context.Context, ns, name string, v4, v6 *v2beta1.SpiderIPPool, coord map[string]any) {
+	ipam := map[string]any{"type": "spiderpool", "default_ipv4_ippool": []string{v4.Name}}
+	if v6 != nil {
+		ipam["default_ipv6_ippool"] = []string{v6.Name}
+	}
+	co := map[string]any{"type": "coordinator"}
+	for k, v := range coord {
+		co[k] = v
+	}
+	conf, err := json.Marshal(map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       ns + "-" + name,
+		"plugins": []any{
+			map[string]any{"type": "macvlan", "master": cl.lab.UnderlayIf, "mode": "bridge", "ipam": ipam},
+			co,
+		},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	_, err = f.CreateNAD(ctx, ns, name, string(conf))
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// sh runs a command in the pod and fails the spec if it fails.
+func podSh(ctx context.Context, pod *corev1.Pod, cmd ...string) string {
+	out, _, err := f.Exec.ExecInPod(ctx, pod, cmd...)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+func (cl *coordLab) gwSh(ctx context.Context, cmd ...string) string {
+	out, _, err := cl.lab.ExecInGateway(ctx, cmd...)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// podNet is a pod's routing as `ip` shows it.
+type podNet struct {
+	rules4, rules6   []string
+	routes4, routes6 []string
+	raw              map[string]string
+}
+
+var podNetCommands = [][]string{
+	{"ip", "-4", "rule"}, {"ip", "-6", "rule"},
+	{"ip", "-4", "route", "show", "table", "all"}, {"ip", "-6", "route", "show", "table", "all"},
+}
+
+func readPodNet(ctx context.Context, pod *corev1.Pod) *podNet {
+	p := &podNet{raw: map[string]string{}}
+	for _, c := range podNetCommands {
+		p.raw[strings.Join(c, " ")] = podSh(ctx, pod, c...)
+	}
+	p.rules4 = framework.IPLines(p.raw["ip -4 rule"])
+	p.rules6 = framework.IPLines(p.raw["ip -6 rule"])
+	p.routes4 = framework.RouteTables(p.raw["ip -4 route show table all"])
+	p.routes6 = framework.RouteTables(p.raw["ip -6 route show table all"])
+	return p
+}
+
+func defaults(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "default ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func withPrefix(lines []string, dst string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, dst+" ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// ifAddrs returns an interface's IPv4 and IPv6 addresses from the pod's
+// network-status annotation.
+func ifAddrs(pod *corev1.Pod, ifName string) (v4, v6 netip.Addr) {
+	st, err := framework.InterfaceStatus(pod, ifName)
+	Expect(err).NotTo(HaveOccurred())
+	for _, s := range st.IPs {
+		a := netip.MustParseAddr(s)
+		if a.Is4() && !v4.IsValid() {
+			v4 = a
+		} else if a.Is6() && !v6.IsValid() {
+			v6 = a
+		}
+	}
+	return v4, v6
+}
+
+// nodeAddrs returns the node's global addresses (what the coordinator routes
+// over the host path as /32 and /128), first seen first.
+func (cl *coordLab) nodeAddrs(ctx context.Context, node string) (v4, v6 []netip.Addr) {
+	out, _, err := cl.lab.ExecInNode(ctx, node, "ip", "-o", "addr", "show", "scope", "global")
+	Expect(err).NotTo(HaveOccurred())
+	for _, l := range framework.IPLines(out) {
+		f := strings.Fields(l)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] != "inet" && f[i] != "inet6" {
+				continue
+			}
+			a := netip.MustParsePrefix(f[i+1]).Addr()
+			if a.Is4() && !slices.Contains(v4, a) {
+				v4 = append(v4, a)
+			}
+			if a.Is6() && !slices.Contains(v6, a) {
+				v6 = append(v6, a)
+			}
+		}
+	}
+	return v4, v6
+}
+
+// podCIDRGateway is the first address of the node's pod CIDR: the ptp
+// gateway of overlay eth0.
+func (cl *coordLab) podCIDRGateway(node, suffix string) netip.Addr {
+	v := cl.lab.NodeEnv(node, suffix)
+	Expect(v).NotTo(BeEmpty(), "LAB_NODE_<i>_%s of %s in the lab env", suffix, node)
+	return netip.MustParsePrefix(v).Masked().Addr().Next()
+}
+
+// hostPath is the oracle of the coordinator's host path in one table: the
+// routes to the node's addresses and to the host CIDRs.
+type hostPath struct {
+	dev      string
+	underlay bool
+	gw       netip.Addr // overlay: eth0's gateway; underlay IPv4: node address; IPv6: fe80::1
+	nodes    []netip.Addr
+	cidrs    []netip.Prefix
+	src      netip.Addr // IPv4 source of the table
+	skip     func(dst string) bool
+}
+
+func (h hostPath) lines() []string {
+	var out, seen []string
+	add := func(dst, l string) {
+		if slices.Contains(seen, dst) || h.skip != nil && h.skip(dst) {
+			return
+		}
+		seen = append(seen, dst)
+		out = append(out, l)
+	}
+	v4 := h.gw.Is4()
+	tail := " proto 77 metric 1024 pref medium"
+	if v4 {
+		tail = " proto 77"
+	}
+	for _, a := range h.nodes {
+		dst := a.String()
+		switch {
+		case v4 && (h.underlay || a == h.gw):
+			add(dst, dst+" dev "+h.dev+" proto 77 scope link src "+h.src.String())
+		case v4:
+			add(dst, dst+" via "+h.gw.String()+" dev "+h.dev+tail+" src "+h.src.String())
+		case a == h.gw:
+			add(dst, dst+" dev "+h.dev+tail)
+		default:
+			add(dst, dst+" via "+h.gw.String()+" dev "+h.dev+tail)
+		}
+	}
+	for _, c := range h.cidrs {
+		if c.Addr().Is4() != v4 {
+			continue
+		}
+		dst := c.String()
+		if v4 {
+			add(dst, dst+" via "+h.gw.String()+" dev "+h.dev+tail+" src "+h.src.String())
+		} else {
+			add(dst, dst+" via "+h.gw.String()+" dev "+h.dev+tail)
+		}
+	}
+	return out
+}
+
+// dumpForDocs appends the pod's rules and tables to $COORDINATOR_DOCS_DUMP,
+// as docs/coordinator.md shows them (local table, kernel link-local and
+// multicast routes left out).
+var dumpMu sync.Mutex
+
+func dumpForDocs(title, setup string, p *podNet) {
+	file := os.Getenv("COORDINATOR_DOCS_DUMP")
+	if file == "" {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s\n\n%s\n\n```\n", title, setup)
+	for _, c := range podNetCommands {
+		cmd := strings.Join(c, " ")
+		fmt.Fprintf(&b, "# %s\n", cmd)
+		keep := framework.IPLines(p.raw[cmd])
+		if strings.Contains(cmd, "route") {
+			keep = framework.RouteTables(p.raw[cmd])
+		}
+		for _, l := range strings.Split(strings.TrimRight(p.raw[cmd], "\n"), "\n") {
+			if n := framework.IPLines(l); len(n) == 1 && slices.Contains(keep, n[0]) {
+				fmt.Fprintln(&b, strings.TrimRight(l, " "))
+			}
+		}
+	}
+	b.WriteString("```\n\n")
+	dumpMu.Lock()
+	defer dumpMu.Unlock()
+	fh, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	Expect(err).NotTo(HaveOccurred())
+	defer fh.Close()
+	_, err = fh.WriteString(b.String())
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// txPackets reads the packets sent on dev from the pod's /proc/net/dev
+// (`lab exec` enters the network namespace only, so /sys is the node's).
+func txPackets(ctx context.Context, pod *corev1.Pod, dev string) int {
+	for _, l := range strings.Split(podSh(ctx, pod, "cat", "/proc/net/dev"), "\n") {
+		name, stats, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(name) != dev {
+			continue
+		}
+		f := strings.Fields(stats)
+		Expect(len(f)).To(BeNumerically(">=", 10), "/proc/net/dev line %q", l)
+		n, err := strconv.Atoi(f[9])
+		Expect(err).NotTo(HaveOccurred())
+		return n
+	}
+	Fail(fmt.Sprintf("no %s in /proc/net/dev of pod %s/%s", dev, pod.Namespace, pod.Name))
+	return 0
+}
+
+// linkInfo returns a pod link's MAC address and, for a veth, the ifindex of
+// its peer.
+func linkInfo(ctx context.Context, pod *corev1.Pod, dev string) (mac string, peer int) {
+	f := strings.Fields(podSh(ctx, pod, "ip", "-o", "link", "show", "dev", dev))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "link/ether" {
+			mac = f[i+1]
+		}
+	}
+	Expect(len(f)).To(BeNumerically(">", 1))
+	if _, p, ok := strings.Cut(strings.TrimSuffix(f[1], ":"), "@if"); ok {
+		peer, _ = strconv.Atoi(p)
+	}
+	Expect(mac).NotTo(BeEmpty(), "MAC of %s in pod %s", dev, pod.Name)
+	return mac, peer
+}
+
+// offSubnetClient adds an address outside the underlay to the gateway
+// namespace's lo for the rest of the spec.
+func (cl *coordLab) offSubnetClient(ctx context.Context, a netip.Addr) {
+	bits := 32
+	args := []string{"ip", "addr", "add", fmt.Sprintf("%s/%d", a, bits), "dev", "lo"}
+	if a.Is6() {
+		bits = 128
+		args = []string{"ip", "-6", "addr", "add", fmt.Sprintf("%s/%d", a, bits), "dev", "lo", "nodad"}
+	}
+	cl.gwSh(ctx, args...)
+	DeferCleanup(func(ctx SpecContext) {
+		_, _, _ = cl.lab.ExecInGateway(ctx, "ip", "addr", "del", fmt.Sprintf("%s/%d", a, bits), "dev", "lo")
+	})
+}
+
+func (cl *coordLab) rules(fam int, nics ...any) []string {
+	out := []string{"0: from all lookup local"}
+	for i := 0; i+1 < len(nics); i += 2 {
+		table := nics[i+1].(int)
+		out = append(out, fmt.Sprintf("%d: from %s lookup %d", table, nics[i].(netip.Addr), table))
+	}
+	out = append(out, "32766: from all lookup main")
+	if fam == 4 {
+		out = append(out, "32767: from all lookup default")
+	}
+	return out
+}
+
+var _ = Describe("coordinator", func() {
+	It("keeps one default route per family on eth0 and answers off-subnet clients of net1 through net1 (overlay)", func(ctx SpecContext) {
+		cl := requireCoordinatorLab(ctx)
+		p4, p6 := cl.pools(ctx, "e2e-co-overlay", 0, 4, 4)
+		ns := newTestNamespace(ctx, "e2e-co-overlay")
+		cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "overlay"})
+		pod := startPod(ctx, ns, "pod", framework.PodOptions{Node: cl.node1, Networks: "underlay"})
+
+		e4, e6 := ifAddrs(pod, "eth0")
+		n4, n6 := ifAddrs(pod, "net1")
+		Expect(e4.IsValid() && e6.IsValid() && n4.IsValid() && n6.IsValid()).To(BeTrue(), "eth0 %s %s, net1 %s %s: want both families on both", e4, e6, n4, n6)
+		eg4, eg6 := cl.podCIDRGateway(cl.node1, "POD_CIDR"), cl.podCIDRGateway(cl.node1, "POD_CIDR_V6")
+		p := readPodNet(ctx, pod)
+
+		By("one default route per family in main, via eth0")
+		Expect(defaults(framework.InTable(p.routes4, 254))).To(Equal([]string{"default via " + eg4.String() + " dev eth0 proto static"}))
+		Expect(defaults(framework.InTable(p.routes6, 254))).To(Equal([]string{"default via " + eg6.String() + " dev eth0 proto static metric 1024 pref medium"}))
+
+		By("a rule per address and per-NIC tables 100 (eth0) and 101 (net1)")
+		Expect(p.rules4).To(Equal(cl.rules(4, e4, 100, n4, 101)))
+		Expect(p.rules6).To(Equal(cl.rules(6, e6, 100, n6, 101)))
+		node4, node6 := cl.nodeAddrs(ctx, cl.node1)
+		want4 := append([]string{
+			"default via " + cl.lab.GatewayV4.String() + " dev net1 proto static",
+			cl.lab.UnderlayV4.Masked().String() + " dev net1 proto static scope link src " + n4.String(),
+		}, hostPath{dev: "eth0", gw: eg4, nodes: node4, cidrs: cl.hostCIDRs, src: n4}.lines()...)
+		Expect(framework.InTable(p.routes4, 101)).To(ConsistOf(want4))
+		want6 := append([]string{
+			"default via " + cl.lab.GatewayV6.String() + " dev net1 proto static metric 1024 pref medium",
+			cl.lab.UnderlayV6.Masked().String() + " dev net1 proto static metric 1024 pref medium",
+		}, hostPath{dev: "eth0", gw: eg6, nodes: node6, cidrs: cl.hostCIDRs}.lines()...)
+		Expect(framework.InTable(p.routes6, 101)).To(ConsistOf(want6))
+		Expect(withPrefix(framework.InTable(p.routes4, 254), cl.svcCIDR.String())).To(Equal([]string{
+			fmt.Sprintf("%s via %s dev eth0 proto 77 src %s", cl.svcCIDR, eg4, e4)}), "services go over eth0")
+		Expect(p.routes4).To(HaveLen(len(framework.InTable(p.routes4, 254))+len(framework.InTable(p.routes4, 100))+len(want4)),
+			"no table besides main, 100 and 101")
+		dumpForDocs("Overlay: eth0 (ptp) + net1 (macvlan on ul0, spiderpool), mode overlay",
+			fmt.Sprintf("Pod on %s; eth0 %s %s, net1 %s %s.", cl.node1, e4, e6, n4, n6), p)
+
+		By("an off-subnet client in the gateway namespace pings net1; the replies leave through net1")
+		client4 := netip.AddrFrom4([4]byte{198, 51, 100, byte(coordBlockBase)})
+		client6 := netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::1", coordBlockBase))
+		cl.offSubnetClient(ctx, client4)
+		cl.offSubnetClient(ctx, client6)
+		Expect(podSh(ctx, pod, "ip", "route", "get", client4.String(), "from", n4.String())).To(ContainSubstring(
+			fmt.Sprintf("%s from %s via %s dev net1 table 101", client4, n4, cl.lab.GatewayV4)))
+		for _, c := range []struct{ from, to netip.Addr }{{client4, n4}, {client6, n6}} {
+			txNet1, txEth0 := txPackets(ctx, pod, "net1"), txPackets(ctx, pod, "eth0")
+			out := cl.gwSh(ctx, "ping", "-c", "5", "-i", "0.2", "-W", "2", "-I", c.from.String(), c.to.String())
+			Expect(out).To(ContainSubstring("5 received"), out)
+			Expect(txPackets(ctx, pod, "net1")-txNet1).To(BeNumerically(">=", 5), "echo replies to %s sent on net1", c.from)
+			Expect(txPackets(ctx, pod, "eth0")-txEth0).To(BeNumerically("<", 5), "echo replies to %s must not leave on eth0", c.from)
+		}
+	})
+
+	It("gives an underlay-only pod veth0 to its node and reaches the node and pods on another node", func(ctx SpecContext) {
+		cl := requireCoordinatorLab(ctx)
+		p4, p6 := cl.pools(ctx, "e2e-co-underlay", 1, 4, 4)
+		ns := newTestNamespace(ctx, "e2e-co-underlay")
+		cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "underlay"})
+		ann := map[string]string{"v1.multus-cni.io/default-network": ns + "/underlay"}
+		// An overlay pod on the same node keeps the node's ptp gateway
+		// addresses (on its host veth) there during the whole spec, so the
+		// node addresses the coordinator saw are those checked below.
+		local := startPod(ctx, ns, "local", framework.PodOptions{Node: cl.node1})
+		pod := startPod(ctx, ns, "a", framework.PodOptions{Node: cl.node1, Annotations: ann})
+		peer := startPod(ctx, ns, "b", framework.PodOptions{Node: cl.node2, Annotations: ann})
+		overlay := startPod(ctx, ns, "c", framework.PodOptions{Node: cl.node2})
+
+		u4, u6 := ifAddrs(pod, "eth0")
+		Expect(u4.IsValid() && u6.IsValid()).To(BeTrue(), "eth0 %s %s: want both families", u4, u6)
+		p := readPodNet(ctx, pod)
+		Expect(podSh(ctx, pod, "ip", "-o", "link", "show", "veth0")).To(ContainSubstring("veth0@"))
+
+		By("exact rules and tables: main and 100 hold the default route, the subnet and the host path over veth0")
+		node4, node6 := cl.nodeAddrs(ctx, cl.node1)
+		nodeGw := netip.MustParseAddr(cl.lab.NodeEnv(cl.node1, "UNDERLAY_V4"))
+		Expect(p.rules4).To(Equal(cl.rules(4, u4, 100)))
+		Expect(p.rules6).To(Equal(cl.rules(6, u6, 100)))
+		hp4 := hostPath{dev: "veth0", underlay: true, gw: nodeGw, nodes: node4, cidrs: cl.hostCIDRs, src: u4}.lines()
+		hp6 := hostPath{dev: "veth0", underlay: true, gw: netip.MustParseAddr("fe80::1"), nodes: node6, cidrs: cl.hostCIDRs}.lines()
+		def4 := "default via " + cl.lab.GatewayV4.String() + " dev eth0 proto static"
+		def6 := "default via " + cl.lab.GatewayV6.String() + " dev eth0 proto static metric 1024 pref medium"
+		sub4, sub6 := cl.lab.UnderlayV4.Masked().String(), cl.lab.UnderlayV6.Masked().String()
+		Expect(framework.InTable(p.routes4, 254)).To(ConsistOf(append([]string{def4, sub4 + " dev eth0 proto kernel scope link src " + u4.String()}, hp4...)))
+		Expect(framework.InTable(p.routes4, 100)).To(ConsistOf(append([]string{def4, sub4 + " dev eth0 proto static scope link src " + u4.String()}, hp4...)))
+		Expect(framework.InTable(p.routes6, 254)).To(ConsistOf(append([]string{def6, sub6 + " dev eth0 proto kernel metric 256 pref medium"}, hp6...)))
+		Expect(framework.InTable(p.routes6, 100)).To(ConsistOf(append([]string{def6, sub6 + " dev eth0 proto static metric 1024 pref medium"}, hp6...)))
+		Expect(p.routes4).To(HaveLen(2 * (2 + len(hp4))))
+		Expect(p.routes6).To(HaveLen(2 * (2 + len(hp6))))
+		dumpForDocs("Underlay only: eth0 = macvlan on ul0 (spiderpool, v1.multus-cni.io/default-network), mode underlay",
+			fmt.Sprintf("Pod on %s (underlay %s); eth0 %s %s.", cl.node1, nodeGw, u4, u6), p)
+
+		By("the pod reaches its node's InternalIPs over veth0")
+		node, err := f.Client.CoreV1().Nodes().Get(ctx, cl.node1, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var internal []string
+		for _, a := range node.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				internal = append(internal, a.Address)
+			}
+		}
+		Expect(internal).NotTo(BeEmpty())
+		for _, ip := range internal {
+			Expect(podSh(ctx, pod, "ip", "route", "get", ip)).To(MatchRegexp(`^` + regexp.QuoteMeta(ip) + ` (from \S+ )?(via \S+ )?dev veth0 `))
+			out := podSh(ctx, pod, "ping", "-c", "2", "-i", "0.2", "-W", "2", ip)
+			Expect(out).To(ContainSubstring("2 received"), out)
+		}
+
+		By("the pod reaches an underlay pod and an overlay pod on " + cl.node2 + ", and an overlay pod on its own node")
+		b4, b6 := ifAddrs(peer, "eth0")
+		targets := []string{b4.String(), b6.String()}
+		for _, ip := range append(overlay.Status.PodIPs, local.Status.PodIPs...) {
+			targets = append(targets, ip.IP)
+		}
+		for _, ip := range targets {
+			out := podSh(ctx, pod, "ping", "-c", "2", "-i", "0.2", "-W", "2", ip)
+			Expect(out).To(ContainSubstring("2 received"), "ping %s: %s", ip, out)
+		}
+	})
+
+	It("moves the default routes to net1 with the default-route-nic annotation", func(ctx SpecContext) {
+		cl := requireCoordinatorLab(ctx)
+		p4, p6 := cl.pools(ctx, "e2e-co-defnic", 2, 4, 4)
+		ns := newTestNamespace(ctx, "e2e-co-defnic")
+		cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "auto"})
+		pod := startPod(ctx, ns, "pod", framework.PodOptions{Node: cl.node1, Networks: "underlay",
+			Annotations: map[string]string{defaultRouteNICAnnotation: "net1"}})
+		e4, e6 := ifAddrs(pod, "eth0")
+		n4, n6 := ifAddrs(pod, "net1")
+		eg4, eg6 := cl.podCIDRGateway(cl.node1, "POD_CIDR"), cl.podCIDRGateway(cl.node1, "POD_CIDR_V6")
+		p := readPodNet(ctx, pod)
+
+		Expect(defaults(framework.InTable(p.routes4, 254))).To(Equal([]string{"default via " + cl.lab.GatewayV4.String() + " dev net1 proto static"}))
+		Expect(defaults(framework.InTable(p.routes6, 254))).To(Equal([]string{"default via " + cl.lab.GatewayV6.String() + " dev net1 proto static metric 1024 pref medium"}))
+		Expect(defaults(framework.InTable(p.routes4, 100))).To(Equal([]string{"default via " + eg4.String() + " dev eth0 proto static"}))
+		Expect(defaults(framework.InTable(p.routes6, 100))).To(Equal([]string{"default via " + eg6.String() + " dev eth0 proto static metric 1024 pref medium"}))
+		Expect(defaults(framework.InTable(p.routes4, 101))).To(Equal([]string{"default via " + cl.lab.GatewayV4.String() + " dev net1 proto static"}))
+		Expect(p.rules4).To(Equal(cl.rules(4, e4, 100, n4, 101)))
+		Expect(p.rules6).To(Equal(cl.rules(6, e6, 100, n6, 101)))
+		Expect(withPrefix(framework.InTable(p.routes4, 254), cl.svcCIDR.String())).To(Equal([]string{
+			fmt.Sprintf("%s via %s dev eth0 proto 77 src %s", cl.svcCIDR, eg4, e4)}), "services still go over eth0")
+		dumpForDocs("Overlay with `ipam.spidernet.io/default-route-nic: net1` (mode auto)",
+			fmt.Sprintf("Pod on %s; eth0 %s %s, net1 %s %s.", cl.node1, e4, e6, n4, n6), p)
+
+		By("traffic to an off-subnet destination leaves through net1")
+		dst := netip.AddrFrom4([4]byte{198, 51, 100, byte(coordBlockBase + 2)})
+		cl.offSubnetClient(ctx, dst)
+		tx := txPackets(ctx, pod, "net1")
+		out := podSh(ctx, pod, "ping", "-c", "3", "-i", "0.2", "-W", "2", dst.String())
+		Expect(out).To(ContainSubstring("3 received"), out)
+		Expect(txPackets(ctx, pod, "net1") - tx).To(BeNumerically(">=", 3))
+	})
+
+	It("refuses an address that already answers ARP and the pod gets the pool's other address", func(ctx SpecContext) {
+		cl := requireCoordinatorLab(ctx)
+		p4, p6 := cl.pools(ctx, "e2e-co-conflict", 3, 2, 2)
+		a, b, err := cl.lab.UnderlaySliceV4(coordBlockBase+3, 2)
+		Expect(err).NotTo(HaveOccurred())
+		ns := newTestNamespace(ctx, "e2e-co-conflict")
+		cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "overlay", "detectIPConflict": true})
+
+		// The pool has two addresses: a first pod takes one, the other is
+		// made to answer ARP from the gateway namespace, so the second pod
+		// can only be offered the conflicting address until the first pod
+		// goes.
+		first := startPod(ctx, ns, "first", framework.PodOptions{Node: cl.node1, Networks: "underlay"})
+		held, _ := ifAddrs(first, "net1")
+		taken := a
+		if held == a {
+			taken = b
+		}
+		ul := cl.lab.UnderlayIf
+		cl.gwSh(ctx, "ip", "addr", "add", taken.String()+"/32", "dev", ul)
+		DeferCleanup(func(ctx SpecContext) {
+			_, _, _ = cl.lab.ExecInGateway(ctx, "ip", "addr", "del", taken.String()+"/32", "dev", ul)
+		})
+		gwMAC := strings.TrimSpace(cl.gwSh(ctx, "cat", "/sys/class/net/"+ul+"/address"))
+
+		_, err = f.CreatePod(ctx, f.NewPod(ns, "second", framework.PodOptions{Node: cl.node1, Networks: "underlay"}))
+		Expect(err).NotTo(HaveOccurred())
+		want := fmt.Sprintf("IP address %s is already used by %s (probed on net1)", taken, gwMAC)
+		Eventually(func(g Gomega) {
+			evs, err := f.PodEvents(ctx, ns, "second", "FailedCreatePodSandBox")
+			g.Expect(err).NotTo(HaveOccurred())
+			var msgs []string
+			for _, e := range evs {
+				msgs = append(msgs, e.Message)
+			}
+			g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want))
+		}).WithContext(ctx).WithTimeout(60*time.Second).WithPolling(time.Second).Should(Succeed(), "the pod's events name the conflicting address")
+		Expect(podRunningNow(ctx, ns, "second")).To(BeFalse(), "the pod must not run with a conflicting address")
+
+		Expect(f.DeletePodAndWait(ctx, ns, "first")).To(Succeed())
+		pod, err := f.WaitPodRunning(ctx, ns, "second")
+		Expect(err).NotTo(HaveOccurred(), "after the conflict the IPAM side must release %s and allocate %s, freed by the first pod", taken, held)
+		got, _ := ifAddrs(pod, "net1")
+		Expect(got).To(Equal(held))
+	})
+
+	It("lets a peer reach a recreated StatefulSet pod at once: its neighbour entry has the new MAC", func(ctx SpecContext) {
+		cl := requireCoordinatorLab(ctx)
+		p4, p6 := cl.pools(ctx, "e2e-co-sts", 4, 4, 4)
+		ns := newTestNamespace(ctx, "e2e-co-sts")
+		cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "underlay"})
+		tmpl := f.NewPod(ns, "", framework.PodOptions{Node: cl.node1, Annotations: map[string]string{
+			"v1.multus-cni.io/default-network": ns + "/underlay"}})
+		tmpl.Labels = map[string]string{"app": "garp"}
+		tmpl.Namespace = ""
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "garp"},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: ptr.To[int32](1),
+				Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec},
+			},
+		}
+		Expect(cl.c.Create(ctx, sts)).To(Succeed())
+		var pod *corev1.Pod
+		Eventually(func() (err error) {
+			pod, err = f.WaitPodRunning(ctx, ns, "garp-0")
+			return err
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+		u4, u6 := ifAddrs(pod, "eth0")
+		Expect(u4.IsValid() && u6.IsValid()).To(BeTrue())
+		oldMAC, _ := linkInfo(ctx, pod, "eth0")
+
+		ul := cl.lab.UnderlayIf
+		neigh := func(ip netip.Addr) string {
+			out := cl.gwSh(ctx, "ip", "neigh", "show", "to", ip.String(), "dev", ul)
+			f := strings.Fields(out)
+			for i := 0; i+1 < len(f); i++ {
+				if f[i] == "lladdr" {
+					return f[i+1]
+				}
+			}
+			return "no entry: " + out
+		}
+		for _, ip := range []netip.Addr{u4, u6} {
+			out := cl.gwSh(ctx, "ping", "-c", "1", "-W", "2", ip.String())
+			Expect(out).To(ContainSubstring("1 received"), out)
+			Expect(neigh(ip)).To(Equal(oldMAC), "the gateway cached %s", ip)
+		}
+
+		// The StatefulSet controller recreates garp-0 under the same name:
+		// wait for the new incarnation (another UID) to run.
+		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "garp-0", metav1.DeleteOptions{})).To(Succeed())
+		var again *corev1.Pod
+		Eventually(func(g Gomega) {
+			p, err := f.Client.CoreV1().Pods(ns).Get(ctx, "garp-0", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.UID).NotTo(Equal(pod.UID))
+			g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning))
+			g.Expect(p.Status.PodIP).NotTo(BeEmpty())
+			again = p
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+		a4, a6 := ifAddrs(again, "eth0")
+		Expect([]netip.Addr{a4, a6}).To(Equal([]netip.Addr{u4, u6}), "the StatefulSet replica keeps its addresses")
+		newMAC, _ := linkInfo(ctx, again, "eth0")
+		Expect(newMAC).NotTo(Equal(oldMAC))
+
+		By("right after Running, the gateway's entries already have the new MAC and the first ping answers")
+		Expect(neigh(u4)).To(Equal(newMAC), "gratuitous ARP updated the gateway's entry for %s", u4)
+		Expect(neigh(u6)).To(Equal(newMAC), "unsolicited neighbour advertisement updated the gateway's entry for %s", u6)
+		for _, ip := range []netip.Addr{u4, u6} {
+			out := cl.gwSh(ctx, "ping", "-c", "1", "-W", "1", ip.String())
+			Expect(out).To(ContainSubstring("1 received"), out)
+		}
+	})
+
+	It("routes an underlay pod's service traffic over veth0 to its node (no kube-proxy in the lab)", func(ctx SpecContext) {
+		cl := requireCoordinatorLab(ctx)
+		p4, p6 := cl.pools(ctx, "e2e-co-svc", 5, 2, 2)
+		ns := newTestNamespace(ctx, "e2e-co-svc")
+		cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "underlay"})
+		pod := startPod(ctx, ns, "pod", framework.PodOptions{Node: cl.node1, Annotations: map[string]string{
+			"v1.multus-cni.io/default-network": ns + "/underlay"}})
+		svc, err := f.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "svc"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		clusterIP := netip.MustParseAddr(svc.Spec.ClusterIP)
+		Expect(cl.svcCIDR.Contains(clusterIP)).To(BeTrue(), "ClusterIP %s in LAB_SERVICE_CIDR %s", clusterIP, cl.svcCIDR)
+
+		u4, _ := ifAddrs(pod, "eth0")
+		nodeGw := cl.lab.NodeEnv(cl.node1, "UNDERLAY_V4")
+		p := readPodNet(ctx, pod)
+		Expect(withPrefix(framework.InTable(p.routes4, 254), cl.svcCIDR.String())).To(Equal([]string{
+			fmt.Sprintf("%s via %s dev veth0 proto 77 src %s", cl.svcCIDR, nodeGw, u4)}))
+		Expect(withPrefix(framework.InTable(p.routes4, 100), cl.svcCIDR.String())).To(Equal([]string{
+			fmt.Sprintf("%s via %s dev veth0 proto 77 src %s", cl.svcCIDR, nodeGw, u4)}))
+		Expect(podSh(ctx, pod, "ip", "route", "get", clusterIP.String())).To(HavePrefix(
+			fmt.Sprintf("%s via %s dev veth0 src %s", clusterIP, nodeGw, u4)))
+
+		By("echo requests to the ClusterIP arrive on the node end of the veth pair")
+		_, peer := linkInfo(ctx, pod, "veth0")
+		peerIdx := strconv.Itoa(peer)
+		links, _, err := cl.lab.ExecInNode(ctx, cl.node1, "ip", "-o", "link", "show")
+		Expect(err).NotTo(HaveOccurred())
+		hostVeth := ""
+		for _, l := range framework.IPLines(links) {
+			if name, ok := strings.CutPrefix(l, peerIdx+": "); ok {
+				hostVeth, _, _ = strings.Cut(name, "@")
+			}
+		}
+		Expect(hostVeth).To(HavePrefix("veth"), "node link with ifindex %s", peerIdx)
+		captured := capture(ctx, cl.lab, cl.node1, hostVeth, 3, "icmp and dst host "+clusterIP.String(), func() {
+			_, _, _ = f.Exec.ExecInPod(ctx, pod, "ping", "-c", "3", "-i", "0.2", "-W", "1", clusterIP.String())
+		})
+		Expect(captured).To(HaveLen(3))
+		for _, l := range captured {
+			Expect(l).To(ContainSubstring(fmt.Sprintf("IP %s > %s: ICMP echo request", u4, clusterIP)))
+		}
+	})
+})
+
+func podRunningNow(ctx context.Context, ns, name string) bool {
+	p, err := f.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	return p.Status.Phase == corev1.PodRunning
+}
+
+// capture runs tcpdump on a node interface, runs send once tcpdump listens,
+// and returns the first n packets matching filter (fewer on timeout).
+func capture(ctx context.Context, lab *framework.Lab, node, dev string, n int, filter string, send func()) []string {
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, lab.Bin, "node", "exec", node, "--",
+		"tcpdump", "-n", "-l", "-i", dev, "-c", strconv.Itoa(n), filter)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(cmd.Start()).To(Succeed())
+	listening := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := false
+		for sc.Scan() {
+			if !once && strings.Contains(sc.Text(), "listening on") {
+				once = true
+				close(listening)
+			}
+		}
+		if !once {
+			close(listening)
+		}
+	}()
+	select {
+	case <-listening:
+	case <-cctx.Done():
+	}
+	send()
+	_ = cmd.Wait()
+	return framework.IPLines(stdout.String())
+}
