@@ -81,6 +81,18 @@ test-unit: ## Unit, fuzz-seed, envtest and privileged tests (privileged ones ski
 test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear it down.
 	bash test/lab/run-suites.sh
 
+.PHONY: bench
+bench: deps ## IPAM storage benchmark on its own real API server (~5 min); ends with one "bench:" summary line.
+	go run ./test/perf/ipam
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 15s) each.
+	@for pkg in $$(go list ./...); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-15s} $$pkg || exit 1; \
+	  done; \
+	done
+
 ##@ Lab
 
 .PHONY: lab

@@ -42,7 +42,7 @@ type Reconciler struct {
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -285,8 +285,10 @@ func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2b
 
 // SetupWithManager registers the reconciler and its periodic full pass.
 // Pod events, claim events and SpiderEndpoint events enqueue the pod name;
-// every interval all recorded pod names are enqueued again so nothing a
-// missed event left behind survives.
+// a StatefulSet that is deleted or shrinks enqueues the names of its
+// replicas' allocations (replicas kept for their next incarnation become
+// collectable without any pod event); every interval all recorded pod names
+// are enqueued again so nothing a missed event left behind survives.
 func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duration) error {
 	registerMetrics()
 	resync := make(chan event.TypedGenericEvent[reconcile.Request], 1024)
@@ -305,10 +307,86 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duratio
 		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
 		Watches(&v2beta1.SpiderEndpoint{}, &handler.EnqueueRequestForObject{},
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetReplicas), builder.WithPredicates(statefulSetShrunk())).
 		WatchesRawSource(source.Channel(resync, handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, r reconcile.Request) []reconcile.Request {
 			return []reconcile.Request{r}
 		}))).
 		Complete(r)
+}
+
+// statefulSetReplicas returns the pod names whose claims or SpiderEndpoint
+// were made for a replica of the StatefulSet.
+func (r *Reconciler) statefulSetReplicas(ctx context.Context, o client.Object) []reconcile.Request {
+	var claims v2beta1.SpiderIPClaimList
+	if err := r.Client.List(ctx, &claims); err != nil {
+		log.FromContext(ctx).Error(err, "failed to list SpiderIPClaims of a StatefulSet's replicas", "statefulset", o.GetNamespace()+"/"+o.GetName())
+		return nil
+	}
+	var eps v2beta1.SpiderEndpointList
+	if err := r.Client.List(ctx, &eps, client.InNamespace(o.GetNamespace())); err != nil {
+		log.FromContext(ctx).Error(err, "failed to list SpiderEndpoints of a StatefulSet's replicas", "statefulset", o.GetNamespace()+"/"+o.GetName())
+		return nil
+	}
+	return ReplicaAllocations(o.GetNamespace(), o.GetName(), claims.Items, eps.Items)
+}
+
+// ReplicaAllocations picks the pod names of the StatefulSet namespace/name
+// among the holders recorded in claims and SpiderEndpoints.
+func ReplicaAllocations(namespace, name string, claims []v2beta1.SpiderIPClaim, eps []v2beta1.SpiderEndpoint) []reconcile.Request {
+	seen := map[types.NamespacedName]bool{}
+	var out []reconcile.Request
+	add := func(pod string) {
+		k := types.NamespacedName{Namespace: namespace, Name: pod}
+		if pod != "" && !seen[k] {
+			seen[k] = true
+			out = append(out, reconcile.Request{NamespacedName: k})
+		}
+	}
+	for i := range claims {
+		c := &claims[i].Spec
+		if c.PodNamespace == namespace && c.OwnerKind == "StatefulSet" && c.OwnerName == name {
+			add(c.PodName)
+		}
+	}
+	for i := range eps {
+		e := &eps[i]
+		if e.Namespace == namespace && e.Status.OwnerControllerType == "StatefulSet" && e.Status.OwnerControllerName == name {
+			add(e.Name)
+		}
+	}
+	return out
+}
+
+// statefulSetShrunk passes the StatefulSet events after which fewer
+// ordinals are wanted: deletion (or its start), fewer replicas, a moved
+// ordinal start.
+func statefulSetShrunk() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*appsv1.StatefulSet)
+			n, ok2 := e.ObjectNew.(*appsv1.StatefulSet)
+			if !ok1 || !ok2 {
+				return false
+			}
+			start := func(s *appsv1.StatefulSet) int32 {
+				if s.Spec.Ordinals == nil {
+					return 0
+				}
+				return s.Spec.Ordinals.Start
+			}
+			replicas := func(s *appsv1.StatefulSet) int32 {
+				if s.Spec.Replicas == nil {
+					return 1
+				}
+				return *s.Spec.Replicas
+			}
+			return (o.DeletionTimestamp == nil && n.DeletionTimestamp != nil) ||
+				replicas(n) < replicas(o) || start(n) != start(o)
+		},
+	}
 }
 
 // podChanged passes pod events that can change a decision: creation (a new

@@ -860,7 +860,7 @@ spec:
 				web0 = &p
 			}
 		}
-		GinkgoWriter.Printf("before: %v, web-0 on %s\n", before, web0.Spec.NodeName)
+		GinkgoWriter.Printf("before: web-0 %s %s, web-1 %s %s; web-0 on %s\n", before["web-0"].v4, before["web-0"].v6, before["web-1"].v4, before["web-1"].v6, web0.Spec.NodeName)
 
 		// Delete web-0: its replacement (new UID) has the same addresses.
 		Expect(f.Client.CoreV1().Pods(e.ns).Delete(ctx, "web-0", metav1.DeleteOptions{})).To(Succeed())
@@ -996,7 +996,40 @@ spec:
 		}
 	})
 
-	// Churn: ~50 pods created and deleted across the nodes on one pool pair,
+	// Both nodes' agents allocate from one small pool at the same moment:
+	// every address is handed out exactly once and nothing is refused
+	// while addresses are free.
+	It("contention: a pool of 24 addresses serves exactly 24 pods created at once on two nodes; the 25th waits", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-ipam-full")
+		nodes, err := f.ReadyNodes(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		block := ipamBlockBase + 12
+		pool := "full-v4-" + e.ns
+		e.pool(ctx, pool, 4, block, 24)
+		e.nad(ctx, "underlay", nil)
+		ann := map[string]string{annotNetworks: "underlay", annotIPPool: fmt.Sprintf(`{"ipv4":[%q]}`, pool)}
+		for i := 0; i < 24; i++ {
+			p := f.NewPod(e.ns, fmt.Sprintf("p%02d", i), framework.PodOptions{Node: nodes[i%len(nodes)], Annotations: ann})
+			p.Labels = map[string]string{"app": "full"}
+			_, err := f.CreatePod(ctx, p)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		pods := e.workloadPods(ctx, "app=full", 24)
+		seen := map[netip.Addr]string{}
+		for i := range pods {
+			v4, _ := byFamily(Default, statusAddrs(&pods[i], "net1"))
+			Expect(seen).NotTo(HaveKey(v4), "%s and %s share %s", seen[v4], pods[i].Name, v4)
+			seen[v4] = pods[i].Name
+		}
+		Expect(seen).To(HaveLen(24))
+		e.expectSp(ctx, pool, 24, 24)
+		_, err = f.CreatePod(ctx, f.NewPod(e.ns, "extra", framework.PodOptions{Annotations: ann}))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(e.sandboxErrors(ctx, "extra")).To(ContainSubstring(fmt.Sprintf(`pool %q: 24/24 allocated`, pool)))
+	})
+
+	// Churn: ~50 pods created and deleted across the nodes on one pool pair
+	// (some deleted mid-ADD, some force-deleted and re-created under the same name),
 	// then every record is checked against what the pods really have.
 	It("churn: after ~50 pods came and went on one pool, claims, SpiderEndpoints, pod addresses and pool counts all agree, with no duplicates", func(ctx SpecContext) {
 		e := newIPAMEnv(ctx, "e2e-ipam-churn")
@@ -1046,7 +1079,29 @@ spec:
 		l = live()
 		deleteSome([]string{l[0], l[2], l[4], l[6], l[8], l[10], l[12], l[14]})
 		create(15)
-		Expect(created).To(Equal(50))
+		// Force-delete five pods (grace 0: they leave the API before their
+		// node tore them down) and re-create them at once under the same
+		// names on the other node: the new pods (new UIDs) must not share
+		// or inherit the old incarnations' addresses by accident.
+		time.Sleep(2 * time.Second)
+		l = live()
+		for _, name := range l[len(l)-5:] {
+			old, err := f.Client.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(f.Client.CoreV1().Pods(e.ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})).To(Succeed())
+			node := nodes[0]
+			if old.Spec.NodeSelector["kubernetes.io/hostname"] == node {
+				node = nodes[len(nodes)-1]
+			}
+			p := f.NewPod(e.ns, name, framework.PodOptions{Node: node, Annotations: ann})
+			p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+			Eventually(func() error {
+				_, err := f.Client.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{})
+				return err
+			}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+			created++
+		}
+		Expect(created).To(Equal(55))
 		// Wait until only the surviving pods exist, all Running.
 		want := len(live())
 		Eventually(func(g Gomega) {
