@@ -31,8 +31,9 @@ import (
 	"github.com/spindle-net/spindle/test/e2e/framework"
 )
 
-// The controller specs use the underlay /24 blocks 200-209 (see
-// framework.Lab.UnderlaySliceV4) so they never share addresses with others.
+// The controller specs use the underlay blocks 200-208 of each family (the
+// /24s of framework.Lab.UnderlaySliceV4 and the /120s of UnderlaySliceV6) so
+// they never share addresses with others' specs.
 const controllerBlockBase = 200
 
 // Underlay blocks (added to controllerBlockBase) of the controller specs.
@@ -160,13 +161,7 @@ func underlayPools(ctx context.Context, c client.Client, lab *framework.Lab, nam
 // the coordinator plugin (the default of a SpiderMultusConfig).
 func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Lab, ns, name string, p pools, coordinator bool) *v2beta1.SpiderMultusConfig {
 	GinkgoHelper()
-	smc := &v2beta1.SpiderMultusConfig{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v2beta1.MultusCNIConfigSpec{CniType: v2beta1.CNITypeMacvlan, MacvlanConfig: &v2beta1.SpiderMacvlanCniConfig{
-			Master:                []string{lab.UnderlayIf},
-			SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv4IPPool: []string{p.V4.Name}, IPv6IPPool: []string{p.V6.Name}},
-		}},
-	}
+	smc := newMacvlanSMC(lab, ns, name, p)
 	if !coordinator {
 		smc.Spec.EnableCoordinator = ptr.To(false)
 	}
@@ -175,6 +170,25 @@ func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Lab, ns, na
 		_, err := f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Get(ctx, name, metav1.GetOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
 	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+	return smc
+}
+
+func newMacvlanSMC(lab *framework.Lab, ns, name string, p pools) *v2beta1.SpiderMultusConfig {
+	return &v2beta1.SpiderMultusConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v2beta1.MultusCNIConfigSpec{CniType: v2beta1.CNITypeMacvlan, MacvlanConfig: &v2beta1.SpiderMacvlanCniConfig{
+			Master:                []string{lab.UnderlayIf},
+			SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv4IPPool: []string{p.V4.Name}, IPv6IPPool: []string{p.V6.Name}},
+		}},
+	}
+}
+
+// macvlanSMCNoWait creates a SpiderMultusConfig without waiting for its
+// NetworkAttachmentDefinition.
+func macvlanSMCNoWait(ctx context.Context, c client.Client, lab *framework.Lab, ns, name string, p pools) *v2beta1.SpiderMultusConfig {
+	GinkgoHelper()
+	smc := newMacvlanSMC(lab, ns, name, p)
+	Expect(c.Create(ctx, smc)).To(Succeed())
 	return smc
 }
 
@@ -200,6 +214,19 @@ func claimsOf(ctx context.Context, c client.Client, pool, ns, name string) []v2b
 
 func net1Pod(ns, name, nad, node string) *corev1.Pod {
 	return f.NewPod(ns, name, framework.PodOptions{Node: node, Networks: ns + "/" + nad})
+}
+
+// endpointOf returns the SpiderEndpoint of pod ns/name, nil when there is
+// none.
+func endpointOf(ctx context.Context, c client.Client, ns, name string) *v2beta1.SpiderEndpoint {
+	GinkgoHelper()
+	var se v2beta1.SpiderEndpoint
+	err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &se)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	Expect(err).NotTo(HaveOccurred())
+	return &se
 }
 
 // podClaims returns the claims of pod ns/name in both pools, IPv4 first.
@@ -498,6 +525,61 @@ var _ = Describe("spindle-controller", func() {
 		Expect(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "pod-net1"}, &se)).To(Succeed())
 		Expect(se.Status.Current.UID).To(Equal(string(pod.UID)))
 
+		By("edits of the generated object are reverted, changes of the SpiderMultusConfig are applied")
+		generated := nad.Spec.Config
+		nad.Spec.Config = `{"cniVersion":"1.0.0","name":"hijacked","type":"bridge"}`
+		_, err = f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Update(ctx, nad, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			cur, err := f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Get(ctx, smc.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cur.Spec.Config).To(Equal(generated))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var cur v2beta1.SpiderMultusConfig
+			if err := c.Get(ctx, client.ObjectKeyFromObject(smc), &cur); err != nil {
+				return err
+			}
+			cur.Spec.EnableCoordinator = ptr.To(false)
+			return c.Update(ctx, &cur)
+		})).To(Succeed())
+		Eventually(func(g Gomega) {
+			cur, err := f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Get(ctx, smc.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cur.Spec.Config).NotTo(ContainSubstring(`"coordinator"`))
+			g.Expect(cur.Spec.Config).To(ContainSubstring(`"macvlan"`))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
+		By("a NetworkAttachmentDefinition of the same name that it does not own is left alone, with a Warning saying so")
+		const foreignConf = `{"cniVersion":"1.0.0","name":"foreign","type":"bridge"}`
+		_, err = f.CreateNAD(ctx, ns, "foreign", foreignConf)
+		Expect(err).NotTo(HaveOccurred())
+		foreign := macvlanSMCNoWait(ctx, c, lab, ns, "foreign", p)
+		Eventually(func(g Gomega) {
+			var evs eventsv1.EventList
+			g.Expect(c.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
+			found := false
+			for _, e := range evs.Items {
+				if e.Reason == "NetworkAttachmentDefinitionNotOwned" && e.Regarding.Name == foreign.Name && e.Type == corev1.EventTypeWarning &&
+					strings.Contains(e.Note, fmt.Sprintf("NetworkAttachmentDefinition %s/foreign already exists and is not managed by this SpiderMultusConfig", ns)) {
+					found = true
+				}
+			}
+			g.Expect(found).To(BeTrue(), "no NetworkAttachmentDefinitionNotOwned event")
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		cur, err := f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Get(ctx, "foreign", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cur.Spec.Config).To(Equal(foreignConf))
+		Expect(metav1.GetControllerOf(cur)).To(BeNil())
+		// Once the foreign object is gone the SpiderMultusConfig creates its own.
+		Expect(f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Delete(ctx, "foreign", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func(g Gomega) {
+			cur, err := f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(ns).Get(ctx, "foreign", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(metav1.GetControllerOf(cur)).NotTo(BeNil())
+			g.Expect(metav1.GetControllerOf(cur).UID).To(Equal(foreign.UID))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
 		// Deleting the SpiderMultusConfig deletes its NAD (owner reference).
 		Expect(f.DeletePodAndWait(ctx, ns, "pod-net1")).To(Succeed())
 		Expect(c.Delete(ctx, smc)).To(Succeed())
@@ -576,28 +658,35 @@ var _ = Describe("spindle-controller", func() {
 		}).WithContext(ctx).WithTimeout(60 * time.Second).Should(BeTrue())
 	})
 
-	It("releases the addresses of a pod force-deleted while its node is down, and counts them in its metrics", Serial, func(ctx SpecContext) {
+	It("releases the addresses of pods force-deleted or stuck terminating while their node is down, and counts them in its metrics", Serial, func(ctx SpecContext) {
 		lab := requireLab()
 		if len(lab.Nodes) < 2 {
 			Skip(fmt.Sprintf("needs two nodes, the lab has %v", lab.Nodes))
 		}
 		up, down := lab.Nodes[0], lab.Nodes[len(lab.Nodes)-1]
 		Expect(f.WaitNodeReady(ctx, down, true, time.Minute)).To(Succeed())
-		// One address per family: the pod that comes after can only run
-		// with the addresses the collector released.
-		p := underlayPools(ctx, c, lab, "e2e-gc-"+framework.RandSuffix(4), blockGC, 1)
+		// Two addresses per family, both taken by the pods on the node that
+		// goes down: the pod that comes after can only run with addresses
+		// the collector released.
+		p := underlayPools(ctx, c, lab, "e2e-gc-"+framework.RandSuffix(4), blockGC, 2)
 		ns := newTestNamespace(ctx, "e2e-gc-node")
 		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
-		_, err := f.CreatePod(ctx, net1Pod(ns, "victim", smc.Name, down))
-		Expect(err).NotTo(HaveOccurred())
+		for _, name := range []string{"victim", "stuck"} {
+			_, err := f.CreatePod(ctx, net1Pod(ns, name, smc.Name, down))
+			Expect(err).NotTo(HaveOccurred())
+		}
 		victim, err := f.WaitPodRunning(ctx, ns, "victim")
 		Expect(err).NotTo(HaveOccurred())
+		stuck, err := f.WaitPodRunning(ctx, ns, "stuck")
+		Expect(err).NotTo(HaveOccurred())
 		v4, v6 := expectPodHolds(ctx, c, lab, p, victim)
+		expectPodHolds(ctx, c, lab, p, stuck)
 		Expect(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "victim"}, &v2beta1.SpiderEndpoint{})).To(Succeed())
 
 		before := scrape(ctx)
 		collected0, _ := before.Get("spindle_controller_gc_collected_total", "reason", "PodDeleted")
 		released0, _ := before.Get("spindle_controller_gc_released_ips_total", "reason", "PodDeleted")
+		stuck0, _ := before.Get("spindle_controller_gc_collected_total", "reason", "TerminatingOnNotReadyNode")
 
 		Expect(lab.NodeStop(ctx, down)).To(Succeed())
 		restarted := false
@@ -607,6 +696,9 @@ var _ = Describe("spindle-controller", func() {
 			}
 		}, NodeTimeout(2*time.Minute))
 		Expect(f.WaitNodeReady(ctx, down, false, time.Minute)).To(Succeed())
+		// An ordinary deletion: with no node to tear the sandbox down the
+		// pod stays Terminating.
+		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "stuck", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &stuck.UID}})).To(Succeed())
 		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "victim", metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &victim.UID},
 		})).To(Succeed())
@@ -617,9 +709,9 @@ var _ = Describe("spindle-controller", func() {
 		Eventually(func() []v2beta1.SpiderIPClaim {
 			return podClaims(ctx, c, p, ns, "victim")
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeEmpty())
-		Eventually(func() bool {
-			return apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "victim"}, &v2beta1.SpiderEndpoint{}))
-		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
+		Eventually(func() *v2beta1.SpiderEndpoint {
+			return endpointOf(ctx, c, ns, "victim")
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeNil())
 		GinkgoWriter.Printf("claims and SpiderEndpoint of the force-deleted pod collected %s after its deletion\n", time.Since(deleted).Round(100*time.Millisecond))
 		Eventually(func(g Gomega) {
 			m := scrape(ctx)
@@ -637,18 +729,37 @@ var _ = Describe("spindle-controller", func() {
 		r4, r6 := expectPodHolds(ctx, c, lab, p, reuser)
 		Expect([]string{r4, r6}).To(Equal([]string{v4, v6}))
 
-		By("tearing down the old sandbox when the node returns leaves the new holder's addresses alone")
+		By("a pod stuck terminating on the NotReady node is released after its grace period and --gc-terminating-pod-delay (30s)")
+		Eventually(func() []v2beta1.SpiderIPClaim {
+			return podClaims(ctx, c, p, ns, "stuck")
+		}).WithContext(ctx).WithTimeout(90*time.Second).WithPolling(time.Second).Should(BeEmpty())
+		GinkgoWriter.Printf("claims of the pod stuck terminating collected %s after its deletion\n", time.Since(deleted).Round(time.Second))
+		Eventually(func() *v2beta1.SpiderEndpoint {
+			return endpointOf(ctx, c, ns, "stuck")
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeNil())
+		still, err := f.Client.CoreV1().Pods(ns).Get(ctx, "stuck", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred(), "the pod is still Terminating: its node is down")
+		Expect(still.DeletionTimestamp).NotTo(BeNil())
+		Expect(time.Since(still.DeletionTimestamp.Time)).To(BeNumerically(">=", 30*time.Second), "released before --gc-terminating-pod-delay")
+		stuckNow, _ := scrape(ctx).Get("spindle_controller_gc_collected_total", "reason", "TerminatingOnNotReadyNode")
+		Expect(stuckNow).To(BeNumerically(">=", stuck0+1))
+
+		By("tearing down the old sandboxes when the node returns leaves the new holder's addresses alone")
 		Expect(lab.NodeStart(ctx, down)).To(Succeed())
 		restarted = true
 		Eventually(func() []string {
 			var left []string
 			for _, n := range lab.PodNetnses(ns) {
-				if strings.HasPrefix(n, lab.PodNetnsPrefix+ns+"-victim-") {
+				if strings.HasPrefix(n, lab.PodNetnsPrefix+ns+"-victim-") || strings.HasPrefix(n, lab.PodNetnsPrefix+ns+"-stuck-") {
 					left = append(left, n)
 				}
 			}
 			return left
-		}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeEmpty(), "the restarted node did not tear down the deleted pod's sandbox")
+		}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeEmpty(), "the restarted node did not tear down the deleted pods' sandboxes")
+		Eventually(func() bool {
+			_, err := f.Client.CoreV1().Pods(ns).Get(ctx, "stuck", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
 		r4, r6 = expectPodHolds(ctx, c, lab, p, reuser)
 		Expect([]string{r4, r6}).To(Equal([]string{v4, v6}))
 	})
@@ -723,6 +834,18 @@ var _ = Describe("spindle-controller", func() {
 		Expect(running(0)).To(Equal(web0))
 		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(1))
 		Expect(poolClaims(ctx, c, p.V6.Name)).To(HaveLen(1))
+
+		By("a deleted replica within the ordinals comes back with its addresses")
+		old, err := f.Client.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "web-0", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &old.UID}})).To(Succeed())
+		Eventually(func(g Gomega) {
+			pod, err := f.Client.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pod.UID).NotTo(Equal(old.UID))
+		}).WithContext(ctx).WithTimeout(60 * time.Second).Should(Succeed())
+		Expect(running(0)).To(Equal(web0))
+		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(1))
 
 		scale(3)
 		all := []string{running(0), running(1), running(2)}
@@ -903,6 +1026,27 @@ var _ = Describe("spindle-controller", func() {
 				g.Expect(tot).To(Equal(float64(size)))
 			}
 		}).WithContext(ctx).WithTimeout(60 * time.Second).WithPolling(time.Second).Should(Succeed())
+
+		By("a SpiderReservedIP inside the pool lowers its total, in the status and the gauge")
+		start, _, err := lab.UnderlaySliceV4(controllerBlockBase+blockChurn, size)
+		Expect(err).NotTo(HaveOccurred())
+		last := start
+		for i := 1; i < size; i++ {
+			last = last.Next()
+		}
+		res := &v2beta1.SpiderReservedIP{ObjectMeta: metav1.ObjectMeta{Name: "e2e-churn-res-" + framework.RandSuffix(4)},
+			Spec: v2beta1.ReservedIPSpec{IPs: []string{last.String()}}}
+		Expect(c.Create(ctx, res)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			deleteAndWait(ctx, c, &v2beta1.SpiderReservedIP{ObjectMeta: metav1.ObjectMeta{Name: res.Name}}, 30*time.Second)
+		})
+		Eventually(func(g Gomega) {
+			var got v2beta1.SpiderIPPool
+			g.Expect(c.Get(ctx, types.NamespacedName{Name: p.V4.Name}, &got)).To(Succeed())
+			g.Expect(got.Status.TotalIPCount).To(HaveValue(Equal(int64(size - 1))))
+			tot, _ := scrape(ctx).Get("spindle_controller_ippool_total_ips", "pool", p.V4.Name)
+			g.Expect(tot).To(Equal(float64(size - 1)))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 
 		// The addresses inside the surviving pods are their claims, no two
 		// alike.

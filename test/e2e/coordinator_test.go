@@ -50,7 +50,6 @@ type coordLab struct {
 	lab          *framework.Lab
 	c            client.Client
 	node1, node2 string
-	gwNetns      string
 	// CIDRs the coordinator routes over the host path, from the
 	// SpiderCoordinator "default" (spec.hijackCIDR or the built-in
 	// 169.254.0.0/16, status.serviceCIDR, status.overlayPodCIDR).
@@ -58,8 +57,9 @@ type coordLab struct {
 	svcCIDR   netip.Prefix
 }
 
-// requireCoordinatorLab skips unless the lab, its facts, two nodes, both
-// plugins on the nodes and a synced SpiderCoordinator are there.
+// requireCoordinatorLab skips unless the lab, its facts, two nodes, the
+// plugins on the nodes and the SpiderCoordinator "default" are there, and
+// waits for the SpiderCoordinator to be synced.
 func requireCoordinatorLab(ctx context.Context) *coordLab {
 	lab := requireLab()
 	requireExec()
@@ -74,12 +74,18 @@ func requireCoordinatorLab(ctx context.Context) *coordLab {
 			Skip(fmt.Sprintf("CNI plugin %q is not installed on %s: run make build, then bin/lab daemons restart", p, n1))
 		}
 	}
-	cl := &coordLab{lab: lab, c: crClient(), node1: n1, node2: n2, gwNetns: lab.Env["LAB_GATEWAY_NETNS"]}
+	cl := &coordLab{lab: lab, c: crClient(), node1: n1, node2: n2}
 	cl.svcCIDR = netip.MustParsePrefix(lab.Env["LAB_SERVICE_CIDR"])
 	var co v2beta1.SpiderCoordinator
 	if err := cl.c.Get(ctx, types.NamespacedName{Name: "default"}, &co); err != nil {
 		Skip(fmt.Sprintf("no SpiderCoordinator \"default\" (%v): run spindle-controller (make lab-up)", err))
 	}
+	// Right after the lab starts, the controller may still be discovering
+	// the service and pod CIDRs that the agent serves to the plugin.
+	Eventually(func(g Gomega) {
+		g.Expect(cl.c.Get(ctx, types.NamespacedName{Name: "default"}, &co)).To(Succeed())
+		g.Expect(co.Status.Phase).To(Equal("Synced"), "SpiderCoordinator default: %s", co.Status.Reason)
+	}).WithContext(ctx).WithTimeout(60 * time.Second).Should(Succeed())
 	hijack := co.Spec.HijackCIDR
 	if len(hijack) == 0 {
 		hijack = []string{"169.254.0.0/16"}
@@ -148,7 +154,7 @@ func (cl *coordLab) nad(ctx context.Context, ns, name string, v4, v6 *v2beta1.Sp
 	Expect(err).NotTo(HaveOccurred())
 }
 
-// sh runs a command in the pod and fails the spec if it fails.
+// podSh runs a command in the pod and fails the spec if it fails.
 func podSh(ctx context.Context, pod *corev1.Pod, cmd ...string) string {
 	out, _, err := f.Exec.ExecInPod(ctx, pod, cmd...)
 	Expect(err).NotTo(HaveOccurred())
@@ -261,13 +267,12 @@ type hostPath struct {
 	nodes    []netip.Addr
 	cidrs    []netip.Prefix
 	src      netip.Addr // IPv4 source of the table
-	skip     func(dst string) bool
 }
 
 func (h hostPath) lines() []string {
 	var out, seen []string
 	add := func(dst, l string) {
-		if slices.Contains(seen, dst) || h.skip != nil && h.skip(dst) {
+		if slices.Contains(seen, dst) {
 			return
 		}
 		seen = append(seen, dst)
@@ -305,12 +310,12 @@ func (h hostPath) lines() []string {
 	return out
 }
 
-// dumpForDocs appends the pod's rules and tables to $COORDINATOR_DOCS_DUMP,
-// as docs/coordinator.md shows them (local table, kernel link-local and
-// multicast routes left out).
 var dumpMu sync.Mutex
 
-func dumpForDocs(title, setup string, p *podNet) {
+// dumpForDocs appends the pod's rules and tables to $COORDINATOR_DOCS_DUMP,
+// as docs/coordinator.md shows them (local table, kernel link-local and
+// multicast routes left out), and the node's routes back to the pod.
+func dumpForDocs(title, setup string, p *podNet, node string, nodeRoutes []string) {
 	file := os.Getenv("COORDINATOR_DOCS_DUMP")
 	if file == "" {
 		return
@@ -329,6 +334,10 @@ func dumpForDocs(title, setup string, p *podNet) {
 				fmt.Fprintln(&b, strings.TrimRight(l, " "))
 			}
 		}
+	}
+	fmt.Fprintf(&b, "```\n\nNode %s, table 500 (this pod's addresses):\n\n```\n", node)
+	for _, l := range nodeRoutes {
+		fmt.Fprintln(&b, l)
 	}
 	b.WriteString("```\n\n")
 	dumpMu.Lock()
@@ -390,11 +399,18 @@ func (cl *coordLab) offSubnetClient(ctx context.Context, a netip.Addr) {
 	})
 }
 
-func (cl *coordLab) rules(fam int, nics ...any) []string {
+// nicRule is a pod address and the per-NIC table its rule looks up.
+type nicRule struct {
+	addr  netip.Addr
+	table int
+}
+
+// rules is the exact `ip rule` of a pod whose NICs have the given
+// addresses, in table order.
+func rules(fam int, nics ...nicRule) []string {
 	out := []string{"0: from all lookup local"}
-	for i := 0; i+1 < len(nics); i += 2 {
-		table := nics[i+1].(int)
-		out = append(out, fmt.Sprintf("%d: from %s lookup %d", table, nics[i].(netip.Addr), table))
+	for _, n := range nics {
+		out = append(out, fmt.Sprintf("%d: from %s lookup %d", n.table, n.addr, n.table))
 	}
 	out = append(out, "32766: from all lookup main")
 	if fam == 4 {
@@ -422,8 +438,8 @@ var _ = Describe("coordinator", func() {
 		Expect(defaults(framework.InTable(p.routes6, 254))).To(Equal([]string{"default via " + eg6.String() + " dev eth0 proto static metric 1024 pref medium"}))
 
 		By("a rule per address and per-NIC tables 100 (eth0) and 101 (net1)")
-		Expect(p.rules4).To(Equal(cl.rules(4, e4, 100, n4, 101)))
-		Expect(p.rules6).To(Equal(cl.rules(6, e6, 100, n6, 101)))
+		Expect(p.rules4).To(Equal(rules(4, nicRule{e4, 100}, nicRule{n4, 101})))
+		Expect(p.rules6).To(Equal(rules(6, nicRule{e6, 100}, nicRule{n6, 101})))
 		node4, node6 := cl.nodeAddrs(ctx, cl.node1)
 		want4 := append([]string{
 			"default via " + cl.lab.GatewayV4.String() + " dev net1 proto static",
@@ -442,11 +458,12 @@ var _ = Describe("coordinator", func() {
 		By("the node routes net1's addresses back over eth0's node-side veth (table 500)")
 		_, eth0Peer := linkInfo(ctx, pod, "eth0")
 		ptpVeth := cl.nodeLink(ctx, cl.node1, eth0Peer)
-		Expect(cl.hostRoutes(ctx, cl.node1, n4, n6)).To(ConsistOf(
+		back := cl.hostRoutes(ctx, cl.node1, n4, n6)
+		Expect(back).To(ConsistOf(
 			n4.String()+" dev "+ptpVeth+" proto 77 scope link",
 			n6.String()+" via "+podLinkLocal(ctx, pod, "eth0")+" dev "+ptpVeth+" proto 77 metric 1024 pref medium"))
-		dumpForDocs("Overlay: eth0 (ptp) + net1 (macvlan on ul0, spiderpool), mode overlay",
-			fmt.Sprintf("Pod on %s; eth0 %s %s, net1 %s %s.", cl.node1, e4, e6, n4, n6), p)
+		dumpForDocs("Overlay + underlay: eth0 (ptp), net1 (macvlan on `ul0`, spiderpool), mode `overlay`",
+			fmt.Sprintf("Pod on %s; eth0 %s %s, net1 %s %s.", cl.node1, e4, e6, n4, n6), p, cl.node1, back)
 
 		By("an off-subnet client in the gateway namespace pings net1; the replies leave through net1")
 		client4 := netip.AddrFrom4([4]byte{198, 51, 100, byte(coordBlock(0))})
@@ -490,8 +507,8 @@ var _ = Describe("coordinator", func() {
 		By("exact rules and tables: main and 100 hold the default route, the subnet and the host path over veth0")
 		node4, node6 := cl.nodeAddrs(ctx, cl.node1)
 		nodeGw := netip.MustParseAddr(cl.lab.NodeEnv(cl.node1, "UNDERLAY_V4"))
-		Expect(p.rules4).To(Equal(cl.rules(4, u4, 100)))
-		Expect(p.rules6).To(Equal(cl.rules(6, u6, 100)))
+		Expect(p.rules4).To(Equal(rules(4, nicRule{u4, 100})))
+		Expect(p.rules6).To(Equal(rules(6, nicRule{u6, 100})))
 		hp4 := hostPath{dev: "veth0", underlay: true, gw: nodeGw, nodes: node4, cidrs: cl.hostCIDRs, src: u4}.lines()
 		hp6 := hostPath{dev: "veth0", underlay: true, gw: netip.MustParseAddr("fe80::1"), nodes: node6, cidrs: cl.hostCIDRs}.lines()
 		def4 := "default via " + cl.lab.GatewayV4.String() + " dev eth0 proto static"
@@ -507,11 +524,12 @@ var _ = Describe("coordinator", func() {
 		_, vethPeer := linkInfo(ctx, pod, "veth0")
 		hostVeth := cl.nodeLink(ctx, cl.node1, vethPeer)
 		Expect(hostVeth).To(MatchRegexp(`^veth[0-9a-f]{11}$`))
-		Expect(cl.hostRoutes(ctx, cl.node1, u4, u6)).To(ConsistOf(
+		back := cl.hostRoutes(ctx, cl.node1, u4, u6)
+		Expect(back).To(ConsistOf(
 			u4.String()+" dev "+hostVeth+" proto 77 scope link",
 			u6.String()+" via fe80::2 dev "+hostVeth+" proto 77 metric 1024 pref medium"))
-		dumpForDocs("Underlay only: eth0 = macvlan on ul0 (spiderpool, v1.multus-cni.io/default-network), mode underlay",
-			fmt.Sprintf("Pod on %s (underlay %s); eth0 %s %s.", cl.node1, nodeGw, u4, u6), p)
+		dumpForDocs("Underlay only: eth0 = macvlan on `ul0` (spiderpool, via `v1.multus-cni.io/default-network`), mode `underlay`",
+			fmt.Sprintf("Pod on %s (underlay %s); eth0 %s %s.", cl.node1, nodeGw, u4, u6), p, cl.node1, back)
 
 		By("the pod reaches its node's InternalIPs over veth0")
 		node, err := f.Client.CoreV1().Nodes().Get(ctx, cl.node1, metav1.GetOptions{})
@@ -564,12 +582,18 @@ var _ = Describe("coordinator", func() {
 		Expect(defaults(framework.InTable(p.routes4, 100))).To(Equal([]string{"default via " + eg4.String() + " dev eth0 proto static"}))
 		Expect(defaults(framework.InTable(p.routes6, 100))).To(Equal([]string{"default via " + eg6.String() + " dev eth0 proto static metric 1024 pref medium"}))
 		Expect(defaults(framework.InTable(p.routes4, 101))).To(Equal([]string{"default via " + cl.lab.GatewayV4.String() + " dev net1 proto static"}))
-		Expect(p.rules4).To(Equal(cl.rules(4, e4, 100, n4, 101)))
-		Expect(p.rules6).To(Equal(cl.rules(6, e6, 100, n6, 101)))
+		Expect(p.rules4).To(Equal(rules(4, nicRule{e4, 100}, nicRule{n4, 101})))
+		Expect(p.rules6).To(Equal(rules(6, nicRule{e6, 100}, nicRule{n6, 101})))
 		Expect(withPrefix(framework.InTable(p.routes4, 254), cl.svcCIDR.String())).To(Equal([]string{
 			fmt.Sprintf("%s via %s dev eth0 proto 77 src %s", cl.svcCIDR, eg4, e4)}), "services still go over eth0")
-		dumpForDocs("Overlay with `ipam.spidernet.io/default-route-nic: net1` (mode auto)",
-			fmt.Sprintf("Pod on %s; eth0 %s %s, net1 %s %s.", cl.node1, e4, e6, n4, n6), p)
+		_, eth0Peer := linkInfo(ctx, pod, "eth0")
+		ptpVeth := cl.nodeLink(ctx, cl.node1, eth0Peer)
+		back := cl.hostRoutes(ctx, cl.node1, n4, n6)
+		Expect(back).To(ConsistOf(
+			n4.String()+" dev "+ptpVeth+" proto 77 scope link",
+			n6.String()+" via "+podLinkLocal(ctx, pod, "eth0")+" dev "+ptpVeth+" proto 77 metric 1024 pref medium"))
+		dumpForDocs("Default route on net1: eth0 (ptp), net1 (macvlan), annotation `ipam.spidernet.io/default-route-nic: net1`, mode `auto`",
+			fmt.Sprintf("Pod on %s; eth0 %s %s, net1 %s %s.", cl.node1, e4, e6, n4, n6), p, cl.node1, back)
 
 		By("traffic to an off-subnet destination leaves through net1")
 		dst := netip.AddrFrom4([4]byte{198, 51, 100, byte(coordBlock(2))})
@@ -645,6 +669,14 @@ var _ = Describe("coordinator", func() {
 			Expect(neigh(ip)).To(Equal(oldMAC), "the gateway cached %s", ip)
 		}
 
+		// Announcements of the addresses seen from the gateway: gratuitous
+		// ARP (sender = target = u4) and unsolicited neighbour advertisements
+		// from u6 to all nodes.
+		u4b := u4.As4()
+		stop := startCapture(ctx, "ip", "netns", "exec", cl.lab.Env["LAB_GATEWAY_NETNS"], "tcpdump", "-n", "-l", "-i", ul, fmt.Sprintf(
+			"(arp and arp[14:4] = 0x%x and arp[24:4] = 0x%[1]x) or (icmp6 and ip6[40] == 136 and ip6 src %s and ip6 dst ff02::1)",
+			uint32(u4b[0])<<24|uint32(u4b[1])<<16|uint32(u4b[2])<<8|uint32(u4b[3]), u6))
+
 		// The StatefulSet controller recreates garp-0 under the same name:
 		// wait for the new incarnation (another UID) to run.
 		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "garp-0", metav1.DeleteOptions{})).To(Succeed())
@@ -669,6 +701,24 @@ var _ = Describe("coordinator", func() {
 			out := cl.gwSh(ctx, "ping", "-c", "1", "-W", "1", ip.String())
 			Expect(out).To(ContainSubstring("1 received"), out)
 		}
+
+		By("the coordinator announced both addresses, besides the kernel")
+		// macvlan sets arp_notify and ndisc_notify, so the kernel announces
+		// each address once when the link comes up; the coordinator sends
+		// its own announcement after configuring the pod: two of each.
+		var garp, una int
+		seen := stop(0)
+		GinkgoWriter.Printf("announcements seen from the gateway:\n%s\n", strings.Join(seen, "\n"))
+		for _, l := range seen {
+			switch {
+			case strings.Contains(l, fmt.Sprintf("ARP, Request who-has %s tell %[1]s", u4)), strings.Contains(l, fmt.Sprintf("ARP, Announcement %s", u4)):
+				garp++
+			case strings.Contains(l, fmt.Sprintf("IP6 %s > ff02::1: ICMP6, neighbor advertisement, tgt is %[1]s", u6)):
+				una++
+			}
+		}
+		Expect(garp).To(BeNumerically(">=", 2), "gratuitous ARPs for %s", u4)
+		Expect(una).To(BeNumerically(">=", 2), "unsolicited neighbour advertisements for %s", u6)
 	})
 
 	It("routes an underlay pod's service traffic over veth0 to its node (no kube-proxy in the lab)", func(ctx SpecContext) {
@@ -829,37 +879,60 @@ func podLinkLocal(ctx context.Context, pod *corev1.Pod, dev string) string {
 	return ""
 }
 
-// capture runs tcpdump on a node interface, runs send once tcpdump listens,
-// and returns the first n packets matching filter (fewer on timeout).
-func capture(ctx context.Context, lab *framework.Lab, node, dev string, n int, filter string, send func()) []string {
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, lab.Bin, "node", "exec", node, "--",
-		"tcpdump", "-n", "-l", "-i", dev, "-c", strconv.Itoa(n), filter)
+// startCapture starts a packet capture (tcpdump -l ...) and returns once it
+// listens; stop waits up to grace for it to end by itself (tcpdump -c), then
+// interrupts it, and returns the packets it printed.
+func startCapture(ctx context.Context, name string, args ...string) (stop func(grace time.Duration) []string) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	cmd := exec.CommandContext(cctx, name, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	stderr, err := cmd.StderrPipe()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(cmd.Start()).To(Succeed())
-	listening := make(chan struct{})
+	listening := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
-		once := false
+		found := false
 		for sc.Scan() {
-			if !once && strings.Contains(sc.Text(), "listening on") {
-				once = true
-				close(listening)
+			if !found && strings.Contains(sc.Text(), "listening on") {
+				found = true
+				listening <- true
 			}
 		}
-		if !once {
-			close(listening)
+		if !found {
+			listening <- false
 		}
 	}()
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
 	select {
-	case <-listening:
-	case <-cctx.Done():
+	case ok := <-listening:
+		Expect(ok).To(BeTrue(), "%s %s did not start capturing", name, strings.Join(args, " "))
+	case <-time.After(15 * time.Second):
+		cancel()
+		Fail(fmt.Sprintf("%s %s did not start capturing within 15s", name, strings.Join(args, " ")))
 	}
+	return func(grace time.Duration) []string {
+		select {
+		case <-done:
+		case <-time.After(grace):
+		}
+		cancel()
+		<-done
+		return framework.IPLines(stdout.String())
+	}
+}
+
+// capture runs tcpdump on a node interface, runs send once tcpdump listens,
+// and returns the first n packets matching filter (fewer on timeout).
+func capture(ctx context.Context, lab *framework.Lab, node, dev string, n int, filter string, send func()) []string {
+	stop := startCapture(ctx, lab.Bin, "node", "exec", node, "--", "tcpdump", "-n", "-l", "-i", dev, "-c", strconv.Itoa(n), filter)
 	send()
-	_ = cmd.Wait()
-	return framework.IPLines(stdout.String())
+	return stop(10 * time.Second)
 }

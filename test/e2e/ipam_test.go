@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"sort"
@@ -49,6 +50,7 @@ type ipamEnv struct {
 	ns      string
 	pools   []string
 	kubectl string
+	lastSp  string // last `kubectl get sp` output
 }
 
 // newIPAMEnv creates the spec's namespace. At the end of the spec it deletes
@@ -400,7 +402,7 @@ func (e *ipamEnv) spRows(ctx context.Context, names ...string) map[string]map[st
 	}
 	out, err := f.Kubectl(ctx, e.kubectl, append([]string{"get", "sp"}, names...)...)
 	Expect(err).NotTo(HaveOccurred())
-	GinkgoWriter.Printf("kubectl get sp %s\n%s", strings.Join(names, " "), out)
+	e.lastSp = out
 	rows := map[string]map[string]string{}
 	for _, r := range framework.ParseTable(out) {
 		rows[r["NAME"]] = r
@@ -418,6 +420,7 @@ func (e *ipamEnv) expectSp(ctx context.Context, pool string, allocated, total in
 		g.Expect(row["ALLOCATED-IP-COUNT"]).To(Equal(fmt.Sprint(allocated)), "ALLOCATED-IP-COUNT of %s", pool)
 		g.Expect(row["TOTAL-IP-COUNT"]).To(Equal(fmt.Sprint(total)), "TOTAL-IP-COUNT of %s", pool)
 	}).WithContext(ctx).WithTimeout(15 * time.Second).WithPolling(time.Second).Should(Succeed())
+	GinkgoWriter.Printf("kubectl get sp %s\n%s", pool, e.lastSp)
 	return row
 }
 
@@ -777,7 +780,7 @@ metadata:
 
 	// Seed 004: spec.default: true. master-172 is the seed's pool; its
 	// IPv6 sibling exists because the lab allocates both families.
-	It("seed 004: cluster default pools (spec.default: true) are used when nothing more specific names a pool", func(ctx SpecContext) {
+	It("seed 004: cluster default pools (spec.default: true) are used when nothing more specific names a pool; CNI and namespace defaults win over them", func(ctx SpecContext) {
 		e := newIPAMEnv(ctx, "e2e-ipam-clusterdefault")
 		block := ipamBlockBase + 7
 		for _, fam := range []int{4, 6} {
@@ -814,6 +817,38 @@ spec:
 		}
 		e.expectNIC(ctx, a, "net1", "master-172", "master-172-v6")
 		e.expectSp(ctx, "master-172", 1, 5)
+
+		// More specific rules still win over the cluster default: the CNI
+		// configuration's pools, then the namespace's.
+		e.pool(ctx, "cd-cni-v4-"+e.ns, 4, block+50, 5)
+		e.pool(ctx, "cd-cni-v6-"+e.ns, 6, block+50, 5)
+		e.nad(ctx, "with-defaults", map[string]any{"default_ipv4_ippool": []string{"cd-cni-v4-" + e.ns}, "default_ipv6_ippool": []string{"cd-cni-v6-" + e.ns}})
+		b := e.pod(ctx, "b", "", map[string]string{annotNetworks: "with-defaults"})
+		e.expectNIC(ctx, b, "net1", "cd-cni-v4-"+e.ns, "cd-cni-v6-"+e.ns)
+		e.pool(ctx, "cd-ns-v4-"+e.ns, 4, block+60, 5)
+		e.pool(ctx, "cd-ns-v6-"+e.ns, 6, block+60, 5)
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{"ipam.spidernet.io/default-ipv4-ippool":"[\"cd-ns-v4-%s\"]","ipam.spidernet.io/default-ipv6-ippool":"[\"cd-ns-v6-%s\"]"}}}`, e.ns, e.ns)
+		_, err := f.Client.CoreV1().Namespaces().Patch(ctx, e.ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		c := e.pod(ctx, "c", "", map[string]string{annotNetworks: "with-defaults"})
+		e.expectNIC(ctx, c, "net1", "cd-ns-v4-"+e.ns, "cd-ns-v6-"+e.ns)
+		e.expectSp(ctx, "master-172", 1, 5)
+	})
+
+	// IPv6 pools are commonly a whole /64: TOTAL-IP-COUNT (an int64 column)
+	// must count them, saturating at the largest int64, never wrap negative.
+	// The pools use a /64 next to the lab underlay that no pod uses.
+	It("kubectl get sp: TOTAL-IP-COUNT of large IPv6 pools is exact up to the int64 limit and saturates there", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-ipam-bigv6")
+		subnet := "fd30:172:31::/64"
+		e.createPool(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "big-v6-half-" + e.ns}, Spec: v2beta1.IPPoolSpec{
+			Subnet: subnet, IPs: []string{"fd30:172:31::4000:0:0:0-fd30:172:31::7fff:ffff:ffff:ffff"}, // 2^62
+		}})
+		e.expectSp(ctx, "big-v6-half-"+e.ns, 0, 1<<62)
+		e.createPool(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "big-v6-full-" + e.ns}, Spec: v2beta1.IPPoolSpec{
+			Subnet: "fd30:172:32::/64", IPs: []string{"fd30:172:32::1-fd30:172:32::ffff:ffff:ffff:fffe"}, // 2^64-2
+		}})
+		e.expectSp(ctx, "big-v6-full-"+e.ns, 0, math.MaxInt64)
 	})
 
 	// A StatefulSet replica keeps its addresses when its pod is re-created,
