@@ -14,6 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	ipamclient "github.com/spindle-net/spindle/ipam/client"
 	"github.com/spindle-net/spindle/routing"
 )
 
@@ -78,6 +79,7 @@ type k8sArgs struct {
 	types.CommonArgs
 	K8S_POD_NAMESPACE types.UnmarshallableString //nolint:revive,stylecheck // CNI_ARGS key
 	K8S_POD_NAME      types.UnmarshallableString //nolint:revive,stylecheck // CNI_ARGS key
+	K8S_POD_UID       types.UnmarshallableString //nolint:revive,stylecheck // CNI_ARGS key
 }
 
 func podArgs(args string) (namespace, name string, err error) {
@@ -87,6 +89,16 @@ func podArgs(args string) (namespace, name string, err error) {
 		return "", "", invalidConfig("failed to parse CNI_ARGS %q: %v", args, err)
 	}
 	return string(a.K8S_POD_NAMESPACE), string(a.K8S_POD_NAME), nil
+}
+
+// podUIDArg returns K8S_POD_UID of CNI_ARGS ("" when absent or unreadable).
+func podUIDArg(args string) string {
+	a := k8sArgs{}
+	a.IgnoreUnknown = true
+	if err := types.LoadArgs(args, &a); err != nil {
+		return ""
+	}
+	return string(a.K8S_POD_UID)
 }
 
 // run is one invocation: the parsed configuration and its logger.
@@ -232,7 +244,7 @@ func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
 		var unreachable *routing.GatewayUnreachableError
 		switch {
 		case errors.As(err, &conflict):
-			return types.NewError(ErrCodeIPConflict, conflict.Error(), "release the address and allocate another one")
+			return p.conflictError(ctx, r, src, args, conflict)
 		case errors.As(err, &unreachable):
 			return types.NewError(ErrCodeGatewayUnreachable, unreachable.Error(), "")
 		}
@@ -253,6 +265,42 @@ func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
 		}
 	}
 	return types.PrintResult(res, r.conf.CNIVersion)
+}
+
+// ConflictReporter is implemented by settings sources that can tell the
+// IPAM side about an address the coordinator refused (the node agent).
+type ConflictReporter interface {
+	ReportConflict(ctx context.Context, rep *ipamclient.ConflictReport) (*ipamclient.ConflictResult, error)
+}
+
+// conflictError reports a detected address conflict to the node agent, so
+// the address goes back to the pool and the runtime's retry gets another
+// one, and returns the CNI error (code 150) naming the address and its
+// owner. Reporting is best effort: the error is returned either way.
+func (p *Plugin) conflictError(ctx context.Context, r *run, src SettingsSource, args *skel.CmdArgs, c *routing.ConflictError) error {
+	details := "release the address and allocate another one"
+	reporter, ok := src.(ConflictReporter)
+	if !ok {
+		return types.NewError(ErrCodeIPConflict, c.Error(), details)
+	}
+	namespace, name, _ := podArgs(args.Args)
+	rep := &ipamclient.ConflictReport{
+		PodNamespace: namespace, PodName: name, PodUID: podUIDArg(args.Args), ContainerID: args.ContainerID,
+		IfName: args.IfName, Address: c.IP.String(), MAC: c.MAC.String(),
+	}
+	res, err := reporter.ReportConflict(ctx, rep)
+	switch {
+	case err != nil:
+		r.log.Warn("failed to report the address conflict to the node agent", "address", rep.Address, "mac", rep.MAC, "error", err)
+	case res.Action == ipamclient.ConflictReleased:
+		details = "the address was released; the next attempt gets another one"
+	case res.Action == ipamclient.ConflictKept:
+		details = "the address is a StatefulSet replica's fixed address and is kept: free it on the network"
+	}
+	if err == nil {
+		r.log.Info("reported the address conflict to the node agent", "address", rep.Address, "mac", rep.MAC, "action", res.Action)
+	}
+	return types.NewError(ErrCodeIPConflict, c.Error(), details)
 }
 
 // Check implements CNI CHECK: the pod and the node still have the planned

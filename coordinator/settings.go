@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	ipamclient "github.com/spindle-net/spindle/ipam/client"
 )
 
 // SettingsSource supplies what the coordinator needs from the cluster: the
@@ -44,6 +47,7 @@ type InterfaceInfo struct {
 const (
 	AgentPathCoordinator = "/v1/coordinator"
 	AgentPathPods        = "/v1/pods/" // + <namespace>/<name>
+	AgentPathConflict    = ipamclient.PathConflict
 )
 
 // ErrAgentUnavailable is returned, wrapped, for transient agent failures: the
@@ -98,14 +102,48 @@ func (c *AgentClient) Pod(ctx context.Context, namespace, name string) (*PodInfo
 	return p, nil
 }
 
+// ReportConflict implements ConflictReporter: it tells the agent that an
+// address of the pod's interface already answers from another machine.
+func (c *AgentClient) ReportConflict(ctx context.Context, rep *ipamclient.ConflictReport) (*ipamclient.ConflictResult, error) {
+	if c.absent() {
+		return nil, fmt.Errorf("failed to report conflict to agent %q: %w: no socket", c.Socket, ErrAgentUnavailable)
+	}
+	body, err := json.Marshal(rep)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode conflict report: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+AgentPathConflict, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("failed to build request %q: %w", AgentPathConflict, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res := &ipamclient.ConflictResult{}
+	if err := c.do(req, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 func (c *AgentClient) get(ctx context.Context, path string, into any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent"+path, nil)
 	if err != nil {
 		return fmt.Errorf("failed to build request %q: %w", path, err)
 	}
+	return c.do(req, into)
+}
+
+// do sends req and decodes a 200 answer into into. Transport failures, 5xx
+// and 404 answers wrap ErrAgentUnavailable.
+func (c *AgentClient) do(req *http.Request, into any) error {
+	path := req.URL.Path
+	verb := "get %q from"
+	if req.Method == http.MethodPost {
+		verb = "post %q to"
+	}
+	verb = fmt.Sprintf(verb, path)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("failed to get %q from agent %q: %w: %w", path, c.Socket, ErrAgentUnavailable, err)
+		return fmt.Errorf("failed to %s agent %q: %w: %w", verb, c.Socket, ErrAgentUnavailable, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -113,7 +151,7 @@ func (c *AgentClient) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("failed to read %q from agent %q: %w: %w", path, c.Socket, ErrAgentUnavailable, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("failed to get %q from agent %q: status %d: %s", path, c.Socket, resp.StatusCode, body)
+		err := fmt.Errorf("failed to %s agent %q: status %d: %s", verb, c.Socket, resp.StatusCode, body)
 		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusNotFound {
 			return fmt.Errorf("%w: %w", ErrAgentUnavailable, err)
 		}

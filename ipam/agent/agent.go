@@ -71,6 +71,9 @@ type Config struct {
 	// GCGracePeriod protects claims younger than this from garbage collection
 	// (0: 2m), so an ADD in progress is never collected.
 	GCGracePeriod time.Duration
+	// ConflictQuarantine is how long an address released after a conflict
+	// report is not offered again by this agent (0: 10m).
+	ConflictQuarantine time.Duration
 	// Logger receives the agent's logs (default: discard).
 	Logger logr.Logger
 }
@@ -84,12 +87,13 @@ type Agent struct {
 	metrics *Metrics
 	log     logr.Logger
 
-	overlay  *overlay
-	pools    *poolTable
-	selIndex selectionIndex
-	podLocks keyedLocks
-	seMemo   seMemo
-	seQueue  workqueue.TypedRateLimitingInterface[string]
+	overlay    *overlay
+	pools      *poolTable
+	quarantine *quarantine
+	selIndex   selectionIndex
+	podLocks   keyedLocks
+	seMemo     seMemo
+	seQueue    workqueue.TypedRateLimitingInterface[string]
 
 	cursorSeed uint64
 	ready      atomic.Bool
@@ -134,6 +138,9 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 	if cfg.GCGracePeriod == 0 {
 		cfg.GCGracePeriod = 2 * time.Minute
 	}
+	if cfg.ConflictQuarantine <= 0 {
+		cfg.ConflictQuarantine = DefaultConflictQuarantine
+	}
 	if cfg.Logger.GetSink() == nil {
 		cfg.Logger = logr.Discard()
 	}
@@ -168,6 +175,7 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 		metrics:    NewMetrics(),
 		log:        cfg.Logger,
 		overlay:    newOverlay(),
+		quarantine: newQuarantine(cfg.ConflictQuarantine),
 		cursorSeed: h.Sum64() ^ rand.Uint64()>>32,
 		seQueue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second),

@@ -229,9 +229,13 @@ func (a *Agent) allocate(ctx context.Context, f *podFacts, req *client.Request, 
 		}
 		spec.Pool = name
 		for conflicts := 0; ; {
-			addr, err := s.reserve()
+			addr, err := s.reserve(func(addr netip.Addr) bool { return a.quarantine.has(s.pool.UID, addr) })
 			if errors.Is(err, errPoolFull) {
 				used, total := s.usage()
+				if q := s.refused(a.quarantine); q > 0 {
+					reject(name, "%d/%d allocated, %d more refused for %v after an address conflict", used, total, q, a.cfg.ConflictQuarantine)
+					break
+				}
 				reject(name, "%d/%d allocated", used, total)
 				break
 			}

@@ -13,9 +13,11 @@ type Metrics struct {
 	Releases    *prometheus.CounterVec
 	Failures    *prometheus.CounterVec
 	Conflicts   prometheus.Counter
-	AddDuration prometheus.Histogram
-	DelDuration prometheus.Histogram
-	InFlight    *prometheus.GaugeVec
+	// AddressConflicts counts conflict reports of the coordinator by action.
+	AddressConflicts *prometheus.CounterVec
+	AddDuration      prometheus.Histogram
+	DelDuration      prometheus.Histogram
+	InFlight         *prometheus.GaugeVec
 }
 
 // Failure reasons used as the "reason" label of spindle_ipam_failures_total.
@@ -45,6 +47,9 @@ func NewMetrics() *Metrics {
 		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spindle_ipam_claim_conflicts_total", Help: "Claim creates that found the address already taken (AlreadyExists) and moved on to the next free slot.",
 		}),
+		AddressConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spindle_ipam_conflicts_total", Help: "Addresses the coordinator found already used by another machine, by action (released: the address was released and quarantined; kept: a StatefulSet replica's fixed address).",
+		}, []string{"action"}),
 		AddDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "spindle_ipam_add_duration_seconds", Help: "Duration of ADD requests.", Buckets: buckets,
 		}),
@@ -55,7 +60,7 @@ func NewMetrics() *Metrics {
 			Name: "spindle_ipam_inflight_requests", Help: "Requests being served, by operation.",
 		}, []string{"op"}),
 	}
-	m.Registry.MustRegister(m.Allocations, m.Releases, m.Failures, m.Conflicts, m.AddDuration, m.DelDuration, m.InFlight,
+	m.Registry.MustRegister(m.Allocations, m.Releases, m.Failures, m.Conflicts, m.AddressConflicts, m.AddDuration, m.DelDuration, m.InFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -46,6 +46,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.EndpointWrites, "endpoint-writes", EndpointAsync, "write SpiderEndpoints asynchronously from claims (async) or before ADD returns (sync)")
 	fs.IntVar(&o.EndpointWorkers, "endpoint-workers", 1, "background SpiderEndpoint writers (few, so SpiderEndpoint writes never crowd out allocations)")
 	fs.DurationVar(&o.GCInterval, "gc-interval", 10*time.Minute, "period of the node-local garbage collection of claims")
+	fs.DurationVar(&o.ConflictQuarantine, "conflict-quarantine", DefaultConflictQuarantine, "how long an address released after the coordinator found it used by another machine is not offered again by this agent")
 	fs.Float64Var(&o.QPS, "kube-api-qps", 200, "API server requests per second (client-side limit)")
 	fs.IntVar(&o.Burst, "kube-api-burst", 400, "API server request burst (client-side limit)")
 	o.Kubeconfig = os.Getenv("KUBECONFIG")

@@ -178,14 +178,30 @@ func (t *poolTable) reserved(ctx context.Context, fam ranges.Family) (ranges.Set
 // errPoolFull is returned by reserve when no address is free.
 var errPoolFull = errors.New("pool is full")
 
-// reserve picks a free address and marks it in flight. The caller must call
-// done with the outcome of its Create.
-func (s *poolState) reserve() (netip.Addr, error) {
+// reserve picks a free address that skip does not refuse (quarantined
+// addresses) and marks it in flight. The caller must call done with the
+// outcome of its Create.
+func (s *poolState) reserve(skip func(netip.Addr) bool) (netip.Addr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	addr, off, ok := s.busy.NextFree(s.cursor)
-	if !ok {
-		return netip.Addr{}, errPoolFull
+	cursor := s.cursor
+	var first netip.Addr
+	var addr netip.Addr
+	var off uint64
+	for {
+		var ok bool
+		addr, off, ok = s.busy.NextFree(cursor)
+		if !ok || addr == first {
+			// Full, or every free address is refused.
+			return netip.Addr{}, errPoolFull
+		}
+		if skip == nil || !skip(addr) {
+			break
+		}
+		if !first.IsValid() {
+			first = addr
+		}
+		cursor = off + 1
 	}
 	_ = s.busy.Allocate(addr)
 	s.inflight[addr] = struct{}{}
@@ -212,6 +228,13 @@ func (s *poolState) done(addr netip.Addr, claimed, conflict bool) {
 	if !s.claimed.Has(addr) {
 		s.busy.Release(addr)
 	}
+}
+
+// refused returns how many of the pool's unclaimed addresses q holds back.
+func (s *poolState) refused(q *quarantine) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return q.count(s.pool.UID, func(a netip.Addr) bool { return s.claimed.Contains(a) && !s.claimed.Has(a) })
 }
 
 // usage returns "allocated/total" for error messages.

@@ -21,6 +21,7 @@ type Backend interface {
 	Del(ctx context.Context, req *client.Request) error
 	Check(ctx context.Context, req *client.Request) (*client.Result, error)
 	GC(ctx context.Context, req *client.GCRequest) (*client.GCResult, error)
+	Conflict(ctx context.Context, rep *client.ConflictReport) (*client.ConflictResult, error)
 	Ready() error
 	Coordinator(ctx context.Context) (any, error)
 	Pod(ctx context.Context, namespace, name string) (any, error)
@@ -58,6 +59,14 @@ func Handler(b Backend) http.Handler {
 			return
 		}
 		res, err := b.GC(r.Context(), req)
+		reply(w, res, err)
+	})
+	mux.HandleFunc("POST "+client.PathConflict, func(w http.ResponseWriter, r *http.Request) {
+		rep := &client.ConflictReport{}
+		if !decode(w, r, rep) {
+			return
+		}
+		res, err := b.Conflict(r.Context(), rep)
 		reply(w, res, err)
 	})
 	mux.HandleFunc("GET "+client.PathHealthz, func(w http.ResponseWriter, r *http.Request) {

@@ -32,6 +32,12 @@ func (f *fakeBackend) Check(context.Context, *client.Request) (*client.Result, e
 func (f *fakeBackend) GC(context.Context, *client.GCRequest) (*client.GCResult, error) {
 	return &client.GCResult{Released: []string{"10.0.0.3"}}, nil
 }
+func (f *fakeBackend) Conflict(_ context.Context, rep *client.ConflictReport) (*client.ConflictResult, error) {
+	if rep.PodName == "missing" {
+		return nil, fmt.Errorf("address %s is not held by pod %q: %w", rep.Address, rep.PodName, NotFound)
+	}
+	return &client.ConflictResult{Action: client.ConflictReleased}, nil
+}
 func (f *fakeBackend) Ready() error { return nil }
 func (f *fakeBackend) Coordinator(context.Context) (any, error) {
 	return &client.CoordinatorConfig{}, nil
@@ -79,6 +85,12 @@ func TestProtocolRoundTrip(t *testing.T) {
 	}
 	if gc, err := c.GC(ctx, &client.GCRequest{}); err != nil || gc.Released[0] != "10.0.0.3" {
 		t.Fatalf("gc: %+v %v", gc, err)
+	}
+	if res, err := c.Conflict(ctx, &client.ConflictReport{PodNamespace: "ns", PodName: "p", IfName: "net1", Address: "10.0.0.2"}); err != nil || res.Action != client.ConflictReleased {
+		t.Fatalf("conflict: %+v %v", res, err)
+	}
+	if _, err := c.Conflict(ctx, &client.ConflictReport{PodNamespace: "ns", PodName: "missing", IfName: "net1", Address: "10.0.0.2"}); !errors.As(err, &e) || !strings.Contains(e.Msg, "not held") {
+		t.Fatalf("conflict for an address the pod does not hold: %v", err)
 	}
 	if err := c.Healthz(ctx); err != nil {
 		t.Fatal(err)

@@ -72,6 +72,16 @@ func (c *Client) GC(ctx context.Context, req *GCRequest) (*GCResult, error) {
 	return res, nil
 }
 
+// Conflict reports an address of a pod's interface that another machine
+// already uses.
+func (c *Client) Conflict(ctx context.Context, rep *ConflictReport) (*ConflictResult, error) {
+	res := &ConflictResult{}
+	if err := c.Do(ctx, "POST", PathConflict, rep, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // Healthz returns nil when the agent is ready to serve allocations.
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.Do(ctx, "GET", PathHealthz, nil, nil)

@@ -14,6 +14,7 @@ const (
 	PathDel         = "/v1/ipam/del"
 	PathCheck       = "/v1/ipam/check"
 	PathGC          = "/v1/ipam/gc"
+	PathConflict    = "/v1/ipam/conflict"
 	PathHealthz     = "/v1/healthz"
 	PathCoordinator = "/v1/coordinator"
 	PathPods        = "/v1/pods/" // + <namespace>/<name>
@@ -91,6 +92,41 @@ type GCRequest struct {
 // GCResult reports what gc released.
 type GCResult struct {
 	Released []string `json:"released,omitempty"`
+}
+
+// ConflictReport is the body of conflict: the coordinator plugin found that
+// an address it was given for the pod's interface already answers ARP or
+// neighbour solicitations from another machine, and refused it.
+type ConflictReport struct {
+	PodNamespace string `json:"podNamespace"`
+	PodName      string `json:"podName"`
+	PodUID       string `json:"podUID,omitempty"`
+	ContainerID  string `json:"containerID,omitempty"`
+	IfName       string `json:"ifName"`
+	// Address is the refused address, without prefix length.
+	Address string `json:"address"`
+	// MAC is the hardware address that answered for it.
+	MAC string `json:"mac,omitempty"`
+}
+
+// Conflict outcomes.
+const (
+	// ConflictReleased: the claim was released and the address is not
+	// offered again by this node's agent for a while.
+	ConflictReleased = "released"
+	// ConflictKept: the address is a StatefulSet replica's fixed address;
+	// the claim is kept and the pod keeps being refused until the
+	// conflict is resolved.
+	ConflictKept = "kept"
+)
+
+// ConflictResult is the answer to conflict.
+type ConflictResult struct {
+	// Action is ConflictReleased or ConflictKept.
+	Action string `json:"action"`
+	// QuarantinedUntil is when the address may be offered again (RFC 3339),
+	// set with ConflictReleased.
+	QuarantinedUntil string `json:"quarantinedUntil,omitempty"`
 }
 
 // ErrorResponse is the body of every non-2xx answer.

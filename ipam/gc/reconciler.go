@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -38,6 +39,8 @@ type Reconciler struct {
 	Config   Config
 	// Now returns the current time (time.Now when nil).
 	Now func() time.Time
+
+	counted countedHolders
 }
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -139,11 +142,23 @@ func (r *Reconciler) decideFresh(ctx context.Context, h Holder) (Decision, *core
 // that was re-bound to another pod (or re-created) in the meantime survives.
 // When any claim changed under us the SpiderEndpoint is left alone and the
 // pod name is looked at again (requeue=true) with fresh data.
+//
+// A holder is counted (collected_total, the "collected pod allocation" log)
+// once, by the first pass that deletes any of its objects: a later pass may
+// find what is left (the SpiderEndpoint after a conflict with the agent
+// rewriting it) or find the objects already gone (a second event for the
+// name read from a cache that had not seen the deletions yet).
 func (r *Reconciler) collect(ctx context.Context, h Holder, reason Reason, pod *corev1.Pod, claims []v2beta1.SpiderIPClaim, ep *v2beta1.SpiderEndpoint) (requeue bool, err error) {
 	logger := log.FromContext(ctx).WithValues("pod", h.Namespace+"/"+h.Name, "podUID", h.UID, "reason", reason)
 	var released []string
 	var errs []error
 	changed := false
+	defer func() {
+		if len(released) > 0 && r.counted.first(h.UID, r.now()) {
+			collectedTotal.WithLabelValues(string(reason)).Inc()
+			logger.Info("collected pod allocation", "addresses", strings.Join(released, ","))
+		}
+	}()
 	for i := range claims {
 		c := &claims[i]
 		if types.UID(c.Spec.PodUID) != h.UID {
@@ -176,13 +191,51 @@ func (r *Reconciler) collect(ctx context.Context, h Holder, reason Reason, pod *
 		if err != nil {
 			return false, fmt.Errorf("failed to delete SpiderEndpoint %q: %w", h.Namespace+"/"+h.Name, err)
 		}
-		if res == changedUnderUs {
+		switch res {
+		case changedUnderUs:
 			return true, nil
+		case deleted:
+			if len(released) == 0 && r.counted.first(h.UID, r.now()) {
+				// Only a SpiderEndpoint was left of this holder.
+				collectedTotal.WithLabelValues(string(reason)).Inc()
+				logger.Info("collected pod allocation", "addresses", "")
+			}
 		}
 	}
-	collectedTotal.WithLabelValues(string(reason)).Inc()
-	logger.Info("collected pod allocation", "addresses", strings.Join(released, ","))
 	return false, nil
+}
+
+// countedHolders remembers the holders already counted as collected, for
+// long enough that every late pass over the same holder is over.
+type countedHolders struct {
+	mu     sync.Mutex
+	seen   map[types.UID]time.Time
+	pruned time.Time
+}
+
+// countedTTL bounds how long a counted holder is remembered.
+const countedTTL = 10 * time.Minute
+
+// first reports whether uid is counted for the first time.
+func (s *countedHolders) first(uid types.UID, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[types.UID]time.Time{}
+	}
+	if t, ok := s.seen[uid]; ok && now.Sub(t) < countedTTL {
+		return false
+	}
+	if now.Sub(s.pruned) >= time.Minute {
+		s.pruned = now
+		for k, t := range s.seen {
+			if now.Sub(t) >= countedTTL {
+				delete(s.seen, k)
+			}
+		}
+	}
+	s.seen[uid] = now
+	return true
 }
 
 type deleteResult int
@@ -291,6 +344,9 @@ func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2b
 // are enqueued again so nothing a missed event left behind survives.
 func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duration) error {
 	registerMetrics()
+	if err := indexClaimsByOwner(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	resync := make(chan event.TypedGenericEvent[reconcile.Request], 1024)
 	if err := mgr.Add(&resyncer{client: mgr.GetClient(), interval: interval, out: resync}); err != nil {
 		return fmt.Errorf("failed to add gc resync: %w", err)
@@ -305,8 +361,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duratio
 			}
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName}}}
 		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
-		Watches(&v2beta1.SpiderEndpoint{}, &handler.EnqueueRequestForObject{},
-			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+		Watches(&v2beta1.SpiderEndpoint{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(endpointHolderChanged())).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetReplicas), builder.WithPredicates(statefulSetShrunk())).
 		WatchesRawSource(source.Channel(resync, handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, r reconcile.Request) []reconcile.Request {
 			return []reconcile.Request{r}
@@ -318,7 +373,8 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duratio
 // were made for a replica of the StatefulSet.
 func (r *Reconciler) statefulSetReplicas(ctx context.Context, o client.Object) []reconcile.Request {
 	var claims v2beta1.SpiderIPClaimList
-	if err := r.Client.List(ctx, &claims); err != nil {
+	owner := OwnerKey(o.GetNamespace(), "StatefulSet", o.GetName())
+	if err := r.Client.List(ctx, &claims, client.MatchingFields{IndexClaimByOwner: owner}); err != nil {
 		log.FromContext(ctx).Error(err, "failed to list SpiderIPClaims of a StatefulSet's replicas", "statefulset", o.GetNamespace()+"/"+o.GetName())
 		return nil
 	}
@@ -385,6 +441,20 @@ func statefulSetShrunk() predicate.Predicate {
 			}
 			return (o.DeletionTimestamp == nil && n.DeletionTimestamp != nil) ||
 				replicas(n) < replicas(o) || start(n) != start(o)
+		},
+	}
+}
+
+// endpointHolderChanged passes SpiderEndpoint creations and deletions, and
+// the updates that change the pod incarnation it records: the agent creates
+// the object and then writes its status, so the holder of an endpoint is
+// often known only from its first update.
+func endpointHolderChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*v2beta1.SpiderEndpoint)
+			n, ok2 := e.ObjectNew.(*v2beta1.SpiderEndpoint)
+			return !ok1 || !ok2 || o.Status.Current.UID != n.Status.Current.UID
 		},
 	}
 }

@@ -69,3 +69,23 @@ func TestStatefulSetEventsEnqueueItsReplicas(t *testing.T) {
 		t.Error("creation of a StatefulSet frees nothing and must not pass")
 	}
 }
+
+// The agent creates a SpiderEndpoint and then writes its status: the update
+// that names the pod incarnation must reach the collector, later status
+// rewrites need not.
+func TestEndpointUpdatesThatNameTheHolderPass(t *testing.T) {
+	p := endpointHolderChanged()
+	empty := newEndpoint("app-1", "")
+	named := newEndpoint("app-1", "u1")
+	rewritten := newEndpoint("app-1", "u1")
+	rewritten.Status.Current.ContainerID = "other"
+	if !p.Update(event.UpdateEvent{ObjectOld: empty, ObjectNew: named}) {
+		t.Error("the update that records the holder must pass")
+	}
+	if !p.Update(event.UpdateEvent{ObjectOld: named, ObjectNew: newEndpoint("app-1", "u2")}) {
+		t.Error("a new holder must pass")
+	}
+	if p.Update(event.UpdateEvent{ObjectOld: named, ObjectNew: rewritten}) {
+		t.Error("a rewrite for the same holder need not pass")
+	}
+}

@@ -71,6 +71,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		before := pool.DeepCopy()
 		controllerutil.AddFinalizer(&pool, Finalizer)
 		if err := r.Client.Patch(ctx, &pool, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) {
+				return reconcile.Result{RequeueAfter: conflictRetry}, nil // the status counters moved on; read again
+			}
 			return reconcile.Result{}, fmt.Errorf("failed to add finalizer to SpiderIPPool %q: %w", pool.Name, err)
 		}
 		return reconcile.Result{}, nil
@@ -94,10 +97,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	controllerutil.RemoveFinalizer(&pool, Finalizer)
 	controllerutil.RemoveFinalizer(&pool, LegacyFinalizer)
 	if err := r.Client.Patch(ctx, &pool, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+		if apierrors.IsConflict(err) {
+			// Another writer (the pool status counters, usually) got in
+			// first: the finalizer list is patched under an optimistic
+			// lock so no other finalizer is lost; read again.
+			return reconcile.Result{RequeueAfter: conflictRetry}, nil
+		}
 		return reconcile.Result{}, fmt.Errorf("failed to remove finalizer from SpiderIPPool %q: %w", pool.Name, err)
 	}
 	return reconcile.Result{}, nil
 }
+
+// conflictRetry is how soon a pool is read again after its finalizer patch
+// lost a race with another writer.
+const conflictRetry = 500 * time.Millisecond
 
 func (r *Reconciler) retry() time.Duration {
 	if r.RetryInterval > 0 {

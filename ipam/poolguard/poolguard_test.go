@@ -2,6 +2,7 @@ package poolguard
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
@@ -90,5 +92,41 @@ func TestInUseMessageNamesAtMostFive(t *testing.T) {
 	msg := InUseMessage(cs)
 	if !strings.Contains(msg, "7 allocated") || !strings.Contains(msg, "and 2 more") || strings.Contains(msg, "10.0.0.6") {
 		t.Fatalf("message %q", msg)
+	}
+}
+
+// The pool status counters are patched concurrently; the finalizer patch
+// (under an optimistic lock) then conflicts, which is a reason to read the
+// pool again, not an error.
+func TestConflictIsRetriedQuietly(t *testing.T) {
+	ctx := context.Background()
+	s := runtime.NewScheme()
+	if err := v2beta1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	pool := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "p", Finalizers: []string{Finalizer}}}
+	conflicts := 1
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(pool).WithInterceptorFuncs(interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if conflicts > 0 {
+				conflicts--
+				return apierrors.NewConflict(v2beta1.GroupVersion.WithResource("spiderippools").GroupResource(), obj.GetName(), errors.New("the object has been modified"))
+			}
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	}).Build()
+	r := &Reconciler{Client: c, Live: c}
+	if err := c.Delete(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Reconcile(ctx, req)
+	if err != nil || res.RequeueAfter == 0 {
+		t.Fatalf("Reconcile = %+v, %v; want a requeue without error", res, err)
+	}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, &v2beta1.SpiderIPPool{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("pool still there after the retried finalizer removal: %v", err)
 	}
 }

@@ -78,6 +78,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			if apierrors.IsAlreadyExists(err) {
 				return reconcile.Result{Requeue: true}, nil
 			}
+			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+				// The namespace is going away with this SpiderMultusConfig:
+				// nothing to create, nothing to retry.
+				return reconcile.Result{}, nil
+			}
 			return reconcile.Result{}, fmt.Errorf("failed to create NetworkAttachmentDefinition %q: %w", req.Namespace+"/"+want.Name, err)
 		}
 		r.event(&smc, corev1.EventTypeNormal, ReasonCreated, "Create", "created NetworkAttachmentDefinition %s", want.Name)

@@ -178,3 +178,34 @@ func TestNADEventsMapToConfig(t *testing.T) {
 		t.Fatalf("requests %v", got)
 	}
 }
+
+// In a namespace being deleted the generated object is deleted before the
+// SpiderMultusConfig; re-creating it is refused, which is no error to retry.
+func TestTerminatingNamespaceIsNotRetried(t *testing.T) {
+	terminating := &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+		Message: "network-attachment-definitions.k8s.cni.cncf.io \"net1\" is forbidden: unable to create new content in namespace ns because it is being terminated",
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: "NamespaceTerminating", Field: "metadata.namespace"}}},
+	}}
+	_, r, _ := setup(t, interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+		if _, ok := obj.(*netv1.NetworkAttachmentDefinition); ok {
+			return terminating
+		}
+		return c.Create(ctx, obj, opts...)
+	}}, macvlanSMC("pool-a"))
+	res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: key})
+	if err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("Reconcile = %+v, %v; want no error and no retry", res, err)
+	}
+
+	// Any other refusal is an error.
+	_, r, _ = setup(t, interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+		if _, ok := obj.(*netv1.NetworkAttachmentDefinition); ok {
+			return apierrors.NewForbidden(netv1.Resource("network-attachment-definitions"), "net1", errors.New("denied"))
+		}
+		return c.Create(ctx, obj, opts...)
+	}}, macvlanSMC("pool-a"))
+	if _, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: key}); err == nil {
+		t.Fatal("a forbidden create must be an error")
+	}
+}

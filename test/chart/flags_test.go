@@ -99,6 +99,7 @@ var agentPlan = flagPlan{
 		"endpoint-writes":         {"ipam.endpointWrites=sync", "sync"},
 		"endpoint-workers":        {"ipam.endpointWorkers=7", "7"},
 		"gc-interval":             {"ipam.gc.nodeInterval=3m", "3m"},
+		"conflict-quarantine":     {"ipam.conflictQuarantine=20m", "20m"},
 		"socket":                  {"agent.socketDir=/run/spx", "/run/spx/agent.sock"},
 		"health-addr":             {"agent.healthPort=6710", ":6710"},
 		"metrics-addr":            {"agent.metrics.port=6711", "127.0.0.1:6711"},

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"flag"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -43,25 +44,57 @@ func probe(t *testing.T, c map[string]any, kind string) (string, int64) {
 	return path, toInt(port)
 }
 
-// TestDefaultsMatchBinaries checks the default values render what the
-// binaries default to where another component relies on it: the socket the
-// plugins dial when a NAD names none, and the agent's and controller's ports.
+// chartDefaultDiffers lists the flags whose default values deliberately
+// render something else than the binary's default, and why.
+var chartDefaultDiffers = map[string]map[string]string{
+	"spindle-agent": {},
+	"spindle-controller": {
+		"webhook-cert-dir":           "the mounted certificate Secret instead of a temporary directory",
+		"webhook-service-name":       "the chart's Service (the binary has no Service by default)",
+		"coordinator-create-default": "the chart owns SpiderCoordinator default (coordinator.createDefault)",
+	},
+}
+
+// TestDefaultsMatchBinaries checks that the default values render what the
+// binaries default to, so the chart and a bare binary behave alike (the
+// socket the plugins dial, ports, intervals...), except where listed.
 func TestDefaultsMatchBinaries(t *testing.T) {
 	t.Parallel()
 	m := render(t)
+	for _, tc := range []struct {
+		binary, kind, container string
+		flags                   func() *flag.FlagSet
+	}{
+		{"spindle-agent", "DaemonSet", "agent", agentFlags},
+		{"spindle-controller", "Deployment", "controller", controllerFlags},
+	} {
+		rendered := m.flags(t, container(t, m.get(t, tc.kind, tc.binary), tc.container))
+		for f, v := range rendered {
+			fs := tc.flags()
+			fl := fs.Lookup(f)
+			if fl == nil {
+				continue // reported by TestFlagsReachableFromValues
+			}
+			if err := fs.Set(f, v); err != nil {
+				t.Errorf("%s --%s=%q: %v", tc.binary, f, v, err)
+				continue
+			}
+			same := fl.Value.String() == fl.DefValue
+			why, listed := chartDefaultDiffers[tc.binary][f]
+			switch {
+			case !same && !listed:
+				t.Errorf("%s: the chart renders --%s=%s by default, the binary defaults to %s: align values.yaml (or list the difference with its reason)", tc.binary, f, v, fl.DefValue)
+			case same && listed:
+				t.Errorf("%s --%s is listed as differing (%s) but renders the binary default %s", tc.binary, f, why, fl.DefValue)
+			}
+		}
+	}
 	af := m.flags(t, container(t, m.get(t, "DaemonSet", "spindle-agent"), "agent"))
 	if af["socket"] != client.DefaultSocket {
 		t.Errorf("agent --socket=%q, but the spiderpool plugin dials %q by default", af["socket"], client.DefaultSocket)
 	}
 	if af["health-addr"] != agent.DefaultHealthAddr || af["metrics-addr"] != agent.DefaultMetricsAddr {
 		t.Errorf("agent --health-addr=%q --metrics-addr=%q, binary defaults %q %q", af["health-addr"], af["metrics-addr"], agent.DefaultHealthAddr, agent.DefaultMetricsAddr)
-	}
-	cf := m.flags(t, container(t, m.get(t, "Deployment", "spindle-controller"), "controller"))
-	fs := controllerFlags()
-	for _, f := range []string{"health-probe-bind-address", "metrics-bind-address", "webhook-port", "webhook-service-port", "leader-elect", "webhook-failure-policy"} {
-		if cf[f] != fs.Lookup(f).DefValue {
-			t.Errorf("controller --%s=%q, binary default %q", f, cf[f], fs.Lookup(f).DefValue)
-		}
 	}
 }
 

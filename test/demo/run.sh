@@ -42,17 +42,19 @@ show_pod() {
 	printf -- '--- %s (node %s)\n' "$pod" "$(k -n "$ns" get pod "$pod" -o jsonpath='{.spec.nodeName}')"
 	run bin/lab exec "$ns/$pod" -- ip -br addr
 	echo "network-status:"
+	if ! command -v python3 >/dev/null; then
+		k -n "$ns" get pod "$pod" -o go-template='{{index .metadata.annotations "k8s.v1.cni.cncf.io/network-status"}}{{"\n"}}'
+		return
+	fi
 	k -n "$ns" get pod "$pod" -o go-template='{{index .metadata.annotations "k8s.v1.cni.cncf.io/network-status"}}' |
 		python3 -c 'import json,sys
 for s in json.load(sys.stdin):
     print("  %-5s %-28s %s%s" % (s["interface"], s["name"], " ".join(s.get("ips", [])), "  (default)" if s.get("default") else ""))'
 }
 
-# net1_addrs POD: the pod's net1 addresses from network-status.
+# net1_addrs POD: the pod's global net1 addresses, as configured in the pod.
 net1_addrs() {
-	k -n "$ns" get pod "$1" -o go-template='{{index .metadata.annotations "k8s.v1.cni.cncf.io/network-status"}}' |
-		python3 -c 'import json,sys
-print(" ".join(ip for s in json.load(sys.stdin) if s["interface"] == "net1" for ip in s.get("ips", [])))'
+	bin/lab exec "$ns/$1" -- ip -br addr show dev net1 | awk '{for (i = 3; i <= NF; i++) if ($i !~ /^fe80:/) printf "%s%s", (n++ ? " " : ""), $i} END {print ""}'
 }
 
 step "Pools: an IPv4 and an IPv6 slice of the lab underlay"

@@ -115,6 +115,11 @@ func (cl *coordLab) pools(ctx context.Context, base string, offset, n4, n6 int) 
 		Expect(cl.c.Create(ctx, p)).To(Succeed())
 		DeferCleanup(func(ctx SpecContext) {
 			_ = cl.c.Delete(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: p.Name}})
+			// The pool goes once its last claim is released; a later spec
+			// with the same addresses must not find it still there.
+			Eventually(func() bool {
+				return apierrors.IsNotFound(cl.c.Get(ctx, client.ObjectKey{Name: p.Name}, &v2beta1.SpiderIPPool{}))
+			}).WithContext(ctx).WithTimeout(60*time.Second).WithPolling(250*time.Millisecond).Should(BeTrue(), "SpiderIPPool %s not removed", p.Name)
 		})
 		return p
 	}
@@ -608,10 +613,10 @@ var _ = Describe("coordinator", func() {
 		conflictSpec(ctx, false)
 	})
 
-	// Pending until the IPAM side handles the coordinator's CNI error 150:
-	// today the runtime's DEL after the failed ADD keeps the live pod's
-	// address, so every retry is offered the conflicting address again.
-	PIt("gives a pod refused for an address conflict the pool's next free address", func(ctx SpecContext) {
+	// The coordinator reports the conflict to the node agent, which
+	// releases the address and does not offer it again for a while: the
+	// pod's retries wait for the next free address.
+	It("gives a pod refused for an address conflict the pool's next free address", func(ctx SpecContext) {
 		conflictSpec(ctx, true)
 	})
 

@@ -27,14 +27,16 @@ import (
 )
 
 // The IPAM specs use the underlay /24 blocks 100-199 (172.30.100.x-172.30.199.x
-// and fd30:172:30::100:x-fd30:172:30::199:x on the default lab), each spec its
-// own block, starting at host 100 so they stay clear of the .10-.14 addresses
-// other specs hand out with host-local. The seed 003 pool spans the whole
-// range, so the specs of this file run one after another (Serial) and every
-// spec deletes its pools, and waits for them to be gone, before the next.
+// and fd30:172:30::100:x-fd30:172:30::199:x on the default lab): each spec its
+// own blocks (ipamBlockBase+n, and +50/+60 for second pools), starting at host
+// 100 so they stay clear of the .10-.14 addresses other specs hand out with
+// host-local. The seed 003 pool spans the whole range, so the specs of this
+// file run one after another (Serial) and every spec deletes its pools, and
+// waits for them to be gone, before the next. The large IPv6 pools use
+// fd30:172:31::/64 and fd30:172:32::/64, next to the underlay, and no pod.
 const ipamBlockBase = 100
 
-// Multus annotations.
+// Pod annotations (Multus and Spiderpool).
 const (
 	annotNetworks       = "k8s.v1.cni.cncf.io/networks"
 	annotDefaultNetwork = "v1.multus-cni.io/default-network"
@@ -55,17 +57,34 @@ type ipamEnv struct {
 
 // newIPAMEnv creates the spec's namespace. At the end of the spec it deletes
 // the namespace (waiting for its pods to be torn down), checks that the
-// pods left no SpiderIPClaim of the spec's pools behind, and deletes the
-// pools, waiting until they are gone.
+// pods left no SpiderIPClaim of the spec's pools behind, then deletes the
+// pools and waits until they are gone.
 func newIPAMEnv(ctx context.Context, base string) *ipamEnv {
 	lab := requireLab()
 	c, err := f.SpindleClient()
 	Expect(err).NotTo(HaveOccurred())
+	e := &ipamEnv{c: c, lab: lab}
+	// Registered first so that it runs last, and runs even when the
+	// namespace cleanup fails: a pool left behind (above all a cluster
+	// default pool) would change what other suites' pods get.
+	DeferCleanup(func(ctx SpecContext) {
+		for _, p := range e.pools {
+			err := e.c.Delete(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: p}})
+			if !apierrors.IsNotFound(err) {
+				Expect(err).NotTo(HaveOccurred())
+			}
+		}
+		for _, p := range e.pools {
+			Eventually(func() bool {
+				return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Name: p}, &v2beta1.SpiderIPPool{}))
+			}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeTrue(), "SpiderIPPool %q still exists", p)
+		}
+	}, NodeTimeout(2*time.Minute))
 	ns, err := f.CreateNamespace(ctx, base)
 	Expect(err).NotTo(HaveOccurred())
-	e := &ipamEnv{c: c, lab: lab, ns: ns.Name}
+	e.ns = ns.Name
 	DeferCleanup(func(ctx SpecContext) {
-		Expect(f.DeleteNamespace(ctx, e.ns)).To(Succeed())
+		deleteNamespaceAndWait(ctx, e.ns)
 		// Pods released their addresses on the way out: no claim of this
 		// spec's pools may outlive them.
 		Eventually(func(g Gomega) {
@@ -77,19 +96,23 @@ func newIPAMEnv(ctx context.Context, base string) *ipamEnv {
 			}
 			g.Expect(left).To(BeEmpty(), "SpiderIPClaims left after the pods of %s were deleted", e.ns)
 		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
-		for _, p := range e.pools {
-			err := e.c.Delete(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: p}})
-			if !apierrors.IsNotFound(err) {
-				Expect(err).NotTo(HaveOccurred())
-			}
-		}
-		for _, p := range e.pools {
-			Eventually(func() bool {
-				return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Name: p}, &v2beta1.SpiderIPPool{}))
-			}).WithContext(ctx).WithTimeout(30*time.Second).Should(BeTrue(), "SpiderIPPool %q still exists", p)
-		}
-	}, NodeTimeout(3*time.Minute))
+	}, NodeTimeout(4*time.Minute))
 	return e
+}
+
+// deleteNamespaceAndWait deletes a namespace and waits up to 3 minutes for
+// it to be gone. The lab is shared: another suite may stop a node for a
+// while, and its pods are torn down only when it is back.
+func deleteNamespaceAndWait(ctx context.Context, ns string) {
+	err := f.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return
+	}
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(func() bool {
+		_, err := f.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}).WithContext(ctx).WithTimeout(3*time.Minute).WithPolling(500*time.Millisecond).Should(BeTrue(), "namespace %s is still there; events: %s", ns, (&ipamEnv{ns: ns}).events(ctx))
 }
 
 // createPool creates p (which must not exist yet) and records it for deletion.
@@ -361,7 +384,7 @@ func (e *ipamEnv) expectNICFrom(ctx context.Context, pod *corev1.Pod, ifName, po
 		if pool6 != "" {
 			g.Expect(ptr.Deref(d.IPv6Pool, "")).To(Equal(pool6))
 		}
-	}).WithContext(ctx).WithTimeout(15 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
 	return v4, v6
 }
 
@@ -996,7 +1019,7 @@ spec:
 		e := newIPAMEnv(ctx, "e2e-ipam-affinity")
 		allowed, err := f.CreateNamespace(ctx, "e2e-ipam-affinity-ok")
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) { Expect(f.DeleteNamespace(ctx, allowed.Name)).To(Succeed()) }, NodeTimeout(2*time.Minute))
+		DeferCleanup(func(ctx SpecContext) { deleteNamespaceAndWait(ctx, allowed.Name) }, NodeTimeout(4*time.Minute))
 		block := ipamBlockBase + 10
 		byName, byLabel := "aff-name-"+e.ns, "aff-label-"+e.ns
 		e.pool(ctx, byName, 4, block, 5, func(p *v2beta1.SpiderIPPool) { p.Spec.NamespaceName = []string{allowed.Name} })

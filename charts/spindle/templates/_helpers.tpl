@@ -91,6 +91,7 @@ system-namespace: {{ .Release.Namespace | quote }}
 endpoint-writes: {{ .Values.ipam.endpointWrites | quote }}
 endpoint-workers: {{ .Values.ipam.endpointWorkers | quote }}
 gc-interval: {{ .Values.ipam.gc.nodeInterval | quote }}
+conflict-quarantine: {{ .Values.ipam.conflictQuarantine | quote }}
 kube-api-qps: {{ .Values.agent.kubeAPIQPS | quote }}
 kube-api-burst: {{ .Values.agent.kubeAPIBurst | quote }}
 v: {{ .Values.agent.logLevel | quote }}

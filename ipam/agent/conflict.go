@@ -1,0 +1,180 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/store"
+)
+
+// DefaultConflictQuarantine is how long an address released after a
+// conflict report is not offered again by the agent that released it.
+const DefaultConflictQuarantine = 10 * time.Minute
+
+// Conflict handles the coordinator's report that an address of a pod's
+// interface already answers from another machine. The claim must belong to
+// that pod (UID) and interface. A StatefulSet replica's fixed address is
+// kept (the pod stays refused until the conflict is resolved); any other
+// claim is released (UID precondition) and the address quarantined, so the
+// runtime's next ADD for the pod gets another address.
+func (a *Agent) Conflict(ctx context.Context, rep *client.ConflictReport) (res *client.ConflictResult, err error) {
+	addr, err := validateConflict(rep)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Ready(); err != nil {
+		return nil, &client.ErrorResponse{Code: client.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
+	}
+	key := store.PodKey(rep.PodNamespace, rep.PodName)
+	log := a.log.WithValues("pod", key, "interface", rep.IfName, "address", addr.String(), "mac", rep.MAC)
+	defer func() {
+		if err != nil {
+			a.metrics.Failures.WithLabelValues("conflict", reasonOf(err)).Inc()
+			log.Info("conflict report failed", "error", err.Error())
+		}
+	}()
+	unlock := a.podLocks.lock(key)
+	defer unlock()
+
+	c := conflictClaim(a.podClaims(key), rep, addr)
+	if c == nil {
+		return nil, fmt.Errorf("address %s is not held by interface %q of pod %q (uid %q): %w", addr, rep.IfName, key, rep.PodUID, NotFound)
+	}
+	if a.cfg.EnableStatefulSet && c.Spec.OwnerKind == "StatefulSet" {
+		a.metrics.AddressConflicts.WithLabelValues(client.ConflictKept).Inc()
+		log.Info("address conflict on a StatefulSet replica's fixed address: keeping the claim; the pod is refused until the other machine gives the address up",
+			"statefulset", c.Spec.OwnerName)
+		return &client.ConflictResult{Action: client.ConflictKept}, nil
+	}
+	pool := &v2beta1.SpiderIPPool{}
+	if err := a.cache.Get(ctx, keyOf("", c.Spec.Pool), pool); err != nil && !isNotFound(err) {
+		return nil, apiError(err, "failed to get SpiderIPPool %q", c.Spec.Pool)
+	}
+	if err := a.release(ctx, []*v2beta1.SpiderIPClaim{c}); err != nil {
+		return nil, err
+	}
+	until := a.quarantine.add(pool.UID, addr)
+	a.seQueue.Add(key)
+	a.metrics.AddressConflicts.WithLabelValues(client.ConflictReleased).Inc()
+	log.Info("address conflict: released the address and quarantined it", "pool", c.Spec.Pool, "until", until.Format(time.RFC3339))
+	return &client.ConflictResult{Action: client.ConflictReleased, QuarantinedUntil: until.UTC().Format(time.RFC3339)}, nil
+}
+
+func validateConflict(rep *client.ConflictReport) (netip.Addr, error) {
+	if rep.PodNamespace == "" || rep.PodName == "" || rep.IfName == "" {
+		return netip.Addr{}, invalid("invalid conflict report: podNamespace, podName and ifName are required")
+	}
+	if rep.PodUID == "" && rep.ContainerID == "" {
+		return netip.Addr{}, invalid("invalid conflict report for pod %q: podUID or containerID is required", store.PodKey(rep.PodNamespace, rep.PodName))
+	}
+	addr, err := netip.ParseAddr(rep.Address)
+	if err != nil {
+		return netip.Addr{}, invalid("invalid conflict report for pod %q: address %q: %v", store.PodKey(rep.PodNamespace, rep.PodName), rep.Address, err)
+	}
+	return addr.Unmap(), nil
+}
+
+// conflictClaim picks, among a pod's claims, the one for addr on the
+// reported interface of the reported incarnation (pod UID, or the sandbox
+// when the report has no UID).
+func conflictClaim(claims []*v2beta1.SpiderIPClaim, rep *client.ConflictReport, addr netip.Addr) *v2beta1.SpiderIPClaim {
+	for _, c := range claims {
+		got, err := netip.ParseAddr(c.Spec.Address)
+		if err != nil || got.Unmap() != addr || c.Spec.Interface != rep.IfName {
+			continue
+		}
+		if rep.PodUID != "" && c.Spec.PodUID != rep.PodUID {
+			continue
+		}
+		if rep.PodUID == "" && c.Spec.ContainerID != rep.ContainerID {
+			continue
+		}
+		return c
+	}
+	return nil
+}
+
+// quarantine holds addresses released after a conflict report; the
+// allocator skips them until they expire. Entries belong to the pool object
+// (UID) the address was released from: a pool deleted and created again
+// starts clean. It is per agent (per node) and in memory: a restarted agent
+// offers the addresses again, and the coordinator refuses them again if the
+// conflict persists.
+type quarantine struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu    sync.Mutex
+	until map[quarantined]time.Time
+}
+
+type quarantined struct {
+	pool types.UID
+	addr netip.Addr
+}
+
+func newQuarantine(ttl time.Duration) *quarantine {
+	return &quarantine{ttl: ttl, now: time.Now, until: map[quarantined]time.Time{}}
+}
+
+// add quarantines addr of pool (again) for the full period and returns its
+// end.
+func (q *quarantine) add(pool types.UID, addr netip.Addr) time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	q.expire(now)
+	k := quarantined{pool, addr}
+	q.until[k] = now.Add(q.ttl)
+	return q.until[k]
+}
+
+// has reports whether addr of pool is quarantined. It is called under a
+// pool's mutex on every reservation, so the common case (empty) is one map
+// read.
+func (q *quarantine) has(pool types.UID, addr netip.Addr) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.until) == 0 {
+		return false
+	}
+	k := quarantined{pool, addr}
+	t, ok := q.until[k]
+	if !ok {
+		return false
+	}
+	if !q.now().Before(t) {
+		delete(q.until, k)
+		return false
+	}
+	return true
+}
+
+// count returns how many addresses of pool are quarantined and satisfy in.
+func (q *quarantine) count(pool types.UID, in func(netip.Addr) bool) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.expire(q.now())
+	n := 0
+	for k := range q.until {
+		if k.pool == pool && in(k.addr) {
+			n++
+		}
+	}
+	return n
+}
+
+func (q *quarantine) expire(now time.Time) {
+	for a, t := range q.until {
+		if !now.Before(t) {
+			delete(q.until, a)
+		}
+	}
+}
