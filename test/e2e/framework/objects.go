@@ -186,7 +186,9 @@ func rv(p *corev1.Pod) string {
 }
 
 func podRunning(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+	// A terminating pod still reports Running until its sandbox is torn down;
+	// it is not the pod a waiter is waiting for.
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 		return false
 	}
 	for _, c := range p.Status.Conditions {
