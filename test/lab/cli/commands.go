@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/spindle-net/spindle/test/lab/config"
 	"github.com/spindle-net/spindle/test/lab/forward"
 	"github.com/spindle-net/spindle/test/lab/proc"
@@ -344,7 +346,12 @@ func cmdStatus(labDir string) error {
 }
 
 // podRecord finds the shim's record of a pod on any node.
-func podRecord(c config.Config, namespace, name string) (netns, node string, err error) {
+// podRecord finds the Running sandbox of pod namespace/name. While a pod is
+// re-created under the same name, the old incarnation's sandbox may still be
+// there: then the one whose UID the API server reports (liveUID) wins.
+func podRecord(c config.Config, namespace, name string, liveUID func() (string, error)) (netns, node string, err error) {
+	type match struct{ netns, node, uid string }
+	var found []match
 	for _, n := range c.NodeNames() {
 		files, _ := filepath.Glob(filepath.Join(c.NodePodsDir(n), "*.json"))
 		for _, f := range files {
@@ -353,14 +360,28 @@ func podRecord(c config.Config, namespace, name string) (netns, node string, err
 				continue
 			}
 			var st struct {
-				Namespace, Name, Netns string
-				Ready                  bool
+				Namespace, Name, Netns, UID string
+				Ready                       bool
 			}
 			if jerr := json.Unmarshal(data, &st); jerr != nil {
 				continue
 			}
 			if st.Namespace == namespace && st.Name == name && st.Ready {
-				return st.Netns, n, nil
+				found = append(found, match{st.Netns, n, st.UID})
+			}
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0].netns, found[0].node, nil
+	case len(found) > 1:
+		uid, uerr := liveUID()
+		if uerr != nil {
+			return "", "", fmt.Errorf("failed to tell the sandboxes of pod %s/%s apart: %w", namespace, name, uerr)
+		}
+		for _, m := range found {
+			if m.uid == uid {
+				return m.netns, m.node, nil
 			}
 		}
 	}
@@ -389,7 +410,19 @@ func cmdExec(labDir string, args []string) error {
 	if err != nil {
 		return err
 	}
-	netns, _, err := podRecord(l.cfg(), ns, name)
+	netns, _, err := podRecord(l.cfg(), ns, name, func() (string, error) {
+		cs, err := l.restConfigClient()
+		if err != nil {
+			return "", err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", fmt.Errorf("failed to get pod %s/%s: %w", ns, name, err)
+		}
+		return string(p.UID), nil
+	})
 	if err != nil {
 		return err
 	}
