@@ -111,6 +111,10 @@ lab-down: lab ## Stop the lab and verify nothing is left behind.
 e2e: lab-up ## Run the Ginkgo e2e suite against the lab.
 	go test ./test/e2e/ -count=1 -timeout 40m -kubeconfig $(CURDIR)/_lab/kubeconfig -ginkgo.v
 
+.PHONY: demo
+demo: lab-up ## Show Spindle on the lab: pools, a multi-NIC Deployment, a StatefulSet with fixed IPs (objects stay in namespace spindle-demo).
+	bash test/demo/run.sh
+
 .PHONY: e2e-kind
 e2e-kind: ## Run the same e2e suite on a kind cluster with Multus (needs Docker and kind).
 	bash test/kind/run.sh

@@ -2,6 +2,7 @@ package poolstatus
 
 import (
 	"context"
+	"math"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -83,5 +84,30 @@ func TestDriftedCountersAreCorrected(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(allocatedIPs) + testutil.CollectAndCount(totalIPs); n != 0 {
 		t.Fatalf("%d pool series left after the pool was deleted", n)
+	}
+}
+
+// An IPv6 pool with more addresses than an int64 holds reports the largest
+// count instead of a negative one.
+func TestHugeIPv6PoolTotalSaturates(t *testing.T) {
+	s := runtime.NewScheme()
+	if err := v2beta1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	pool := &v2beta1.SpiderIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "v6"},
+		Spec:       v2beta1.IPPoolSpec{Subnet: "fd99:1::/64", IPs: []string{"fd99:1::1-fd99:1::ffff:ffff:ffff:fffe"}},
+	}
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(pool).
+		WithIndex(&v2beta1.SpiderIPClaim{}, store.IndexClaimByPool, func(o client.Object) []string {
+			return []string{o.(*v2beta1.SpiderIPClaim).Spec.Pool}
+		}).Build()
+	r := &Reconciler{Client: c}
+	got, err := r.Count(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Total == nil || *got.Total != math.MaxInt64 {
+		t.Fatalf("total = %v, want %d", got.Total, int64(math.MaxInt64))
 	}
 }

@@ -9,6 +9,7 @@ package poolstatus
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -106,7 +107,12 @@ func (r *Reconciler) Count(ctx context.Context, pool *v2beta1.SpiderIPPool) (Cou
 	if err != nil {
 		return c, nil
 	}
-	total := int64(layout.Usable.Count())
+	// IPv6 pools can hold more addresses than an int64 counts: the status
+	// field saturates instead of wrapping negative.
+	total := int64(math.MaxInt64)
+	if n := layout.Usable.Count(); n < math.MaxInt64 {
+		total = int64(n)
+	}
 	c.Total = &total
 	return c, nil
 }
