@@ -68,17 +68,11 @@ func (a *Agent) Conflict(ctx context.Context, rep *client.ConflictReport) (res *
 }
 
 func validateConflict(rep *client.ConflictReport) (netip.Addr, error) {
-	if rep.PodNamespace == "" || rep.PodName == "" || rep.IfName == "" {
-		return netip.Addr{}, invalid("invalid conflict report: podNamespace, podName and ifName are required")
-	}
-	if rep.PodUID == "" && rep.ContainerID == "" {
-		return netip.Addr{}, invalid("invalid conflict report for pod %q: podUID or containerID is required", store.PodKey(rep.PodNamespace, rep.PodName))
-	}
-	addr, err := netip.ParseAddr(rep.Address)
+	addr, err := rep.Validate()
 	if err != nil {
-		return netip.Addr{}, invalid("invalid conflict report for pod %q: address %q: %v", store.PodKey(rep.PodNamespace, rep.PodName), rep.Address, err)
+		return netip.Addr{}, invalid("%s", err.Error())
 	}
-	return addr.Unmap(), nil
+	return addr, nil
 }
 
 // conflictClaim picks, among a pod's claims, the one for addr on the

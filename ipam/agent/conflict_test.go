@@ -142,23 +142,3 @@ func TestValidateConflict(t *testing.T) {
 		}
 	}
 }
-
-func FuzzValidateConflict(f *testing.F) {
-	f.Add("ns", "p", "net1", "u1", "", "10.0.0.1")
-	f.Add("ns", "p", "net1", "", "c1", "fd00::1")
-	f.Add("", "p", "eth0", "u1", "c1", "::ffff:10.0.0.1")
-	f.Fuzz(func(t *testing.T, ns, name, ifName, uid, containerID, address string) {
-		rep := &client.ConflictReport{PodNamespace: ns, PodName: name, IfName: ifName, PodUID: uid, ContainerID: containerID, Address: address}
-		addr, err := validateConflict(rep)
-		if err != nil {
-			var e *client.ErrorResponse
-			if !errors.As(err, &e) || e.Code != client.CodeInvalidConfig {
-				t.Fatalf("rejection %v is not a configuration error (code 7)", err)
-			}
-			return
-		}
-		if ns == "" || name == "" || ifName == "" || (uid == "" && containerID == "") || !addr.IsValid() || addr.Is4In6() {
-			t.Fatalf("accepted %+v as %v", rep, addr)
-		}
-	})
-}

@@ -5,6 +5,12 @@
 // executed once per ADD/DEL and its start-up time is on the pod's critical path.
 package client
 
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
 // DefaultSocket is where the agent listens unless told otherwise.
 const DefaultSocket = "/var/run/spindle/agent.sock"
 
@@ -107,6 +113,23 @@ type ConflictReport struct {
 	Address string `json:"address"`
 	// MAC is the hardware address that answered for it.
 	MAC string `json:"mac,omitempty"`
+}
+
+// Validate checks that the report names a pod interface, an incarnation
+// (podUID or containerID) and an address, and returns the address.
+func (r *ConflictReport) Validate() (netip.Addr, error) {
+	pod := r.PodNamespace + "/" + r.PodName
+	if r.PodNamespace == "" || r.PodName == "" || r.IfName == "" {
+		return netip.Addr{}, errors.New("invalid conflict report: podNamespace, podName and ifName are required")
+	}
+	if r.PodUID == "" && r.ContainerID == "" {
+		return netip.Addr{}, fmt.Errorf("invalid conflict report for pod %q: podUID or containerID is required", pod)
+	}
+	addr, err := netip.ParseAddr(r.Address)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("invalid conflict report for pod %q: address %q: %w", pod, r.Address, err)
+	}
+	return addr.Unmap(), nil
 }
 
 // Conflict outcomes.
