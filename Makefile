@@ -16,6 +16,7 @@ dep-path = $(shell bash $(DEPS) path $(1))
 
 CONTROLLER_GEN = $(call dep-path,controller-gen)/controller-gen
 GOIMPORTS = $(call dep-path,goimports)/goimports
+GOLANGCI_LINT = $(call dep-path,golangci-lint)/golangci-lint
 HELM = $(call dep-path,helm)/helm
 
 # How the lab runs Spindle: the agent on every node (inside the node's network and
@@ -54,11 +55,12 @@ verify-generated: generate ## Fail if generated files differ from what is commit
 	@test -z "$$(git status --porcelain -- ipam/apis charts/spindle/crds)" || { git status --porcelain -- ipam/apis charts/spindle/crds; echo "untracked generated files: run make generate and commit"; exit 1; }
 
 .PHONY: lint
-lint: ## gofmt/goimports and go vet.
-	@bash $(DEPS) goimports
+lint: ## gofmt, goimports, go vet and golangci-lint (pinned; config in .golangci.yml).
+	@bash $(DEPS) goimports golangci-lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
-	@out=$$($(GOIMPORTS) -local github.com/spindle-net/spindle -l $$(git ls-files '*.go')); test -z "$$out" || { echo "goimports needed:"; echo "$$out"; exit 1; }
+	@out=$$($(GOIMPORTS) -local github.com/spindle-net/spindle -l $$(git ls-files '*.go' | grep -v zz_generated)); test -z "$$out" || { echo "goimports needed:"; echo "$$out"; exit 1; }
 	go vet ./...
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: build
 build: ## Build all binaries into bin/.

@@ -83,15 +83,14 @@ func TestMain(m *testing.M) {
 }
 
 type lab struct {
-	t       *testing.T
-	node    ns.NetNS
-	lan     ns.NetNS
-	pod     ns.NetNS
-	cni     *libcni.CNIConfig
-	tmp     string
-	lanMAC  map[string]string
-	agent   string
-	podArgs [][2]string
+	t      *testing.T
+	node   ns.NetNS
+	lan    ns.NetNS
+	pod    ns.NetNS
+	cni    *libcni.CNIConfig
+	tmp    string
+	lanMAC map[string]string
+	agent  string
 }
 
 func newNS(t *testing.T) ns.NetNS {

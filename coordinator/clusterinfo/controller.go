@@ -77,7 +77,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("failed to create SpiderCoordinator %q: %w", Name, err)
 		}
 		log.FromContext(ctx).Info("created the default SpiderCoordinator")
-		return reconcile.Result{Requeue: true}, nil
+		return reconcile.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to get SpiderCoordinator %q: %w", Name, err)

@@ -45,7 +45,7 @@ func (a *Agent) Conflict(ctx context.Context, rep *client.ConflictReport) (res *
 
 	c := conflictClaim(a.podClaims(key), rep, addr)
 	if c == nil {
-		return nil, fmt.Errorf("address %s is not held by interface %q of pod %q (uid %q): %w", addr, rep.IfName, key, rep.PodUID, NotFound)
+		return nil, fmt.Errorf("address %s is not held by interface %q of pod %q (uid %q): %w", addr, rep.IfName, key, rep.PodUID, ErrNotFound)
 	}
 	if a.cfg.EnableStatefulSet && c.Spec.OwnerKind == "StatefulSet" {
 		a.metrics.AddressConflicts.WithLabelValues(client.ConflictKept).Inc()

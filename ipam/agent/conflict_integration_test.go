@@ -39,8 +39,8 @@ func TestConflictReleasesAndQuarantines(t *testing.T) {
 	// A report for another incarnation of the pod is refused.
 	other := conflictReport(p, "net1", "c1", ip0(r1))
 	other.PodUID = "not-the-pod"
-	if _, err := a.Conflict(rootCtx, other); !errors.Is(err, agent.NotFound) {
-		t.Fatalf("report for another pod UID: %v, want NotFound", err)
+	if _, err := a.Conflict(rootCtx, other); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("report for another pod UID: %v, want ErrNotFound", err)
 	}
 	if n := len(claimsOf(t, ns, "web")); n != 1 {
 		t.Fatalf("a report for another incarnation released the claim (%d claims)", n)

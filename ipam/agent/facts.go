@@ -62,7 +62,7 @@ func (a *Agent) podFacts(ctx context.Context, req *client.Request) (*podFacts, e
 }
 
 // Coordinator answers GET /v1/coordinator from the SpiderCoordinator
-// "default"; NotFound when there is none.
+// "default"; ErrNotFound when there is none.
 func (a *Agent) Coordinator(ctx context.Context) (any, error) {
 	c := &v2beta1.SpiderCoordinator{}
 	if err := a.cache.Get(ctx, keyOf("", "default"), c); err != nil {
@@ -89,7 +89,7 @@ func (a *Agent) Pod(ctx context.Context, namespace, name string) (any, error) {
 	if err := a.cache.Get(ctx, keyOf(namespace, name), pod); err != nil {
 		if err := a.live.Get(ctx, keyOf(namespace, name), pod); err != nil {
 			if isNotFound(err) {
-				return nil, fmt.Errorf("pod %q: %w", key, NotFound)
+				return nil, fmt.Errorf("pod %q: %w", key, ErrNotFound)
 			}
 			return nil, apiError(err, "failed to get pod %q", key)
 		}

@@ -691,7 +691,7 @@ func TestCoordinatorAndPodEndpoints(t *testing.T) {
 		pi.Interfaces["eth0"].CleanGateway || !pi.Interfaces["net1"].CleanGateway || len(pi.Interfaces["net1"].IPs) != 1 {
 		t.Fatalf("pod info: %+v", pi)
 	}
-	if _, err := a.Pod(rootCtx, "coord", "nope"); !errors.Is(err, agent.NotFound) {
+	if _, err := a.Pod(rootCtx, "coord", "nope"); !errors.Is(err, agent.ErrNotFound) {
 		t.Fatalf("missing pod: %v", err)
 	}
 }

@@ -99,8 +99,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// NotFound is returned by Backend methods for absent objects (HTTP 404).
-var NotFound = errors.New("not found")
+// ErrNotFound is returned by Backend methods for absent objects (HTTP 404).
+var ErrNotFound = errors.New("not found")
 
 func reply(w http.ResponseWriter, v any, err error) {
 	status := http.StatusOK
@@ -108,7 +108,7 @@ func reply(w http.ResponseWriter, v any, err error) {
 		e := AsErrorResponse(err)
 		v = e
 		switch {
-		case errors.Is(err, NotFound):
+		case errors.Is(err, ErrNotFound):
 			status = http.StatusNotFound
 		case e.Code == client.CodeInvalidConfig:
 			status = http.StatusBadRequest

@@ -34,7 +34,7 @@ func (f *fakeBackend) GC(context.Context, *client.GCRequest) (*client.GCResult, 
 }
 func (f *fakeBackend) Conflict(_ context.Context, rep *client.ConflictReport) (*client.ConflictResult, error) {
 	if rep.PodName == "missing" {
-		return nil, fmt.Errorf("address %s is not held by pod %q: %w", rep.Address, rep.PodName, NotFound)
+		return nil, fmt.Errorf("address %s is not held by pod %q: %w", rep.Address, rep.PodName, ErrNotFound)
 	}
 	return &client.ConflictResult{Action: client.ConflictReleased}, nil
 }
@@ -44,7 +44,7 @@ func (f *fakeBackend) Coordinator(context.Context) (any, error) {
 }
 func (f *fakeBackend) Pod(_ context.Context, ns, name string) (any, error) {
 	if name == "missing" {
-		return nil, fmt.Errorf("pod %q: %w", ns+"/"+name, NotFound)
+		return nil, fmt.Errorf("pod %q: %w", ns+"/"+name, ErrNotFound)
 	}
 	return &client.PodInfo{Namespace: ns, Name: name}, nil
 }

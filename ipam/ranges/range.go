@@ -9,7 +9,6 @@
 package ranges
 
 import (
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -341,11 +340,4 @@ func (u u128) sub(v u128) u128 {
 		borrow = 1
 	}
 	return u128{hi: u.hi - v.hi - borrow, lo: lo}
-}
-
-func (u u128) cmp(v u128) int {
-	if c := cmp.Compare(u.hi, v.hi); c != 0 {
-		return c
-	}
-	return cmp.Compare(u.lo, v.lo)
 }

@@ -131,5 +131,5 @@ type SpiderCoordinatorList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpiderCoordinator{}, &SpiderCoordinatorList{})
+	register(&SpiderCoordinator{}, &SpiderCoordinatorList{})
 }

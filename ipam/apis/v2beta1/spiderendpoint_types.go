@@ -115,5 +115,5 @@ type SpiderEndpointList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpiderEndpoint{}, &SpiderEndpointList{})
+	register(&SpiderEndpoint{}, &SpiderEndpointList{})
 }

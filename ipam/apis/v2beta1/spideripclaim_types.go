@@ -92,5 +92,5 @@ type SpiderIPClaimList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpiderIPClaim{}, &SpiderIPClaimList{})
+	register(&SpiderIPClaim{}, &SpiderIPClaimList{})
 }

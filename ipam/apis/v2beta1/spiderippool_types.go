@@ -139,5 +139,5 @@ type SpiderIPPoolList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpiderIPPool{}, &SpiderIPPoolList{})
+	register(&SpiderIPPool{}, &SpiderIPPoolList{})
 }

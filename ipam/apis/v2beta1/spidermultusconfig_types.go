@@ -265,5 +265,5 @@ type SpiderMultusConfigList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpiderMultusConfig{}, &SpiderMultusConfigList{})
+	register(&SpiderMultusConfig{}, &SpiderMultusConfigList{})
 }

@@ -41,5 +41,5 @@ type SpiderReservedIPList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpiderReservedIP{}, &SpiderReservedIPList{})
+	register(&SpiderReservedIP{}, &SpiderReservedIPList{})
 }

@@ -86,5 +86,5 @@ type SpiderSubnetList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpiderSubnet{}, &SpiderSubnetList{})
+	register(&SpiderSubnet{}, &SpiderSubnetList{})
 }

@@ -18,7 +18,6 @@ type PodTracker struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	pods map[string]*corev1.Pod // by name; the latest object seen
-	err  error
 	stop context.CancelFunc
 	done chan struct{}
 }

@@ -441,7 +441,7 @@ func execIn(nsArgs []string, cmd []string) error {
 
 func cmdNode(ctx context.Context, labDir string, args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: lab node stop|start NODE | lab node exec NODE -- CMD...")
+		return errors.New("usage: lab node stop|start NODE | lab node exec NODE -- CMD")
 	}
 	l, err := loadLab(labDir)
 	if err != nil {

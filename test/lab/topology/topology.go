@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,8 +125,7 @@ ip link set %s up
 
 func bits(cidr string) int {
 	_, after, _ := strings.Cut(cidr, "/")
-	var n int
-	fmt.Sscanf(after, "%d", &n)
+	n, _ := strconv.Atoi(after)
 	return n
 }
 
