@@ -69,6 +69,14 @@ build: ## Build all binaries into bin/.
 	@for d in $(DAEMONS); do [ ! -d cmd/$$d ] || go build -trimpath -o bin/$$d ./cmd/$$d; done
 	go build -o bin/lab ./test/lab/cmd/lab
 
+VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/spindle/Chart.yaml)
+IMAGE ?= ghcr.io/spindle-net/spindle:$(VERSION)
+.PHONY: images
+images: ## Build the Spindle image (agent, controller, CNI plugins) from cmd/Dockerfile (needs Docker).
+	@command -v docker >/dev/null 2>&1 || { echo "images: docker is not installed: the image is built with Docker (docker build -f cmd/Dockerfile .)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "images: cannot reach a Docker engine (docker info failed): start Docker or set DOCKER_HOST" >&2; exit 1; }
+	docker build -f cmd/Dockerfile -t $(IMAGE) .
+
 ##@ Tests
 
 GO_TEST_FLAGS ?= -count=1
@@ -78,6 +86,11 @@ test: deps build lint verify-generated test-unit test-lab ## Everything CI runs:
 .PHONY: test-unit
 test-unit: ## Unit, fuzz-seed, envtest and privileged tests (privileged ones skip unless root).
 	go test $(GO_TEST_FLAGS) -timeout 20m ./...
+
+.PHONY: test-chart
+test-chart: ## Lint and render the chart matrix and check the manifests (and a server-side dry run if a lab is up).
+	@bash $(DEPS) helm
+	go test ./test/chart/ -count=1
 
 .PHONY: test-lab
 test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear it down.

@@ -109,6 +109,14 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// What the agent reads and writes; the Helm chart's agent ClusterRole is
+// checked against these markers.
+// +kubebuilder:rbac:groups="",resources=pods;namespaces;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools;spiderreservedips;spidercoordinators,verbs=get;list;watch
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims;spiderendpoints,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints/status,verbs=update
+
 // New builds an agent talking to the API server of cfg. Call Start before use.
 func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 	if cfg.NodeName == "" {
