@@ -204,19 +204,23 @@ func (p *Plugin) plan(ctx context.Context, args *skel.CmdArgs, conf *NetConf, cf
 	})
 }
 
-// Add implements CNI ADD.
-func (p *Plugin) Add(args *skel.CmdArgs) error {
-	r, err := p.start(args, "ADD")
+// serve runs one CNI command with its config parsed and its logger set up,
+// and logs the command's failure once, here.
+func (p *Plugin) serve(args *skel.CmdArgs, cmd string, do func(*run, *skel.CmdArgs) error) error {
+	r, err := p.start(args, cmd)
 	if err != nil {
 		return err
 	}
 	defer r.done()
-	if err := p.add(r, args); err != nil {
-		r.log.Error("ADD failed", "error", err)
+	if err := do(r, args); err != nil {
+		r.log.Error(cmd+" failed", "error", err)
 		return err
 	}
 	return nil
 }
+
+// Add implements CNI ADD.
+func (p *Plugin) Add(args *skel.CmdArgs) error { return p.serve(args, "ADD", p.add) }
 
 func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
@@ -305,18 +309,7 @@ func (p *Plugin) conflictError(ctx context.Context, r *run, src SettingsSource, 
 
 // Check implements CNI CHECK: the pod and the node still have the planned
 // state.
-func (p *Plugin) Check(args *skel.CmdArgs) error {
-	r, err := p.start(args, "CHECK")
-	if err != nil {
-		return err
-	}
-	defer r.done()
-	if err := p.check(r, args); err != nil {
-		r.log.Error("CHECK failed", "error", err)
-		return err
-	}
-	return nil
-}
+func (p *Plugin) Check(args *skel.CmdArgs) error { return p.serve(args, "CHECK", p.check) }
 
 func (p *Plugin) check(r *run, args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
@@ -344,18 +337,7 @@ func (p *Plugin) check(r *run, args *skel.CmdArgs) error {
 
 // Del implements CNI DEL. It is idempotent and succeeds when the pod
 // namespace is already gone.
-func (p *Plugin) Del(args *skel.CmdArgs) error {
-	r, err := p.start(args, "DEL")
-	if err != nil {
-		return err
-	}
-	defer r.done()
-	if err := p.del(r, args); err != nil {
-		r.log.Error("DEL failed", "error", err)
-		return err
-	}
-	return nil
-}
+func (p *Plugin) Del(args *skel.CmdArgs) error { return p.serve(args, "DEL", p.del) }
 
 func (p *Plugin) del(r *run, args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
@@ -424,26 +406,18 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 // GC implements CNI GC. Everything ADD creates on the node hangs off pod
 // links and goes with them; what can outlive them is the node's
 // "lookup hostRuleTable" rule, removed here once the table is empty.
-func (p *Plugin) GC(args *skel.CmdArgs) error {
-	r, err := p.start(args, "GC")
-	if err != nil {
-		return err
-	}
-	defer r.done()
+func (p *Plugin) GC(args *skel.CmdArgs) error { return p.serve(args, "GC", p.gc) }
+
+func (p *Plugin) gc(r *run, _ *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
 	defer cancel()
 	cfg, err := p.cleanupConfig(ctx, r)
 	if err != nil {
-		r.log.Error("GC failed", "error", err)
 		return err
 	}
 	t := &routing.Teardown{HostTable: cfg.HostRuleTable, HostLockFile: hostLockFile(r.conf)}
 	for _, f := range families {
 		t.HostRules = append(t.HostRules, routing.Rule{Family: f, Table: cfg.HostRuleTable, Priority: HostRulePriority})
 	}
-	if err := routing.RunTeardown(t); err != nil {
-		r.log.Error("GC failed", "error", err)
-		return err
-	}
-	return nil
+	return routing.RunTeardown(t)
 }
