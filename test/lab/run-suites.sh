@@ -46,7 +46,7 @@ bin/lab up --nodes "$NODES" $LAB_UP_ARGS
 echo "test-lab: lab up in $(($(date +%s) - start)) s"
 
 export KUBECONFIG=$PWD/_lab/kubeconfig
-go test ./test/e2e/ -count=1 -timeout "$E2E_TIMEOUT" -kubeconfig "$KUBECONFIG" -ginkgo.v -ginkgo.no-color
+go test ./test/e2e/ -v -count=1 -timeout "$E2E_TIMEOUT" -kubeconfig "$KUBECONFIG" -ginkgo.v -ginkgo.no-color
 if [ -d test/chart ]; then
 	LAB_KUBECONFIG=$KUBECONFIG go test ./test/chart/... -count=1 -run 'DryRun' -v
 fi
