@@ -18,7 +18,16 @@ func TestStartFindStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = Kill(pid, time.Second) })
-	if got, ok := m.Pid("sleeper"); !ok || got != pid {
+	// Between fork and exec the child still has the test's environment,
+	// without the marker: give the exec a moment to happen.
+	var got int
+	var ok bool
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got, ok = m.Pid("sleeper"); ok {
+			break
+		}
+	}
+	if !ok || got != pid {
 		t.Fatalf("Pid = %d, %v; want %d", got, ok, pid)
 	}
 	found := FindMarked(dir)
