@@ -222,24 +222,33 @@ func (p *Plugin) serve(args *skel.CmdArgs, cmd string, do func(*run, *skel.CmdAr
 // Add implements CNI ADD.
 func (p *Plugin) Add(args *skel.CmdArgs) error { return p.serve(args, "ADD", p.add) }
 
-func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
-	defer cancel()
-	res, err := prevResult(r.conf)
-	if err != nil {
-		return err
+// prepare reads the previous result and the settings and plans the pod's
+// routing, for ADD and CHECK; planned is nil in mode disabled.
+func (p *Plugin) prepare(ctx context.Context, r *run, args *skel.CmdArgs) (res *current.Result, src SettingsSource, planned *Planned, err error) {
+	if res, err = prevResult(r.conf); err != nil {
+		return nil, nil, nil, err
 	}
 	cfg, src, err := p.config(ctx, r.conf)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	if cfg.Mode == ModeDisabled {
-		r.log.Info("mode disabled: passing the previous result through")
-		return types.PrintResult(res, r.conf.CNIVersion)
+		return res, src, nil, nil
 	}
-	planned, err := p.plan(ctx, args, r.conf, cfg, src, res)
+	planned, err = p.plan(ctx, args, r.conf, cfg, src, res)
+	return res, src, planned, err
+}
+
+func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
+	defer cancel()
+	res, src, planned, err := p.prepare(ctx, r, args)
 	if err != nil {
 		return err
+	}
+	if planned == nil {
+		r.log.Info("mode disabled: passing the previous result through")
+		return types.PrintResult(res, r.conf.CNIVersion)
 	}
 	r.log.Info("planned", "mode", planned.Mode, "defaultRouteNIC", planned.DefaultNIC,
 		"podRoutes", len(planned.Plan.Pod.Routes), "hostRoutes", len(planned.Plan.Host.Routes))
@@ -314,19 +323,8 @@ func (p *Plugin) Check(args *skel.CmdArgs) error { return p.serve(args, "CHECK",
 func (p *Plugin) check(r *run, args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
 	defer cancel()
-	res, err := prevResult(r.conf)
-	if err != nil {
-		return err
-	}
-	cfg, src, err := p.config(ctx, r.conf)
-	if err != nil {
-		return err
-	}
-	if cfg.Mode == ModeDisabled {
-		return nil
-	}
-	planned, err := p.plan(ctx, args, r.conf, cfg, src, res)
-	if err != nil {
+	_, _, planned, err := p.prepare(ctx, r, args)
+	if err != nil || planned == nil {
 		return err
 	}
 	if err := routing.Check(planned.Plan); err != nil {
