@@ -8,7 +8,7 @@ SHELL := /usr/bin/env bash
 
 export SPINDLE_CACHE ?= $(HOME)/.cache/spindle
 export GOTOOLCHAIN := local
-export GOFLAGS := -mod=mod
+export GOFLAGS := -mod=readonly
 
 NODES ?=
 DEPS := test/lab/tools/build-deps.sh
@@ -41,6 +41,7 @@ help: ## Show this help.
 .PHONY: deps
 deps: ## Install OS packages and build the pinned tools and lab binaries (cached).
 	@bash test/lab/tools/install-packages.sh
+	@bash $(DEPS) check
 	@bash $(DEPS) all
 
 .PHONY: generate
@@ -81,6 +82,7 @@ images: ## Build the Spindle image (agent, controller, CNI plugins) from cmd/Doc
 
 GO_TEST_FLAGS ?= -count=1
 .PHONY: test
+test: export SPINDLE_REQUIRE_ALL := 1
 test: deps build lint verify-generated test-unit test-lab ## Everything CI runs: lint, generated code, unit + privileged + envtest, then the lab suites (needs root).
 
 .PHONY: test-unit

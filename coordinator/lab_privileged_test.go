@@ -19,6 +19,8 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 // The lab of the privileged tests, all in namespaces the tests create:
@@ -37,9 +39,7 @@ var (
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("privileged test: needs root to create network namespaces; run `go test` as root")
-	}
+	prereq.Root(t)
 }
 
 // cniPaths returns the reference plugins' directory and a directory holding
@@ -55,7 +55,7 @@ func cniPaths(t *testing.T) []string {
 	}
 	for _, p := range []string{"macvlan", "ptp", "static", "host-local"} {
 		if _, err := os.Stat(filepath.Join(ref, p)); err != nil {
-			t.Skipf("reference CNI plugins not found in %q (missing %s): run `bash test/lab/tools/build-deps.sh cni` or set CNI_PLUGINS_DIR", ref, p)
+			prereq.Missing(t, "reference CNI plugins not found in %q (missing %s): run `bash test/lab/tools/build-deps.sh cni` or set CNI_PLUGINS_DIR", ref, p)
 		}
 	}
 	buildOnce.Do(func() {

@@ -3,20 +3,19 @@ package routing
 import (
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 func privilegedNS(t *testing.T) ns.NetNS {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("privileged test: needs root to create network namespaces; run `go test` as root")
-	}
+	prereq.Root(t)
 	n, err := testutils.NewNS()
 	if err != nil {
 		t.Fatal(err)

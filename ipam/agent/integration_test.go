@@ -30,6 +30,7 @@ import (
 	ipamclient "github.com/spindle-net/spindle/ipam/client"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
 	"github.com/spindle-net/spindle/ipam/store"
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 var (
@@ -61,8 +62,9 @@ func TestMain(m *testing.M) {
 
 func requireEnv(t *testing.T) {
 	t.Helper()
+	prereq.Tier(t, prereq.Envtest)
 	if errors.Is(envErr, agenttest.ErrNoAssets) {
-		t.Skipf("skipping integration test: %v", envErr)
+		prereq.Missing(t, "integration test needs a real API server: %v", envErr)
 	}
 	if envErr != nil {
 		t.Fatalf("failed to start the API server: %v", envErr)

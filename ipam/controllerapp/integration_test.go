@@ -27,6 +27,7 @@ import (
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 // envtestAssets returns a directory with kube-apiserver, etcd and kubectl, or
@@ -105,13 +106,14 @@ func TestIntegrationWithAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd; skipped with -short")
 	}
+	prereq.Tier(t, prereq.Envtest)
 	assets := envtestAssets(t)
 	if assets == "" {
-		t.Skip("kube-apiserver/etcd not found: run `bash test/lab/tools/build-deps.sh k8s etcd` or set SPINDLE_ENVTEST_ASSETS")
+		prereq.Missing(t, "kube-apiserver/etcd not found: run `bash test/lab/tools/build-deps.sh k8s etcd` or set SPINDLE_ENVTEST_ASSETS")
 	}
 	crds := filepath.Join("..", "..", "charts", "spindle", "crds")
 	if _, err := os.Stat(crds); err != nil {
-		t.Skip("charts/spindle/crds missing: run make generate")
+		prereq.Missing(t, "charts/spindle/crds missing: run make generate")
 	}
 	ctrllog.SetLogger(logr.Discard())
 	env := &envtest.Environment{

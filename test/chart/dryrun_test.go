@@ -13,25 +13,28 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 // lab returns kubectl and the lab's admin kubeconfig ($LAB_KUBECONFIG, else
 // _lab/kubeconfig), or skips when no lab answers.
 func lab(t *testing.T) (kubectl, kubeconfig string) {
 	t.Helper()
+	prereq.Tier(t, prereq.LabE2E)
 	kubeconfig = os.Getenv("LAB_KUBECONFIG")
 	if kubeconfig == "" {
 		kubeconfig = filepath.Join(repoRoot(t), "_lab", "kubeconfig")
 	}
 	if _, err := os.Stat(kubeconfig); err != nil {
-		t.Skipf("no lab running (%s missing): start one with `bin/lab up` to run the server-side dry run", kubeconfig)
+		prereq.Missing(t, "no lab running (%s missing): start one with `bin/lab up` to run the server-side dry run", kubeconfig)
 	}
 	kubectl = filepath.Join(depPath(t, "k8s"), "kubectl")
 	if _, err := os.Stat(kubectl); err != nil {
-		t.Skipf("kubectl is not built (%s missing): run `bash test/lab/tools/build-deps.sh k8s`", kubectl)
+		prereq.Missing(t, "kubectl is not built (%s missing): run `bash test/lab/tools/build-deps.sh k8s`", kubectl)
 	}
 	if _, err := runKubectl(t, kubectl, kubeconfig, nil, "get", "--raw", "/readyz"); err != nil {
-		t.Skipf("the lab's API server does not answer (%v): start it with `bin/lab up`", err)
+		prereq.Missing(t, "the lab's API server does not answer (%v): start it with `bin/lab up`", err)
 	}
 	return kubectl, kubeconfig
 }

@@ -26,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 const (
@@ -124,7 +126,7 @@ func helmBin(t testing.TB) string {
 	}
 	h := filepath.Join(depPath(t, "helm"), "helm")
 	if st, err := os.Stat(h); err != nil || st.IsDir() {
-		t.Skipf("helm is not built (%s missing): run `bash test/lab/tools/build-deps.sh helm` or set HELM", h)
+		prereq.Missing(t, "helm is not built (%s missing): run `bash test/lab/tools/build-deps.sh helm` or set HELM", h)
 	}
 	return h
 }

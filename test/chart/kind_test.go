@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 // TestKindRunFailsEarlyWithoutDocker: on a machine without Docker, `make
@@ -17,7 +19,7 @@ func TestKindRunFailsEarlyWithoutDocker(t *testing.T) {
 	for _, tool := range []string{"bash", "dirname"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
-			t.Skipf("%s not found: %v", tool, err)
+			prereq.Missing(t, "%s not found: %v", tool, err)
 		}
 		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
 			t.Fatal(err)

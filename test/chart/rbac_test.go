@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 const module = "github.com/spindle-net/spindle"
@@ -236,7 +238,7 @@ func TestRBACMatchesMarkers(t *testing.T) {
 			})
 			t.Run("agent", func(t *testing.T) {
 				if len(agentMarkers) == 0 {
-					t.Skipf("found no +kubebuilder:rbac markers in ipam/agent: the agent's permissions cannot be checked against its code (the chart grants %v)",
+					prereq.Missing(t, "found no +kubebuilder:rbac markers in ipam/agent: the agent's permissions cannot be checked against its code (the chart grants %v)",
 						sortedGrants(renderedGrants(t, m, "spindle-agent")))
 				}
 				compare(t, "spindle-agent", agentMarkers, renderedGrants(t, m, "spindle-agent"), nil)

@@ -83,7 +83,7 @@ func requireController(ctx context.Context, c client.Client) {
 			}
 		}
 	}
-	Skip("spindle-controller's webhooks are not configured (run it, e.g. as a lab cluster daemon, see docs/controller.md)")
+	missing("spindle-controller's webhooks are not configured (run it, e.g. as a lab cluster daemon, see docs/controller.md)")
 }
 
 // expectDenied asserts that err is the refusal of kind's validating webhook
@@ -675,7 +675,7 @@ var _ = Describe("spindle-controller", func() {
 	It("releases the addresses of pods force-deleted or stuck terminating while their node is down, and counts them in its metrics", Serial, func(ctx SpecContext) {
 		lab := requireLab()
 		if len(lab.Nodes) < 2 {
-			Skip(fmt.Sprintf("needs two nodes, the lab has %v", lab.Nodes))
+			missing(fmt.Sprintf("needs two nodes, the lab has %v", lab.Nodes))
 		}
 		up, down := lab.Nodes[0], lab.Nodes[len(lab.Nodes)-1]
 		Expect(f.WaitNodeReady(ctx, down, true, time.Minute)).To(Succeed())

@@ -65,20 +65,20 @@ func requireCoordinatorLab(ctx context.Context) *coordLab {
 	requireExec()
 	for _, k := range []string{"LAB_GATEWAY_NETNS", "LAB_SERVICE_CIDR", "LAB_UNDERLAY_IF"} {
 		if lab.Env[k] == "" {
-			Skip(fmt.Sprintf("the lab env has no %s; rebuild bin/lab and run bin/lab up", k))
+			missing(fmt.Sprintf("the lab env has no %s; rebuild bin/lab and run bin/lab up", k))
 		}
 	}
 	n1, n2 := twoNodes(ctx)
 	for _, p := range []string{"coordinator", "spiderpool", "macvlan"} {
 		if _, _, err := lab.ExecInNode(ctx, n1, "test", "-x", "/opt/cni/bin/"+p); err != nil {
-			Skip(fmt.Sprintf("CNI plugin %q is not installed on %s: run make build, then bin/lab daemons restart", p, n1))
+			missing(fmt.Sprintf("CNI plugin %q is not installed on %s: run make build, then bin/lab daemons restart", p, n1))
 		}
 	}
 	cl := &coordLab{lab: lab, c: crClient(), node1: n1, node2: n2}
 	cl.svcCIDR = netip.MustParsePrefix(lab.Env["LAB_SERVICE_CIDR"])
 	var co v2beta1.SpiderCoordinator
 	if err := cl.c.Get(ctx, types.NamespacedName{Name: "default"}, &co); err != nil {
-		Skip(fmt.Sprintf("no SpiderCoordinator \"default\" (%v): run spindle-controller (make lab-up)", err))
+		missing(fmt.Sprintf("no SpiderCoordinator \"default\" (%v): run spindle-controller (make lab-up)", err))
 	}
 	// Right after the lab starts, the controller may still be discovering
 	// the service and pod CIDRs that the agent serves to the plugin.

@@ -7,6 +7,7 @@
 package e2e
 
 import (
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/spindle-net/spindle/test/e2e/framework"
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 var kubeconfig = flag.String("kubeconfig", "", "kubeconfig of the cluster under test (default $KUBECONFIG)")
@@ -28,7 +30,7 @@ func TestE2E(t *testing.T) {
 		*kubeconfig = os.Getenv("KUBECONFIG")
 	}
 	if *kubeconfig == "" {
-		t.Skip("e2e: no cluster configured; pass -kubeconfig or set KUBECONFIG (for the lab: bin/lab up, then -kubeconfig $PWD/_lab/kubeconfig)")
+		prereq.Missing(t, "e2e: no cluster configured; pass -kubeconfig or set KUBECONFIG (for the lab: bin/lab up, then -kubeconfig $PWD/_lab/kubeconfig)")
 	}
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Spindle e2e")
@@ -53,7 +55,7 @@ var _ = BeforeSuite(func() {
 // requireLab skips the current spec unless the cluster is the lab.
 func requireLab() *framework.Lab {
 	if f.Lab == nil {
-		Skip("needs the lab (its _lab/env facts and bin/lab); the cluster under test is not the lab")
+		missing("needs the lab (its _lab/env facts and bin/lab); the cluster under test is not the lab")
 	}
 	return f.Lab
 }
@@ -61,7 +63,17 @@ func requireLab() *framework.Lab {
 // requireExec skips the current spec unless commands can run in pods.
 func requireExec() framework.PodExecutor {
 	if f.Exec == nil {
-		Skip("needs a way to run commands in pods (the lab, or E2E_KUBECTL=<kubectl> with an image that has the tools)")
+		missing("needs a way to run commands in pods (the lab, or E2E_KUBECTL=<kubectl> with an image that has the tools)")
 	}
 	return f.Exec
+}
+
+// missing stops the current spec because a prerequisite is missing: a skip
+// with the message on a developer's machine, a failure under `make test`
+// (SPINDLE_REQUIRE_ALL=1), so a broken lab never passes as skipped specs.
+func missing(msg string) {
+	if prereq.Required() {
+		Fail(fmt.Sprintf("prerequisite missing (%s=1 turns skips into failures): %s", prereq.EnvRequireAll, msg), 1)
+	}
+	Skip(msg, 1)
 }

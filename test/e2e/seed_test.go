@@ -31,7 +31,7 @@ func twoNodes(ctx context.Context) (string, string) {
 	nodes, err := f.ReadyNodes(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	if len(nodes) < 2 {
-		Skip(fmt.Sprintf("needs two Ready nodes, found %v", nodes))
+		missing(fmt.Sprintf("needs two Ready nodes, found %v", nodes))
 	}
 	return nodes[0], nodes[1]
 }
@@ -129,7 +129,7 @@ var _ = Describe("Node loss", Serial, func() {
 	It("marks a node whose shim stopped NotReady and Ready again after it restarts", func(ctx SpecContext) {
 		lab := requireLab()
 		if len(lab.Nodes) < 2 {
-			Skip("needs at least two lab nodes (with one the controller-manager never marks nodes NotReady)")
+			missing("needs at least two lab nodes (with one the controller-manager never marks nodes NotReady)")
 		}
 		node := lab.Nodes[len(lab.Nodes)-1]
 		Expect(f.WaitNodeReady(ctx, node, true, 30*time.Second)).To(Succeed())

@@ -13,6 +13,10 @@ NODES=${NODES:-3}
 E2E_TIMEOUT=${E2E_TIMEOUT:-40m}
 
 if [ "$(id -u)" != 0 ]; then
+	if [ "${SPINDLE_REQUIRE_ALL:-}" = 1 ]; then
+		echo "test-lab: the lab needs root (network and mount namespaces); failing because SPINDLE_REQUIRE_ALL=1" >&2
+		exit 1
+	fi
 	echo "test-lab: the lab needs root (network and mount namespaces); skipped" >&2
 	exit 0
 fi

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 // TestAPIServerAcceptsSpiderpoolManifests loads the generated CRDs into a real
@@ -28,9 +29,10 @@ func TestAPIServerAcceptsSpiderpoolManifests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an API server; skipped with -short")
 	}
+	prereq.Tier(t, prereq.Envtest)
 	env, err := agenttest.Start()
 	if errors.Is(err, agenttest.ErrNoAssets) {
-		t.Skipf("skipping: %v", err)
+		prereq.Missing(t, "%v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 func testConfig(nodes int) Config {
@@ -133,7 +135,7 @@ func TestEnvRoundTripAndShell(t *testing.T) {
 	// The file must also mean the same thing to a shell.
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh to cross-check")
+		prereq.Missing(t, "no sh to cross-check the env file with")
 	}
 	f := filepath.Join(t.TempDir(), "env")
 	if err := os.WriteFile(f, data, 0o644); err != nil {

@@ -10,12 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 func TestPrivilegedForwardFromNetns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
+	prereq.Root(t)
 	name := fmt.Sprintf("splfwdtest-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)

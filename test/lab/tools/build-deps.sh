@@ -3,177 +3,181 @@
 # CNI plugins) and the pinned developer tools from the Go module proxy, and
 # caches each under $SPINDLE_CACHE/<name>-<version>/ so later runs reuse them.
 #
-#   build-deps.sh k8s|etcd|multus|cni|controller-gen|helm|goimports|all
+# Every build resolves exactly the module graph committed in
+# test/lab/tools/deps/<name>/{go.mod,go.sum} and is built with -mod=readonly:
+# what the proxy publishes later changes nothing.
 #
-# Each wrapper module is generated in a temporary directory: nothing here
-# touches the project's go.mod.
+#   build-deps.sh NAME...|all       build (or reuse) the named dependencies
+#   build-deps.sh path NAME         print the cache directory holding NAME
+#   build-deps.sh check [NAME...]   verify every wrapper resolves exactly its pin
+#   build-deps.sh pin NAME...       (maintainers) regenerate NAME's go.mod/go.sum
+#                                   from the table below; commit the result
 set -euo pipefail
 
-K8S_VERSION=${K8S_VERSION:-v1.37.1}
-K8S_STAGING_VERSION=${K8S_STAGING_VERSION:-v0.37.1}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
-MULTUS_VERSION=${MULTUS_VERSION:-v4.3.0}
-CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-v1.9.1}
-CONTROLLER_TOOLS_VERSION=${CONTROLLER_TOOLS_VERSION:-v0.23.0}
-HELM_VERSION=${HELM_VERSION:-v3.22.0}
-GOIMPORTS_VERSION=${GOIMPORTS_VERSION:-v0.47.0}
-GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
-
+HERE=$(cd "$(dirname "$0")" && pwd)
+DEPS_DIR=$HERE/deps
 CACHE=${SPINDLE_CACHE:-$HOME/.cache/spindle}
-K8S_BINARIES=${K8S_BINARIES:-"kube-apiserver kube-controller-manager kube-scheduler kubectl"}
-CNI_PLUGINS="main/macvlan main/bridge main/ptp main/loopback ipam/host-local ipam/static meta/tuning"
 
-export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+export GOTOOLCHAIN=local CGO_ENABLED=0
+unset GOFLAGS
+
+# The pins. One row per wrapper module:
+#   name | module | version | packages to build (relative to the module) | ldflags
+# (@VERSION@ in ldflags stands for the row's version).
+# The k8s row is special: Kubernetes' staging modules are pinned to K8S_STAGING.
+K8S_STAGING=v0.37.1
+PINS=$(
+	cat <<'EOF'
+k8s|k8s.io/kubernetes|v1.37.1|cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl|-X k8s.io/component-base/version.gitVersion=@VERSION@ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
+etcd|go.etcd.io/etcd/server/v3|v3.6.16|.|
+multus|gopkg.in/k8snetworkplumbingwg/multus-cni.v4|v4.3.0|cmd/multus|
+cni-plugins|github.com/containernetworking/plugins|v1.9.1|plugins/main/macvlan plugins/main/bridge plugins/main/ptp plugins/main/loopback plugins/ipam/host-local plugins/ipam/static plugins/meta/tuning|
+controller-tools|sigs.k8s.io/controller-tools|v0.23.0|cmd/controller-gen|
+helm|helm.sh/helm/v3|v3.22.0|cmd/helm|-X helm.sh/helm/v3/internal/version.version=@VERSION@
+goimports|golang.org/x/tools|v0.47.0|cmd/goimports|
+golangci-lint|github.com/golangci/golangci-lint/v2|v2.15.0|cmd/golangci-lint|
+EOF
+)
 
 log() { echo "build-deps: $*" >&2; }
-
-# wrapper DIR MODULE@VERSION: a throwaway module that requires MODULE@VERSION.
-wrapper() {
-	local dir=$1
-	mkdir -p "$dir"
-	(cd "$dir" && printf 'module spindle.local/wrapper\n\ngo 1.26\n' >go.mod)
+die() {
+	log "$*"
+	exit 1
 }
 
-# done_dir NAME VERSION FILES...: prints the cache dir; returns 0 if every file is there.
-have() {
-	local dir=$1
-	shift
-	for f in "$@"; do [ -x "$dir/$f" ] || return 1; done
-}
-
-build_k8s() {
-	local out="$CACHE/k8s-$K8S_VERSION"
-	# shellcheck disable=SC2086
-	have "$out" $K8S_BINARIES && return 0
-	log "building Kubernetes $K8S_VERSION ($K8S_BINARIES) into $out (cold: ~10 min)"
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	wrapper "$tmp"
-	cd "$tmp"
-	go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
-	local gomod
-	gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
-	# Re-point every staging replace of kubernetes' go.mod to the published module.
-	local args=()
-	while read -r mod; do
-		args+=("-replace=$mod=$mod@$K8S_STAGING_VERSION")
-	done < <(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod")
-	[ ${#args[@]} -gt 0 ] || { log "no staging replaces found in $gomod"; return 1; }
-	go mod edit "${args[@]}"
-	local pkgs=()
-	for b in $K8S_BINARIES; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-	go get "${pkgs[@]}"
-	mkdir -p "$out.tmp"
-	local minor=${K8S_VERSION#v1.}
-	minor=${minor%%.*}
-	local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-	for b in $K8S_BINARIES; do
-		go build -trimpath -ldflags "$ldflags" -o "$out.tmp/$b" "k8s.io/kubernetes/cmd/$b"
-	done
-	mkdir -p "$out" && mv "$out.tmp"/* "$out"/ && rmdir "$out.tmp"
-}
-
-build_etcd() {
-	local out="$CACHE/etcd-$ETCD_VERSION"
-	have "$out" etcd && return 0
-	log "building etcd $ETCD_VERSION into $out"
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	wrapper "$tmp"
-	cd "$tmp"
-	go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-	mkdir -p "$out"
-	go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3
-	mv "$out/etcd.tmp" "$out/etcd"
-}
-
-build_multus() {
-	local out="$CACHE/multus-$MULTUS_VERSION"
-	have "$out" multus && return 0
-	log "building Multus $MULTUS_VERSION into $out"
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	wrapper "$tmp"
-	cd "$tmp"
-	go get "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus@$MULTUS_VERSION"
-	mkdir -p "$out"
-	go build -trimpath -ldflags "-s -w" -o "$out/multus.tmp" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus
-	mv "$out/multus.tmp" "$out/multus"
-}
-
-build_cni() {
-	local out="$CACHE/cni-plugins-$CNI_PLUGINS_VERSION"
-	local names=()
-	for p in $CNI_PLUGINS; do names+=("${p#*/}"); done
-	have "$out" "${names[@]}" && return 0
-	log "building CNI plugins $CNI_PLUGINS_VERSION into $out"
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	wrapper "$tmp"
-	cd "$tmp"
-	local pkgs=()
-	for p in $CNI_PLUGINS; do pkgs+=("github.com/containernetworking/plugins/plugins/$p"); done
-	go get "${pkgs[@]/%/@$CNI_PLUGINS_VERSION}"
-	mkdir -p "$out.tmp"
-	for p in $CNI_PLUGINS; do
-		go build -trimpath -ldflags "-s -w" -o "$out.tmp/${p#*/}" "github.com/containernetworking/plugins/plugins/$p"
-	done
-	mkdir -p "$out" && mv "$out.tmp"/* "$out"/ && rmdir "$out.tmp"
-}
-
-# gotool NAME VERSION PKG BIN: a pinned Go tool built through a wrapper module.
-gotool() {
-	local name=$1 version=$2 pkg=$3 bin=$4
-	local out="$CACHE/$name-$version"
-	have "$out" "$bin" && return 0
-	log "building $name $version into $out"
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	wrapper "$tmp"
-	cd "$tmp"
-	go get "$pkg@$version"
-	mkdir -p "$out"
-	go build -trimpath -ldflags "-s -w ${5:-}" -o "$out/$bin.tmp" "$pkg"
-	mv "$out/$bin.tmp" "$out/$bin"
-}
-
-build_controller_gen() { gotool controller-tools "$CONTROLLER_TOOLS_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen controller-gen; }
-build_helm() { gotool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"; }
-build_golangci_lint() { gotool golangci-lint "$GOLANGCI_LINT_VERSION" github.com/golangci/golangci-lint/v2/cmd/golangci-lint golangci-lint; }
-build_goimports() { gotool goimports "$GOIMPORTS_VERSION" golang.org/x/tools/cmd/goimports goimports; }
-
-# path NAME: prints the cache directory holding NAME's binaries.
-path() {
+# Older names accepted on the command line.
+canon() {
 	case $1 in
-	k8s) echo "$CACHE/k8s-$K8S_VERSION" ;;
-	etcd) echo "$CACHE/etcd-$ETCD_VERSION" ;;
-	multus) echo "$CACHE/multus-$MULTUS_VERSION" ;;
-	cni) echo "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION" ;;
-	controller-gen) echo "$CACHE/controller-tools-$CONTROLLER_TOOLS_VERSION" ;;
-	helm) echo "$CACHE/helm-$HELM_VERSION" ;;
-	goimports) echo "$CACHE/goimports-$GOIMPORTS_VERSION" ;;
-	golangci-lint) echo "$CACHE/golangci-lint-$GOLANGCI_LINT_VERSION" ;;
-	*) echo "unknown dependency $1" >&2; return 2 ;;
+	cni) echo cni-plugins ;;
+	controller-gen) echo controller-tools ;;
+	*) echo "$1" ;;
 	esac
 }
+
+# row NAME: sets MOD VERSION PKGS LDFLAGS from the table.
+row() {
+	local line
+	line=$(grep "^$1|" <<<"$PINS") || die "unknown dependency $1 (known: $(cut -d'|' -f1 <<<"$PINS" | tr '\n' ' '))"
+	IFS='|' read -r _ MOD VERSION PKGS LDFLAGS <<<"$line"
+	LDFLAGS=${LDFLAGS//@VERSION@/$VERSION}
+}
+
+# full_pkgs: the import paths of PKGS.
+full_pkgs() {
+	local p out=()
+	for p in $PKGS; do
+		if [ "$p" = . ]; then out+=("$MOD"); else out+=("$MOD/$p"); fi
+	done
+	echo "${out[@]}"
+}
+
+bin_name() { if [ "$1" = . ]; then basename "${MOD%/v[0-9]*}"; else basename "$1"; fi; }
+
+# stamp NAME: a digest of the wrapper's go.mod and go.sum; a cache entry built
+# from other files is rebuilt.
+stamp() { cat "$DEPS_DIR/$1/go.mod" "$DEPS_DIR/$1/go.sum" | sha256sum | cut -c1-16; }
+
+cache_dir() {
+	row "$1"
+	echo "$CACHE/$1-$VERSION"
+}
+
+# check NAME: the wrapper resolves exactly the pinned version of its module.
+check_one() {
+	local name=$1 got
+	row "$name"
+	[ -f "$DEPS_DIR/$name/go.mod" ] && [ -f "$DEPS_DIR/$name/go.sum" ] ||
+		die "$name: $DEPS_DIR/$name/go.mod or go.sum is missing: run build-deps.sh pin $name and commit it"
+	got=$(cd "$DEPS_DIR/$name" && go list -mod=readonly -m -f '{{.Version}}' "$MOD") ||
+		die "$name: the wrapper module in $DEPS_DIR/$name does not resolve (go list -m $MOD failed)"
+	[ "$got" = "$VERSION" ] ||
+		die "$name: the wrapper resolves $MOD $got but the pin is $VERSION: run build-deps.sh pin $name and commit it"
+	if [ "$name" = k8s ]; then
+		got=$(cd "$DEPS_DIR/$name" && go list -mod=readonly -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' k8s.io/apiserver)
+		[ "$got" = "$K8S_STAGING" ] ||
+			die "k8s: the wrapper resolves k8s.io/apiserver $got but the staging pin is $K8S_STAGING: run build-deps.sh pin k8s"
+	fi
+	echo "$name $MOD $VERSION"
+}
+
+build_one() {
+	local name=$1 out b
+	row "$name"
+	out="$CACHE/$name-$VERSION"
+	local want
+	want=$(stamp "$name")
+	if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$want" ]; then
+		local ok=1
+		for b in $PKGS; do [ -x "$out/$(bin_name "$b")" ] || ok=0; done
+		[ $ok = 1 ] && return 0
+	fi
+	check_one "$name" >/dev/null
+	log "building $name $VERSION ($MOD: $PKGS) into $out"
+	local start=$SECONDS
+	rm -rf "$out.tmp"
+	mkdir -p "$out.tmp"
+	# shellcheck disable=SC2046
+	(cd "$DEPS_DIR/$name" && go build -mod=readonly -trimpath -ldflags "-s -w $LDFLAGS" -o "$out.tmp/" $(full_pkgs))
+	echo "$want" >"$out.tmp/.stamp"
+	rm -rf "$out"
+	mv "$out.tmp" "$out"
+	log "built $name $VERSION in $((SECONDS - start)) s"
+}
+
+# pin NAME: regenerate the wrapper module from the table (needs the proxy).
+pin_one() {
+	local name=$1 dir
+	row "$name"
+	dir="$DEPS_DIR/$name"
+	mkdir -p "$dir"
+	rm -f "$dir/go.mod" "$dir/go.sum"
+	(
+		cd "$dir"
+		printf '// Pinned build of %s %s for Spindle'"'"'s lab and tools; regenerate with\n// test/lab/tools/build-deps.sh pin %s.\nmodule spindle.local/deps/%s\n\ngo 1.26\n' "$MOD" "$VERSION" "$name" "$name" >go.mod
+		go mod edit -require="$MOD@$VERSION"
+		if [ "$name" = k8s ]; then
+			local gomod args=()
+			gomod=$(go mod download -json "$MOD@$VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+			while read -r m; do
+				args+=("-replace=$m=$m@$K8S_STAGING")
+			done < <(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod")
+			[ ${#args[@]} -gt 0 ] || die "no staging replaces found in $gomod"
+			go mod edit "${args[@]}"
+		fi
+		local p
+		for p in $(full_pkgs); do go mod edit -tool="$p"; done
+		go mod tidy
+	)
+	check_one "$name"
+}
+
+all_names() { cut -d'|' -f1 <<<"$PINS"; }
 
 main() {
 	[ $# -gt 0 ] || set -- all
-	case $1 in
-	path) path "$2"; return ;;
-	all) set -- etcd cni multus k8s controller-gen goimports golangci-lint helm ;;
+	local cmd=$1
+	case $cmd in
+	path)
+		cache_dir "$(canon "$2")"
+		return
+		;;
+	check | pin)
+		shift
+		[ $# -gt 0 ] || set -- $(all_names)
+		;;
+	all)
+		cmd=build
+		set -- $(all_names)
+		;;
+	*) cmd=build ;;
 	esac
+	local what
 	for what in "$@"; do
-		case $what in
-		k8s) (build_k8s) ;;
-		etcd) (build_etcd) ;;
-		multus) (build_multus) ;;
-		cni) (build_cni) ;;
-		controller-gen) (build_controller_gen) ;;
-		helm) (build_helm) ;;
-		goimports) (build_goimports) ;;
-		golangci-lint) (build_golangci_lint) ;;
-		*) echo "build-deps: unknown target $what" >&2; return 2 ;;
+		what=$(canon "$what")
+		case $cmd in
+		check) check_one "$what" ;;
+		pin) pin_one "$what" ;;
+		build) build_one "$what" ;;
 		esac
 	done
 }

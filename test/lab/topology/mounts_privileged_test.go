@@ -13,6 +13,7 @@ import (
 
 	"github.com/spindle-net/spindle/test/lab/config"
 	"github.com/spindle-net/spindle/test/lab/proc"
+	"github.com/spindle-net/spindle/test/prereq"
 )
 
 // TestPrivilegedNodeMounts starts a node mount namespace for real and checks
@@ -20,12 +21,10 @@ import (
 // and network namespaces created afterwards in the root mount namespace; and
 // that the host sees none of it.
 func TestPrivilegedNodeMounts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for mount and network namespaces")
-	}
+	prereq.Root(t)
 	for _, d := range config.NodePrivateDirs {
 		if _, err := os.Stat(d); err == nil {
-			t.Skipf("%s exists on this host; the test checks it stays absent", d)
+			prereq.Missing(t, "%s exists on this host; the test checks it stays absent", d)
 		}
 	}
 	c := config.Default("/nonexistent")
