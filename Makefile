@@ -82,7 +82,6 @@ images: ## Build the Spindle image (agent, controller, CNI plugins) from cmd/Doc
 
 GO_TEST_FLAGS ?= -count=1
 .PHONY: test
-test: export SPINDLE_REQUIRE_ALL := 1
 test: deps build lint verify-generated test-unit test-lab ## Everything CI runs: lint, generated code, unit + privileged + envtest, then the lab suites (needs root).
 
 .PHONY: test-unit

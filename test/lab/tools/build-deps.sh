@@ -29,7 +29,7 @@ K8S_STAGING=v0.37.1
 PINS=$(
 	cat <<'EOF'
 k8s|k8s.io/kubernetes|v1.37.1|cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl|-X k8s.io/component-base/version.gitVersion=@VERSION@ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
-etcd|go.etcd.io/etcd/server/v3|v3.6.16|.|
+etcd|go.etcd.io/etcd/server/v3|v3.6.16|.=etcd|
 multus|gopkg.in/k8snetworkplumbingwg/multus-cni.v4|v4.3.0|cmd/multus|
 cni-plugins|github.com/containernetworking/plugins|v1.9.1|plugins/main/macvlan plugins/main/bridge plugins/main/ptp plugins/main/loopback plugins/ipam/host-local plugins/ipam/static plugins/meta/tuning|
 controller-tools|sigs.k8s.io/controller-tools|v0.23.0|cmd/controller-gen|
@@ -66,12 +66,13 @@ row() {
 full_pkgs() {
 	local p out=()
 	for p in $PKGS; do
-		if [ "$p" = . ]; then out+=("$MOD"); else out+=("$MOD/$p"); fi
+		case $p in .=*) out+=("$MOD") ;; *) out+=("$MOD/$p") ;; esac
 	done
 	echo "${out[@]}"
 }
 
-bin_name() { if [ "$1" = . ]; then basename "${MOD%/v[0-9]*}"; else basename "$1"; fi; }
+# A package written ".=NAME" is the module's root package, installed as NAME.
+bin_name() { case $1 in .=*) echo "${1#.=}" ;; *) basename "$1" ;; esac; }
 
 # stamp NAME: a digest of the wrapper's go.mod and go.sum; a cache entry built
 # from other files is rebuilt.
@@ -118,6 +119,9 @@ build_one() {
 	mkdir -p "$out.tmp"
 	# shellcheck disable=SC2046
 	(cd "$DEPS_DIR/$name" && go build -mod=readonly -trimpath -ldflags "-s -w $LDFLAGS" -o "$out.tmp/" $(full_pkgs))
+	for b in $PKGS; do
+		case $b in .=*) mv "$out.tmp/$(basename "${MOD%/v[0-9]*}")" "$out.tmp/$(bin_name "$b")" ;; esac
+	done
 	echo "$want" >"$out.tmp/.stamp"
 	rm -rf "$out"
 	mv "$out.tmp" "$out"
