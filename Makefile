@@ -29,6 +29,11 @@ export LAB_UP_ARGS
 # Product binaries: CNI plugins go to bin/cni (the lab installs them on every node).
 CNI_PLUGINS := spiderpool coordinator
 DAEMONS := spindle-agent spindle-controller
+# Every binary reports this version (--version, the CNI VERSION command): the chart's appVersion.
+VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/spindle/Chart.yaml)
+GO_LDFLAGS := -X github.com/spindle-net/spindle/cmd/internal/version.Version=$(VERSION)
+# Counts per test tier, written by each stage of make test (see test/tiers).
+TIERS := _out/tiers
 
 ##@ General
 
@@ -38,11 +43,19 @@ help: ## Show this help.
 
 ##@ Development
 
+# What the lab runs (control plane, etcd, Multus, reference CNI plugins); the
+# developer tools (controller-gen, goimports, golangci-lint, helm) come on top.
+LAB_DEPS := k8s etcd multus cni-plugins
+
 .PHONY: deps
-deps: ## Install OS packages and build the pinned tools and lab binaries (cached).
+deps: lab-deps ## Install OS packages and build the pinned tools and lab binaries (cached).
+	@bash $(DEPS) all
+
+.PHONY: lab-deps
+lab-deps: ## Install OS packages and build only what the lab runs (cached).
 	@bash test/lab/tools/install-packages.sh
 	@bash $(DEPS) check
-	@bash $(DEPS) all
+	@bash $(DEPS) $(LAB_DEPS)
 
 .PHONY: generate
 generate: ## Generate deepcopy code and CRDs (controller-gen).
@@ -66,30 +79,35 @@ lint: ## gofmt, goimports, go vet and golangci-lint (pinned; config in .golangci
 .PHONY: build
 build: ## Build all binaries into bin/.
 	@mkdir -p bin/cni
-	@for p in $(CNI_PLUGINS); do [ ! -d cmd/$$p ] || go build -trimpath -o bin/cni/$$p ./cmd/$$p; done
-	@for d in $(DAEMONS); do [ ! -d cmd/$$d ] || go build -trimpath -o bin/$$d ./cmd/$$d; done
+	@for p in $(CNI_PLUGINS); do go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/cni/$$p ./cmd/$$p; done
+	@for d in $(DAEMONS); do go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/$$d ./cmd/$$d; done
 	go build -o bin/lab ./test/lab/cmd/lab
+	go build -o bin/tiers ./test/tiers
 
-VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/spindle/Chart.yaml)
 IMAGE ?= ghcr.io/spindle-net/spindle:$(VERSION)
 .PHONY: images
 images: ## Build the Spindle image (agent, controller, CNI plugins) from cmd/Dockerfile (needs Docker).
 	@command -v docker >/dev/null 2>&1 || { echo "images: docker is not installed: the image is built with Docker (docker build -f cmd/Dockerfile .)" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "images: cannot reach a Docker engine (docker info failed): start Docker or set DOCKER_HOST" >&2; exit 1; }
-	docker build -f cmd/Dockerfile -t $(IMAGE) .
+	docker build -f cmd/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 ##@ Tests
 
 GO_TEST_FLAGS ?= -count=1
 .PHONY: test
 test: export SPINDLE_REQUIRE_ALL := 1
-test: deps build lint verify-generated test-unit test-lab ## Everything CI runs: lint, generated code, unit + privileged + envtest, then the lab suites (needs root).
+test: deps tiers-reset build lint verify-generated test-unit test-lab ## Everything CI runs: lint, generated code, unit + privileged + envtest, then the lab suites (needs root); ends with one "tiers:" line.
+	@bin/tiers summary $(TIERS)/unit.json $(TIERS)/lab-e2e.json $(TIERS)/lab-chart.json
+
+.PHONY: tiers-reset
+tiers-reset:
+	@rm -rf $(TIERS)
 
 .PHONY: test-unit
 # The e2e suite and the chart's server-side dry runs need a cluster: test-lab runs them.
 LAB_ONLY_TESTS := DryRun
-test-unit: ## Unit, fuzz-seed, envtest and privileged tests (privileged ones skip unless root).
-	go test $(GO_TEST_FLAGS) -timeout 20m -skip '$(LAB_ONLY_TESTS)' $$(go list ./... | grep -v '/test/e2e$$')
+test-unit: build ## Unit, fuzz-seed, envtest and privileged tests (privileged ones skip unless root).
+	go test $(GO_TEST_FLAGS) -json -timeout 20m -skip '$(LAB_ONLY_TESTS)' $$(go list ./... | grep -v '/test/e2e$$') | bin/tiers gotest $(TIERS)/unit.json
 
 .PHONY: test-chart
 test-chart: ## Lint and render the chart matrix and check the manifests (and a server-side dry run if a lab is up).
@@ -101,7 +119,7 @@ test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear
 	bash test/lab/run-suites.sh
 
 .PHONY: bench
-bench: deps ## IPAM storage benchmark on its own real API server (~5 min); ends with one "bench:" summary line.
+bench: lab-deps ## IPAM storage benchmark on its own real API server (~5 min); ends with one "bench:" summary line.
 	go run ./test/perf/ipam
 
 .PHONY: fuzz
@@ -119,7 +137,7 @@ lab: ## Build the lab CLI.
 	go build -o bin/lab ./test/lab/cmd/lab
 
 .PHONY: lab-up
-lab-up: deps build ## Start (or reuse) the lab with Spindle's agent and controller; NODES=N for a new lab (default 2).
+lab-up: lab-deps build ## Start (or reuse) the lab with Spindle's agent and controller; NODES=N for a new lab (default 2).
 	bin/lab up $(if $(NODES),--nodes $(NODES)) $(LAB_UP_ARGS)
 
 .PHONY: lab-down

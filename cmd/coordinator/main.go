@@ -6,6 +6,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
 
+	buildversion "github.com/spindle-net/spindle/cmd/internal/version"
 	"github.com/spindle-net/spindle/coordinator"
 )
 
@@ -16,5 +17,5 @@ func main() {
 		Del:    coordinator.Del,
 		Status: coordinator.Status,
 		GC:     coordinator.GC,
-	}, version.All, coordinator.About)
+	}, version.All, buildversion.About(coordinator.About))
 }

@@ -2,8 +2,11 @@
 // spindle-agent on the node over a unix socket.
 package main
 
-import "github.com/spindle-net/spindle/ipam/cniplugin"
+import (
+	"github.com/spindle-net/spindle/cmd/internal/version"
+	"github.com/spindle-net/spindle/ipam/cniplugin"
+)
 
 func main() {
-	cniplugin.Main()
+	cniplugin.Main(version.About(cniplugin.About))
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/spindle-net/spindle/cmd/internal/version"
 	"github.com/spindle-net/spindle/ipam/agent"
 )
 
@@ -20,7 +21,12 @@ func main() {
 	var o agent.Options
 	o.BindFlags(flag.CommandLine)
 	klog.InitFlags(flag.CommandLine)
+	showVersion := version.Flag(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String("spindle-agent"))
+		return
+	}
 	ctrllog.SetLogger(klog.Background())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/spindle-net/spindle/cmd/internal/version"
 	"github.com/spindle-net/spindle/ipam/controllerapp"
 )
 
@@ -17,7 +18,12 @@ func main() {
 	var o controllerapp.Options
 	o.AddFlags(flag.CommandLine)
 	klog.InitFlags(flag.CommandLine)
+	showVersion := version.Flag(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String("spindle-controller"))
+		return
+	}
 	ctrl.SetLogger(klog.Background())
 	err := o.Validate()
 	if err == nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/client"
 )
 
-// About is printed by the VERSION command.
+// About is the banner the VERSION command prints (with the build version).
 const About = "spiderpool IPAM CNI plugin (Spindle)"
 
 // Plugin implements the CNI commands. Stdout receives the CNI result; nothing
@@ -31,10 +31,10 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 	return skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, GC: p.GC, Status: p.Status}
 }
 
-// Main runs the plugin as a CNI executable.
-func Main() {
+// Main runs the plugin as a CNI executable; about is what VERSION prints.
+func Main(about string) {
 	p := &Plugin{}
-	skel.PluginMainFuncs(p.Funcs(), version.All, About)
+	skel.PluginMainFuncs(p.Funcs(), version.All, about)
 }
 
 func (p *Plugin) client(conf *NetConf) *client.Client {

@@ -2,6 +2,7 @@ package controllerapp
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -26,39 +27,10 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
+	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/test/prereq"
 )
-
-// envtestAssets returns a directory with kube-apiserver, etcd and kubectl, or
-// "" when they are not available. SPINDLE_ENVTEST_ASSETS wins; otherwise
-// the pinned binaries cached by test/lab/tools/build-deps.sh are linked into
-// a temporary directory.
-func envtestAssets(t *testing.T) string {
-	if d := os.Getenv("SPINDLE_ENVTEST_ASSETS"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	cache := filepath.Join(home, ".cache", "spindle")
-	if c := os.Getenv("SPINDLE_CACHE"); c != "" {
-		cache = c
-	}
-	srcs := map[string]string{
-		"kube-apiserver": filepath.Join(cache, "k8s-v1.37.1", "kube-apiserver"),
-		"kubectl":        filepath.Join(cache, "k8s-v1.37.1", "kubectl"),
-		"etcd":           filepath.Join(cache, "etcd-v3.6.16", "etcd"),
-	}
-	dir := t.TempDir()
-	for name, src := range srcs {
-		if _, err := os.Stat(src); err != nil {
-			return ""
-		}
-		if err := os.Symlink(src, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 func nadCRD() *apiextensionsv1.CustomResourceDefinition {
 	return &apiextensionsv1.CustomResourceDefinition{
@@ -107,10 +79,18 @@ func TestIntegrationWithAPIServer(t *testing.T) {
 		t.Skip("starts kube-apiserver and etcd; skipped with -short")
 	}
 	prereq.Tier(t, prereq.Envtest)
-	assets := envtestAssets(t)
-	if assets == "" {
-		prereq.Missing(t, "kube-apiserver/etcd not found: run `bash test/lab/tools/build-deps.sh k8s etcd` or set SPINDLE_ENVTEST_ASSETS")
+	root, err := agenttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
+	assets, cleanup, err := agenttest.Assets(root)
+	if errors.Is(err, agenttest.ErrNoAssets) {
+		prereq.Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
 	crds := filepath.Join("..", "..", "charts", "spindle", "crds")
 	if _, err := os.Stat(crds); err != nil {
 		prereq.Missing(t, "charts/spindle/crds missing: run make generate")

@@ -50,8 +50,13 @@ bin/lab up --nodes "$NODES" $LAB_UP_ARGS
 echo "test-lab: lab up in $(($(date +%s) - start)) s"
 
 export KUBECONFIG=$PWD/_lab/kubeconfig
-go test ./test/e2e/ -v -count=1 -timeout "$E2E_TIMEOUT" -kubeconfig "$KUBECONFIG" -ginkgo.v -ginkgo.no-color
-if [ -d test/chart ]; then
-	LAB_KUBECONFIG=$KUBECONFIG go test ./test/chart/... -count=1 -run 'DryRun' -v
-fi
+# Each suite leaves its counts for `make test`'s tier line (test/tiers).
+tiers=${TIERS:-_out/tiers}
+mkdir -p "$tiers"
+rm -f "$tiers"/lab-*.json "$tiers"/e2e-report.json
+go build -o bin/tiers ./test/tiers
+go test ./test/e2e/ -v -count=1 -timeout "$E2E_TIMEOUT" -kubeconfig "$KUBECONFIG" -ginkgo.v -ginkgo.no-color \
+	-ginkgo.json-report="$PWD/$tiers/e2e-report.json"
+bin/tiers ginkgo "$tiers/e2e-report.json" "$tiers/lab-e2e.json"
+LAB_KUBECONFIG=$KUBECONFIG go test ./test/chart/ -json -count=1 -run 'DryRun' | bin/tiers gotest "$tiers/lab-chart.json"
 echo "test-lab: all lab suites passed in $(($(date +%s) - start)) s"

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/spindle-net/spindle/test/prereq"
+)
+
+// stream builds a `go test -json` stream from (action, package, test, output) rows.
+func stream(t *testing.T, rows ...[4]string) *bytes.Buffer {
+	t.Helper()
+	var b bytes.Buffer
+	for _, r := range rows {
+		line, err := json.Marshal(event{Action: r[0], Package: r[1], Test: r[2], Output: r[3]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(append(line, '\n'))
+	}
+	return &b
+}
+
+func TestGoTestCountsLeavesByTier(t *testing.T) {
+	in := stream(t,
+		[4]string{"run", "p/a", "TestPure", ""},
+		[4]string{"pass", "p/a", "TestPure", ""},
+		[4]string{"run", "p/a", "TestNetns", ""},
+		[4]string{"output", "p/a", "TestNetns", "    x_test.go:9: " + prereq.TierMarker + prereq.Privileged + "\n"},
+		[4]string{"run", "p/a", "TestNetns/v4", ""},
+		[4]string{"pass", "p/a", "TestNetns/v4", ""},
+		[4]string{"run", "p/a", "TestNetns/v6", ""},
+		[4]string{"pass", "p/a", "TestNetns/v6", ""},
+		[4]string{"pass", "p/a", "TestNetns", ""},
+		[4]string{"run", "p/a", "TestLaptop", ""},
+		[4]string{"output", "p/a", "TestLaptop", "    y_test.go:3: needs root\n"},
+		[4]string{"output", "p/a", "TestLaptop", "--- SKIP: TestLaptop (0.00s)\n"},
+		[4]string{"skip", "p/a", "TestLaptop", ""},
+		[4]string{"output", "p/a", "", "ok  \tp/a\t0.1s\n"},
+		[4]string{"pass", "p/a", "", ""},
+		[4]string{"run", "p/b", "TestAPI", ""},
+		[4]string{"output", "p/b", "TestAPI", "    z_test.go:1: " + prereq.TierMarker + prereq.Envtest + "\n"},
+		[4]string{"output", "p/b", "TestAPI", "    z_test.go:2: pool refused\n"},
+		[4]string{"fail", "p/b", "TestAPI", ""},
+		[4]string{"output", "p/b", "", "FAIL\tp/b\t2.0s\n"},
+		[4]string{"fail", "p/b", "", ""},
+	)
+	var out bytes.Buffer
+	c, err := GoTest(in, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Passed[Unit] != 1 || c.Passed[prereq.Privileged] != 2 || c.Skipped != 1 || c.Failed != 1 {
+		t.Errorf("counts = %+v, want unit 1, privileged 2 (two subtests), skipped 1, failed 1", c)
+	}
+	for _, want := range []string{"ok  \tp/a", "SKIP p/a TestLaptop: y_test.go:3: needs root", "pool refused", "FAIL\tp/b"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestGoTestCountsUnfinishedAndCrashedPackages(t *testing.T) {
+	in := stream(t,
+		[4]string{"run", "p/a", "TestHangs", ""},
+		[4]string{"output", "p/a", "", "panic: test timed out after 1s\n"},
+		[4]string{"fail", "p/a", "", ""},
+	)
+	c, err := GoTest(in, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Failed == 0 {
+		t.Errorf("a test cut off by a timeout was not counted as failed: %+v", c)
+	}
+	if _, err := GoTest(strings.NewReader("not json\n"), &bytes.Buffer{}); err == nil {
+		t.Error("a stream without events was accepted")
+	}
+}
+
+func TestGinkgoCountsItSpecs(t *testing.T) {
+	reports := []types.Report{{SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStatePassed},
+		{LeafNodeType: types.NodeTypeIt, State: types.SpecStatePassed},
+		{LeafNodeType: types.NodeTypeIt, State: types.SpecStatePassed},
+		{LeafNodeType: types.NodeTypeIt, State: types.SpecStateSkipped},
+		{LeafNodeType: types.NodeTypeIt, State: types.SpecStateFailed},
+	}}}
+	b, err := json.Marshal(reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Ginkgo(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Passed[prereq.LabE2E] != 2 || c.Skipped != 1 || c.Failed != 1 {
+		t.Errorf("counts = %+v, want lab-e2e 2, skipped 1, failed 1", c)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	all := &Counts{Passed: map[string]int{Unit: 412, prereq.Envtest: 61, prereq.Privileged: 9, prereq.LabE2E: 37}}
+	line, err := Summary(all, true)
+	if err != nil || line != "tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, skipped 0" {
+		t.Errorf("Summary = %q, %v", line, err)
+	}
+
+	noLab := &Counts{Passed: map[string]int{Unit: 5, prereq.Envtest: 1, prereq.Privileged: 1}}
+	if _, err := Summary(noLab, false); err == nil || !strings.Contains(err.Error(), "tier lab-e2e ran no test") {
+		t.Errorf("a run without lab tests: err = %v", err)
+	}
+
+	skipped := &Counts{Passed: all.Passed, Skipped: 2}
+	if _, err := Summary(skipped, false); err != nil {
+		t.Errorf("skips without the switch must pass: %v", err)
+	}
+	if _, err := Summary(skipped, true); err == nil || !strings.Contains(err.Error(), "2 test(s) skipped") {
+		t.Errorf("skips under the switch: err = %v", err)
+	}
+
+	typo := &Counts{Passed: map[string]int{Unit: 1, prereq.Envtest: 1, prereq.Privileged: 1, prereq.LabE2E: 1, "lab": 3}}
+	if _, err := Summary(typo, false); err == nil || !strings.Contains(err.Error(), `unknown tier "lab"`) {
+		t.Errorf("an unknown tier: err = %v", err)
+	}
+}
