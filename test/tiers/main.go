@@ -67,7 +67,7 @@ func main() {
 
 func run(args []string, in io.Reader, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: tiers gotest OUT | ginkgo REPORT OUT | summary FILE...")
+		return errors.New("usage: tiers gotest OUT | ginkgo REPORT OUT | summary FILE [FILE]")
 	}
 	switch cmd, rest := args[0], args[1:]; {
 	case cmd == "gotest" && len(rest) == 1:
@@ -106,7 +106,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		fmt.Fprintln(out, line)
 		return err
 	}
-	return fmt.Errorf("bad arguments %q: usage: tiers gotest OUT | ginkgo REPORT OUT | summary FILE...", args)
+	return fmt.Errorf("bad arguments %q: usage: tiers gotest OUT | ginkgo REPORT OUT | summary FILE [FILE]", args)
 }
 
 // event is one line of `go test -json` (see `go doc test2json`).
