@@ -174,6 +174,9 @@ func init() {
 		agentPlan.excluded[f] = "klog output plumbing"
 		controllerPlan.excluded[f] = "klog output plumbing"
 	}
+	for _, p := range []*flagPlan{&agentPlan, &controllerPlan} {
+		p.excluded["version"] = "prints the version and exits: for users, never for the DaemonSet or Deployment"
+	}
 }
 
 // TestFlagsReachableFromValues lists every flag the binaries accept and checks
