@@ -28,14 +28,13 @@ func TestBinariesReportTheChartVersion(t *testing.T) {
 	cases := []struct {
 		bin  string
 		args []string
-		env  string
 		line string // the line's beginning
 	}{
-		{"spindle-agent", []string{"--version"}, "", "spindle-agent " + want + " (commit "},
-		{"spindle-controller", []string{"--version"}, "", "spindle-controller " + want + " (commit "},
+		{"spindle-agent", []string{"--version"}, "spindle-agent " + want + " (commit "},
+		{"spindle-controller", []string{"--version"}, "spindle-controller " + want + " (commit "},
 		// A CNI plugin run without CNI_COMMAND prints its about-string.
-		{"cni/spiderpool", nil, "", "spiderpool IPAM CNI plugin (Spindle), version " + want + " (commit "},
-		{"cni/coordinator", nil, "", "spindle coordinator: coherent routing for multi-NIC pods, version " + want + " (commit "},
+		{"cni/spiderpool", nil, "spiderpool IPAM CNI plugin (Spindle), version " + want + " (commit "},
+		{"cni/coordinator", nil, "spindle coordinator: coherent routing for multi-NIC pods, version " + want + " (commit "},
 	}
 	for _, c := range cases {
 		t.Run(c.bin, func(t *testing.T) {
