@@ -3,11 +3,9 @@ package coordinator
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	ipamclient "github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/routing"
 )
 
@@ -29,18 +27,8 @@ func testRun() (*run, *bytes.Buffer) {
 // sandbox, the interface, the address and the MAC that owns it, and ADD
 // fails with code 150 naming the address and the MAC.
 func TestConflictIsReportedToTheAgent(t *testing.T) {
-	got := make(chan ipamclient.ConflictReport, 1)
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+AgentPathConflict, func(w http.ResponseWriter, r *http.Request) {
-		var rep ipamclient.ConflictReport
-		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		got <- rep
-		_ = json.NewEncoder(w).Encode(ipamclient.ConflictResult{Action: ipamclient.ConflictReleased})
-	})
-	src := NewAgentClient(serveUnix(t, mux), time.Second)
+	got := make(chan nodeapi.ConflictReport, 1)
+	src := NewAgentClient(serveAgent(t, &agentBackend{conflicts: got}), time.Second)
 	args := &skel.CmdArgs{ContainerID: "c1", IfName: "net1", Netns: "/ns",
 		Args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_UID=5b1c;K8S_POD_INFRA_CONTAINER_ID=c1"}
 	conflict := &routing.ConflictError{IP: net.ParseIP("10.6.0.9"), MAC: net.HardwareAddr{0xf2, 0x3c, 0x59, 0x91, 0x82, 0x11}, Dev: "net1"}
@@ -55,7 +43,7 @@ func TestConflictIsReportedToTheAgent(t *testing.T) {
 	}
 	select {
 	case rep := <-got:
-		want := ipamclient.ConflictReport{PodNamespace: "default", PodName: "web-0", PodUID: "5b1c", ContainerID: "c1",
+		want := nodeapi.ConflictReport{PodNamespace: "default", PodName: "web-0", PodUID: "5b1c", ContainerID: "c1",
 			IfName: "net1", Address: "10.6.0.9", MAC: "f2:3c:59:91:82:11"}
 		if rep != want {
 			t.Fatalf("agent got %+v, want %+v", rep, want)
@@ -70,9 +58,7 @@ func TestConflictIsReportedToTheAgent(t *testing.T) {
 func TestConflictWithoutAgentStillFails(t *testing.T) {
 	conflict := &routing.ConflictError{IP: net.ParseIP("fd00:10::33"), MAC: net.HardwareAddr{0x16, 0xdb, 0x85, 0x8d, 0xfe, 0x4f}, Dev: "eth0"}
 	args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Args: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0"}
-	failing := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, `{"code":11,"msg":"spindle-agent is not ready"}`, http.StatusServiceUnavailable)
-	}))
+	failing := serveAgent(t, &agentBackend{err: &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Msg: "spindle-agent is not ready"}})
 	for name, sock := range map[string]string{
 		"no socket":     filepath.Join(t.TempDir(), "none.sock"),
 		"agent refuses": failing,

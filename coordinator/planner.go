@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/routing"
 )
 
@@ -96,7 +97,7 @@ type PlanInput struct {
 	// Result is the previous plugin's result.
 	Result *current.Result
 	Config *Config
-	Pod    *PodInfo
+	Pod    *nodeapi.PodInfo
 	// PodFacts and HostFacts are the namespaces as they are now.
 	PodFacts     *routing.PodFacts
 	HostFacts    *routing.HostFacts
@@ -406,7 +407,7 @@ func BuildPlan(in PlanInput) (*Planned, error) {
 // table order that has one.
 func (p *planner) chooseDefaultNICs() error {
 	wanted := p.first.name
-	if v := p.in.Pod.annotation(DefaultRouteNICAnnotation); v != "" {
+	if v := podAnnotation(p.in.Pod, DefaultRouteNICAnnotation); v != "" {
 		if !validIfName(v) {
 			return invalidConfig("invalid pod annotation %q: %q is not an interface name", DefaultRouteNICAnnotation, v)
 		}
@@ -756,7 +757,7 @@ func overlayPeer(h *routing.HostFacts, first *nic) string {
 	return ""
 }
 
-func (p *PodInfo) annotation(key string) string {
+func podAnnotation(p *nodeapi.PodInfo, key string) string {
 	if p == nil {
 		return ""
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/routing"
 )
 
@@ -131,7 +132,7 @@ func TestBuildPlan(t *testing.T) {
 	tests := []struct {
 		name     string
 		settings Settings
-		pod      *PodInfo
+		pod      *nodeapi.PodInfo
 		check    func(t *testing.T, p *Planned)
 	}{
 		{
@@ -189,7 +190,7 @@ func TestBuildPlan(t *testing.T) {
 		},
 		{
 			name: "default-route-nic annotation moves the default route to net1",
-			pod:  &PodInfo{Annotations: map[string]string{DefaultRouteNICAnnotation: "net1"}},
+			pod:  &nodeapi.PodInfo{Annotations: map[string]string{DefaultRouteNICAnnotation: "net1"}},
 			check: func(t *testing.T, p *Planned) {
 				if got, want := mainDefaults(p.Plan), []string{
 					"0.0.0.0/0 via 10.10.0.254 dev net1 table 254", "::/0 via fd00:10::fe dev net1 table 254",
@@ -206,7 +207,7 @@ func TestBuildPlan(t *testing.T) {
 		{
 			name:     "podDefaultRouteNIC setting; the annotation wins over it",
 			settings: Settings{PodDefaultRouteNIC: "net1"},
-			pod:      &PodInfo{Annotations: map[string]string{DefaultRouteNICAnnotation: "eth0"}},
+			pod:      &nodeapi.PodInfo{Annotations: map[string]string{DefaultRouteNICAnnotation: "eth0"}},
 			check: func(t *testing.T, p *Planned) {
 				if p.DefaultNIC[routing.FamilyV4] != "eth0" {
 					t.Errorf("default NIC %v, want eth0 from the annotation", p.DefaultNIC)
@@ -216,7 +217,7 @@ func TestBuildPlan(t *testing.T) {
 		{
 			name:     "cleangateway: net1 never carries the default route",
 			settings: Settings{PodDefaultRouteNIC: "net1"},
-			pod:      &PodInfo{Interfaces: map[string]InterfaceInfo{"net1": {CleanGateway: true}}},
+			pod:      &nodeapi.PodInfo{Interfaces: map[string]nodeapi.Result{"net1": {CleanGateway: true}}},
 			check: func(t *testing.T, p *Planned) {
 				if got := p.DefaultNIC; got[routing.FamilyV4] != "eth0" || got[routing.FamilyV6] != "eth0" {
 					t.Errorf("default NIC %v, want eth0 for both families", got)
@@ -458,7 +459,7 @@ func TestBuildPlanIsStableAcrossRuns(t *testing.T) {
 func TestBuildPlanErrors(t *testing.T) {
 	t.Run("invalid annotation is a config error naming it", func(t *testing.T) {
 		_, err := BuildPlan(PlanInput{IfName: "net1", Result: net1Result(), Config: defaultConfig(t, Settings{}),
-			Pod: &PodInfo{Annotations: map[string]string{DefaultRouteNICAnnotation: "net1/../x"}}, PodFacts: podWithOverlay(), HostFacts: nodeFacts()})
+			Pod: &nodeapi.PodInfo{Annotations: map[string]string{DefaultRouteNICAnnotation: "net1/../x"}}, PodFacts: podWithOverlay(), HostFacts: nodeFacts()})
 		var cniErr *types.Error
 		if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInvalidNetworkConfig || !strings.Contains(cniErr.Msg, DefaultRouteNICAnnotation) {
 			t.Errorf("got %v, want code 7 naming %s", err, DefaultRouteNICAnnotation)

@@ -14,7 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
-	ipamclient "github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/routing"
 )
 
@@ -283,7 +283,7 @@ func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
 // ConflictReporter is implemented by settings sources that can tell the
 // IPAM side about an address the coordinator refused (the node agent).
 type ConflictReporter interface {
-	ReportConflict(ctx context.Context, rep *ipamclient.ConflictReport) (*ipamclient.ConflictResult, error)
+	ReportConflict(ctx context.Context, rep *nodeapi.ConflictReport) (*nodeapi.ConflictResult, error)
 }
 
 // conflictError reports a detected address conflict to the node agent, so
@@ -297,7 +297,7 @@ func (p *Plugin) conflictError(ctx context.Context, r *run, src SettingsSource, 
 		return types.NewError(ErrCodeIPConflict, c.Error(), details)
 	}
 	namespace, name, _ := podArgs(args.Args)
-	rep := &ipamclient.ConflictReport{
+	rep := &nodeapi.ConflictReport{
 		PodNamespace: namespace, PodName: name, PodUID: podUIDArg(args.Args), ContainerID: args.ContainerID,
 		IfName: args.IfName, Address: c.IP.String(), MAC: c.MAC.String(),
 	}
@@ -305,9 +305,9 @@ func (p *Plugin) conflictError(ctx context.Context, r *run, src SettingsSource, 
 	switch {
 	case err != nil:
 		r.log.Warn("failed to report the address conflict to the node agent", "address", rep.Address, "mac", rep.MAC, "error", err)
-	case res.Action == ipamclient.ConflictReleased:
+	case res.Action == nodeapi.ConflictReleased:
 		details = "the address was released; the next attempt gets another one"
-	case res.Action == ipamclient.ConflictKept:
+	case res.Action == nodeapi.ConflictKept:
 		details = "the address is a StatefulSet replica's fixed address and is kept: free it on the network"
 	}
 	if err == nil {

@@ -9,17 +9,19 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // fakeSource is a SettingsSource for tests of the plugin's error paths.
 type fakeSource struct {
 	defaults *Settings
-	pod      *PodInfo
+	pod      *nodeapi.PodInfo
 	err      error
 }
 
 func (f *fakeSource) Defaults(context.Context) (*Settings, error) { return f.defaults, f.err }
-func (f *fakeSource) Pod(context.Context, string, string) (*PodInfo, error) {
+func (f *fakeSource) Pod(context.Context, string, string) (*nodeapi.PodInfo, error) {
 	return f.pod, f.err
 }
 

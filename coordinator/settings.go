@@ -1,20 +1,14 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"time"
 
-	ipamclient "github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // SettingsSource supplies what the coordinator needs from the cluster: the
@@ -24,56 +18,36 @@ import (
 type SettingsSource interface {
 	// Defaults returns the cluster-wide settings; nil when there are none.
 	Defaults(ctx context.Context) (*Settings, error)
-	// Pod returns what the coordinator needs to know about a pod.
-	Pod(ctx context.Context, namespace, name string) (*PodInfo, error)
+	// Pod returns what the coordinator needs to know about a pod: its
+	// annotations and, per interface, its allocation (cleanGateway).
+	Pod(ctx context.Context, namespace, name string) (*nodeapi.PodInfo, error)
 }
-
-// PodInfo is the agent's view of a pod.
-type PodInfo struct {
-	// Annotations are the pod's annotations (at least those under
-	// ipam.spidernet.io/).
-	Annotations map[string]string `json:"annotations,omitempty"`
-	// Interfaces holds, per pod interface name, facts of its allocation.
-	Interfaces map[string]InterfaceInfo `json:"interfaces,omitempty"`
-}
-
-// InterfaceInfo is one pod interface's allocation.
-type InterfaceInfo struct {
-	// CleanGateway: this NIC never carries the pod's default route.
-	CleanGateway bool `json:"cleanGateway,omitempty"`
-}
-
-// Agent HTTP paths, served over the agent's unix socket.
-const (
-	AgentPathCoordinator = "/v1/coordinator"
-	AgentPathPods        = "/v1/pods/" // + <namespace>/<name>
-	AgentPathConflict    = ipamclient.PathConflict
-)
 
 // ErrAgentUnavailable is returned, wrapped, for transient agent failures: the
-// socket exists but the request failed, timed out or got a 5xx/404.
+// socket exists but the request failed, timed out, or the agent answered
+// "try again", with an internal error, or did not know the pod yet (its
+// informer may lag behind the API server).
 var ErrAgentUnavailable = errors.New("node agent unavailable")
 
-// AgentClient is the SettingsSource backed by the node agent's unix socket.
-// When the socket does not exist it reports no defaults and an empty pod.
+// AgentClient is the SettingsSource backed by the node agent's unix socket,
+// spoken with the node protocol's client (package nodeapi). When the socket
+// does not exist it reports no defaults and an empty pod.
 type AgentClient struct {
-	Socket string
-	client *http.Client
+	api *nodeapi.Client
 }
 
 // NewAgentClient returns a client for the agent listening on socket.
 func NewAgentClient(socket string, timeout time.Duration) *AgentClient {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-	}
-	return &AgentClient{Socket: socket, client: &http.Client{Transport: tr, Timeout: timeout}}
+	api := nodeapi.New(socket)
+	api.Timeout = timeout
+	return &AgentClient{api: api}
 }
 
+// Socket is the agent's socket path.
+func (c *AgentClient) Socket() string { return c.api.Socket }
+
 func (c *AgentClient) absent() bool {
-	_, err := os.Stat(c.Socket)
+	_, err := os.Stat(c.api.Socket)
 	return errors.Is(err, fs.ErrNotExist)
 }
 
@@ -82,83 +56,65 @@ func (c *AgentClient) Defaults(ctx context.Context) (*Settings, error) {
 	if c.absent() {
 		return nil, nil
 	}
-	s := &Settings{}
-	if err := c.get(ctx, AgentPathCoordinator, s); err != nil {
-		return nil, err
+	cc, err := c.api.Coordinator(ctx)
+	if err != nil {
+		return nil, c.wrap("get the coordinator defaults from", err)
 	}
-	return s, nil
+	return clusterSettings(cc), nil
+}
+
+// clusterSettings is the part of the cluster's coordinator configuration the
+// plugin merges under its own network configuration. (hostRPFilter is applied
+// by the agent on the node, phase is informational.)
+func clusterSettings(cc *nodeapi.CoordinatorConfig) *Settings {
+	return &Settings{
+		Mode:               Mode(cc.Mode),
+		PodDefaultRouteNIC: cc.PodDefaultRouteNIC,
+		TunePodRoutes:      cc.TunePodRoutes,
+		HijackCIDR:         cc.HijackCIDR,
+		HostRuleTable:      cc.HostRuleTable,
+		PodMACPrefix:       cc.PodMACPrefix,
+		PodRPFilter:        cc.PodRPFilter,
+		TxQueueLen:         cc.TxQueueLen,
+		VethLinkAddress:    cc.VethLinkAddress,
+		DetectIPConflict:   cc.DetectIPConflict,
+		DetectGateway:      cc.DetectGateway,
+		ServiceCIDR:        cc.ServiceCIDR,
+		OverlayPodCIDR:     cc.OverlayPodCIDR,
+	}
 }
 
 // Pod implements SettingsSource.
-func (c *AgentClient) Pod(ctx context.Context, namespace, name string) (*PodInfo, error) {
+func (c *AgentClient) Pod(ctx context.Context, namespace, name string) (*nodeapi.PodInfo, error) {
 	if c.absent() || namespace == "" || name == "" {
-		return &PodInfo{}, nil
+		return &nodeapi.PodInfo{}, nil
 	}
-	p := &PodInfo{}
-	path := AgentPathPods + url.PathEscape(namespace) + "/" + url.PathEscape(name)
-	if err := c.get(ctx, path, p); err != nil {
-		return nil, err
+	p, err := c.api.Pod(ctx, namespace, name)
+	if err != nil {
+		return nil, c.wrap(fmt.Sprintf("get pod %s/%s from", namespace, name), err)
 	}
 	return p, nil
 }
 
 // ReportConflict implements ConflictReporter: it tells the agent that an
 // address of the pod's interface already answers from another machine.
-func (c *AgentClient) ReportConflict(ctx context.Context, rep *ipamclient.ConflictReport) (*ipamclient.ConflictResult, error) {
+func (c *AgentClient) ReportConflict(ctx context.Context, rep *nodeapi.ConflictReport) (*nodeapi.ConflictResult, error) {
 	if c.absent() {
-		return nil, fmt.Errorf("failed to report conflict to agent %q: %w: no socket", c.Socket, ErrAgentUnavailable)
+		return nil, fmt.Errorf("failed to report conflict to agent %q: %w: no socket", c.api.Socket, ErrAgentUnavailable)
 	}
-	body, err := json.Marshal(rep)
+	res, err := c.api.Conflict(ctx, rep)
 	if err != nil {
-		return nil, fmt.Errorf("failed to encode conflict report: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+AgentPathConflict, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("failed to build request %q: %w", AgentPathConflict, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res := &ipamclient.ConflictResult{}
-	if err := c.do(req, res); err != nil {
-		return nil, err
+		return nil, c.wrap("report the conflict to", err)
 	}
 	return res, nil
 }
 
-func (c *AgentClient) get(ctx context.Context, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent"+path, nil)
-	if err != nil {
-		return fmt.Errorf("failed to build request %q: %w", path, err)
+// wrap names the call and the socket, and marks transient failures with
+// ErrAgentUnavailable.
+func (c *AgentClient) wrap(what string, err error) error {
+	var e *nodeapi.ErrorResponse
+	if errors.As(err, &e) && (e.Code == nodeapi.CodeTryAgainLater || e.Status == nodeapi.StatusNotFound || e.Status >= nodeapi.StatusInternalError) {
+		return fmt.Errorf("failed to %s agent %q: %w: %w", what, c.api.Socket, ErrAgentUnavailable, err)
 	}
-	return c.do(req, into)
-}
-
-// do sends req and decodes a 200 answer into into. Transport failures, 5xx
-// and 404 answers wrap ErrAgentUnavailable.
-func (c *AgentClient) do(req *http.Request, into any) error {
-	path := req.URL.Path
-	verb := "get %q from"
-	if req.Method == http.MethodPost {
-		verb = "post %q to"
-	}
-	verb = fmt.Sprintf(verb, path)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("failed to %s agent %q: %w: %w", verb, c.Socket, ErrAgentUnavailable, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("failed to read %q from agent %q: %w: %w", path, c.Socket, ErrAgentUnavailable, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("failed to %s agent %q: status %d: %s", verb, c.Socket, resp.StatusCode, body)
-		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%w: %w", ErrAgentUnavailable, err)
-		}
-		return err
-	}
-	if err := json.Unmarshal(body, into); err != nil {
-		return fmt.Errorf("failed to decode %q from agent %q: %w", path, c.Socket, err)
-	}
-	return nil
+	return fmt.Errorf("failed to %s agent %q: %w", what, c.api.Socket, err)
 }

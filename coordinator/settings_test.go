@@ -2,13 +2,14 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // serveUnix serves h on a unix socket in a temporary directory.
@@ -25,22 +26,20 @@ func serveUnix(t *testing.T, h http.Handler) string {
 	return sock
 }
 
+// The coordinator's view of the agent, against the agent's real handler:
+// cluster defaults become Settings, a pod's per-interface facts arrive, and a
+// pod the agent does not know yet is a transient failure.
 func TestAgentClient(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+AgentPathCoordinator, func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(`{"mode":"underlay","podDefaultRouteNIC":"net1","tunePodRoutes":false,"hostRuleTable":600,"serviceCIDR":["10.233.0.0/18"]}`))
-	})
-	mux.HandleFunc("GET "+AgentPathPods+"{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("ns") != "default" || r.PathValue("name") != "web-0" {
-			http.NotFound(w, r)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(PodInfo{
+	sock := serveAgent(t, &agentBackend{
+		coordinator: &nodeapi.CoordinatorConfig{Mode: "underlay", PodDefaultRouteNIC: "net1", TunePodRoutes: new(false),
+			HostRuleTable: new(600), ServiceCIDR: []string{"10.233.0.0/18"}, Phase: "Synced"},
+		pods: map[string]*nodeapi.PodInfo{"default/web-0": {
+			Namespace: "default", Name: "web-0",
 			Annotations: map[string]string{DefaultRouteNICAnnotation: "net2"},
-			Interfaces:  map[string]InterfaceInfo{"net1": {CleanGateway: true}},
-		})
+			Interfaces:  map[string]nodeapi.Result{"net1": {Interface: "net1", CleanGateway: true}},
+		}},
 	})
-	c := NewAgentClient(serveUnix(t, mux), time.Second)
+	c := NewAgentClient(sock, time.Second)
 	ctx := context.Background()
 
 	defs, err := c.Defaults(ctx)
@@ -54,7 +53,7 @@ func TestAgentClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pod.Annotations[DefaultRouteNICAnnotation] != "net2" || !pod.Interfaces["net1"].CleanGateway {
+	if podAnnotation(pod, DefaultRouteNICAnnotation) != "net2" || !pod.Interfaces["net1"].CleanGateway {
 		t.Errorf("pod %+v", pod)
 	}
 	if _, err := c.Pod(ctx, "default", "unknown"); !errors.Is(err, ErrAgentUnavailable) {
@@ -75,9 +74,16 @@ func TestAgentClientSocketAbsent(t *testing.T) {
 }
 
 func TestAgentClientFailures(t *testing.T) {
-	t.Run("server error is transient", func(t *testing.T) {
+	t.Run("agent not ready is transient", func(t *testing.T) {
+		sock := serveAgent(t, &agentBackend{err: &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Msg: "informer not synced"}})
+		_, err := NewAgentClient(sock, time.Second).Defaults(context.Background())
+		if !errors.Is(err, ErrAgentUnavailable) {
+			t.Errorf("got %v, want ErrAgentUnavailable", err)
+		}
+	})
+	t.Run("a plain-text 503 is transient", func(t *testing.T) {
 		sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "informer not synced", http.StatusServiceUnavailable)
+			http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
 		}))
 		_, err := NewAgentClient(sock, time.Second).Defaults(context.Background())
 		if !errors.Is(err, ErrAgentUnavailable) {

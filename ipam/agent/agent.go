@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/nodeapi/nodeserver"
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
@@ -293,11 +294,11 @@ func (a *Agent) Ready() error {
 
 // Serve serves the plugin socket until ctx is done.
 func (a *Agent) Serve(ctx context.Context, socket string) error {
-	l, err := ListenUnix(socket)
+	l, err := nodeserver.ListenUnix(socket)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: Handler(a), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: nodeserver.Handler(a), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

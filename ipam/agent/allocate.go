@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/selection"
 	"github.com/spindle-net/spindle/ipam/store"
 )
@@ -35,7 +35,7 @@ func (f *podFacts) key() string { return store.PodKey(f.pod.Namespace, f.pod.Nam
 
 func (f *podFacts) statefulSet() bool { return f.ownerKind == "StatefulSet" }
 
-func validate(req *client.Request) error {
+func validate(req *nodeapi.Request) error {
 	var missing []string
 	if req.PodNamespace == "" {
 		missing = append(missing, "podNamespace")
@@ -58,7 +58,7 @@ func validate(req *client.Request) error {
 // Add allocates the addresses of one pod interface. It is idempotent: the
 // same pod (UID) gets the same addresses for the same interface, whatever
 // the container ID.
-func (a *Agent) Add(ctx context.Context, req *client.Request) (res *client.Result, err error) {
+func (a *Agent) Add(ctx context.Context, req *nodeapi.Request) (res *nodeapi.Result, err error) {
 	start := time.Now()
 	a.metrics.InFlight.WithLabelValues("add").Inc()
 	defer func() {
@@ -73,7 +73,7 @@ func (a *Agent) Add(ctx context.Context, req *client.Request) (res *client.Resul
 		return nil, err
 	}
 	if err := a.Ready(); err != nil {
-		return nil, &client.ErrorResponse{Code: client.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
 	}
 	key := store.PodKey(req.PodNamespace, req.PodName)
 	unlock := a.podLocks.lock(key)
@@ -110,7 +110,7 @@ func (a *Agent) Add(ctx context.Context, req *client.Request) (res *client.Resul
 
 	var got []*v2beta1.SpiderIPClaim
 	var created []*v2beta1.SpiderIPClaim
-	fail := func(err error) (*client.Result, error) {
+	fail := func(err error) (*nodeapi.Result, error) {
 		a.rollbackClaims(created)
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func (a *Agent) inherits(f *podFacts, c *v2beta1.SpiderIPClaim, plan *ifacePlan)
 }
 
 // bind makes an existing claim point at the current pod and sandbox.
-func (a *Agent) bind(ctx context.Context, c *v2beta1.SpiderIPClaim, f *podFacts, req *client.Request, plan *ifacePlan) (*v2beta1.SpiderIPClaim, error) {
+func (a *Agent) bind(ctx context.Context, c *v2beta1.SpiderIPClaim, f *podFacts, req *nodeapi.Request, plan *ifacePlan) (*v2beta1.SpiderIPClaim, error) {
 	want := c.DeepCopy()
 	want.Spec.PodUID = string(f.pod.UID)
 	want.Spec.ContainerID = req.ContainerID
@@ -192,7 +192,7 @@ func (a *Agent) bind(ctx context.Context, c *v2beta1.SpiderIPClaim, f *podFacts,
 
 // allocate claims a new address for one family from the first candidate pool
 // that has one.
-func (a *Agent) allocate(ctx context.Context, f *podFacts, req *client.Request, plan *ifacePlan, fp familyPlan) (*v2beta1.SpiderIPClaim, error) {
+func (a *Agent) allocate(ctx context.Context, f *podFacts, req *nodeapi.Request, plan *ifacePlan, fp familyPlan) (*v2beta1.SpiderIPClaim, error) {
 	spec := v2beta1.IPClaimSpec{
 		PodNamespace: f.pod.Namespace,
 		PodName:      f.pod.Name,
@@ -251,16 +251,16 @@ func (a *Agent) allocate(ctx context.Context, f *podFacts, req *client.Request, 
 			}
 			a.metrics.Conflicts.Inc()
 			if conflicts++; conflicts >= maxConflictsPerPool {
-				return nil, &client.ErrorResponse{Code: client.CodeTryAgainLater,
+				return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater,
 					Msg: fmt.Sprintf("failed to allocate %s address for pod %q: pool %q: %d addresses in a row were taken concurrently", fp.family, f.key(), name, conflicts)}
 			}
 		}
 	}
 	npe := &selection.NoPoolError{Interface: req.IfName, Family: fp.family, Rule: fp.rule, Rejected: rejected}
-	return nil, &client.ErrorResponse{
-		Code:    client.CodeTryAgainLater,
+	return nil, &nodeapi.ErrorResponse{
+		Code:    nodeapi.CodeTryAgainLater,
 		Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q: no candidate pool has a free address", fp.family, req.IfName, f.key()),
-		Details: trimDetails(npe.Error()),
+		Details: nodeapi.TrimDetails(npe.Error()),
 	}
 }
 
@@ -323,8 +323,8 @@ func (a *Agent) podClaims(key string) []*v2beta1.SpiderIPClaim {
 }
 
 // result builds the answer for the interface from its claims.
-func (a *Agent) result(ctx context.Context, ifName string, claims []*v2beta1.SpiderIPClaim, plan *ifacePlan) *client.Result {
-	res := &client.Result{Interface: ifName, CleanGateway: plan.cleanGateway}
+func (a *Agent) result(ctx context.Context, ifName string, claims []*v2beta1.SpiderIPClaim, plan *ifacePlan) *nodeapi.Result {
+	res := &nodeapi.Result{Interface: ifName, CleanGateway: plan.cleanGateway}
 	var subnets []netip.Prefix
 	for _, c := range claims {
 		facts := a.poolFacts(ctx, c.Spec.Pool)
@@ -338,7 +338,7 @@ func (a *Agent) result(ctx context.Context, ifName string, claims []*v2beta1.Spi
 		} else {
 			subnets = append(subnets, netip.PrefixFrom(addr, bits).Masked())
 		}
-		ip := client.IP{
+		ip := nodeapi.IP{
 			Address: netip.PrefixFrom(addr, bits).String(),
 			Version: int(c.Spec.IPVersion),
 			Pool:    c.Spec.Pool,
@@ -349,11 +349,11 @@ func (a *Agent) result(ctx context.Context, ifName string, claims []*v2beta1.Spi
 		if !c.Spec.CleanGateway {
 			ip.Gateway = facts.Gateway
 			if facts.Gateway != "" {
-				res.Routes = append(res.Routes, client.Route{Dst: defaultDst(addr), GW: facts.Gateway})
+				res.Routes = append(res.Routes, nodeapi.Route{Dst: defaultDst(addr), GW: facts.Gateway})
 			}
 		}
 		for _, r := range facts.Routes {
-			res.Routes = append(res.Routes, client.Route{Dst: r.Dst, GW: r.Gw})
+			res.Routes = append(res.Routes, nodeapi.Route{Dst: r.Dst, GW: r.Gw})
 		}
 		res.IPs = append(res.IPs, ip)
 	}
@@ -382,7 +382,7 @@ func (a *Agent) poolFacts(ctx context.Context, name string) store.PoolFacts {
 }
 
 func reasonOf(err error) string {
-	e := AsErrorResponse(err)
+	e := nodeapi.AsErrorResponse(err)
 	switch {
 	case strings.Contains(e.Msg, "no candidate pool"):
 		return ReasonExhausted
@@ -390,9 +390,9 @@ func reasonOf(err error) string {
 		return ReasonNoPool
 	case strings.Contains(e.Msg, "bound to node"):
 		return ReasonNotOwned
-	case e.Code == client.CodeInvalidConfig:
+	case e.Code == nodeapi.CodeInvalidConfig:
 		return ReasonInvalid
-	case e.Code == client.CodeTryAgainLater:
+	case e.Code == nodeapi.CodeTryAgainLater:
 		return ReasonAPI
 	}
 	return ReasonInternal

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/spindle-net/spindle/ipam/agent/agenttest"
-	ipamclient "github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // TestBinariesEndToEnd builds spindle-agent and spiderpool, runs the agent
@@ -67,7 +67,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 		}
 	}()
 	eventually(t, 30*time.Second, "agent ready", func() (bool, string) {
-		err := ipamclient.New(sock).Healthz(ctx)
+		err := nodeapi.New(sock).Healthz(ctx)
 		return err == nil, fmt.Sprint(err)
 	})
 	if st, err := os.Stat(sock); err != nil || st.Mode().Perm() != 0o600 {

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
@@ -24,13 +24,13 @@ const DefaultConflictQuarantine = 10 * time.Minute
 // kept (the pod stays refused until the conflict is resolved); any other
 // claim is released (UID precondition) and the address quarantined, so the
 // runtime's next ADD for the pod gets another address.
-func (a *Agent) Conflict(ctx context.Context, rep *client.ConflictReport) (res *client.ConflictResult, err error) {
+func (a *Agent) Conflict(ctx context.Context, rep *nodeapi.ConflictReport) (res *nodeapi.ConflictResult, err error) {
 	addr, err := validateConflict(rep)
 	if err != nil {
 		return nil, err
 	}
 	if err := a.Ready(); err != nil {
-		return nil, &client.ErrorResponse{Code: client.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
 	}
 	key := store.PodKey(rep.PodNamespace, rep.PodName)
 	log := a.log.WithValues("pod", key, "interface", rep.IfName, "address", addr.String(), "mac", rep.MAC)
@@ -45,13 +45,13 @@ func (a *Agent) Conflict(ctx context.Context, rep *client.ConflictReport) (res *
 
 	c := conflictClaim(a.podClaims(key), rep, addr)
 	if c == nil {
-		return nil, fmt.Errorf("address %s is not held by interface %q of pod %q (uid %q): %w", addr, rep.IfName, key, rep.PodUID, ErrNotFound)
+		return nil, fmt.Errorf("address %s is not held by interface %q of pod %q (uid %q): %w", addr, rep.IfName, key, rep.PodUID, nodeapi.ErrNotFound)
 	}
 	if a.cfg.EnableStatefulSet && c.Spec.OwnerKind == "StatefulSet" {
-		a.metrics.AddressConflicts.WithLabelValues(client.ConflictKept).Inc()
+		a.metrics.AddressConflicts.WithLabelValues(nodeapi.ConflictKept).Inc()
 		log.Info("address conflict on a StatefulSet replica's fixed address: keeping the claim; the pod is refused until the other machine gives the address up",
 			"statefulset", c.Spec.OwnerName)
-		return &client.ConflictResult{Action: client.ConflictKept}, nil
+		return &nodeapi.ConflictResult{Action: nodeapi.ConflictKept}, nil
 	}
 	pool := &v2beta1.SpiderIPPool{}
 	if err := a.cache.Get(ctx, keyOf("", c.Spec.Pool), pool); err != nil && !isNotFound(err) {
@@ -62,12 +62,12 @@ func (a *Agent) Conflict(ctx context.Context, rep *client.ConflictReport) (res *
 	}
 	until := a.quarantine.add(pool.UID, addr)
 	a.seQueue.Add(key)
-	a.metrics.AddressConflicts.WithLabelValues(client.ConflictReleased).Inc()
+	a.metrics.AddressConflicts.WithLabelValues(nodeapi.ConflictReleased).Inc()
 	log.Info("address conflict: released the address and quarantined it", "pool", c.Spec.Pool, "until", until.Format(time.RFC3339))
-	return &client.ConflictResult{Action: client.ConflictReleased, QuarantinedUntil: until.UTC().Format(time.RFC3339)}, nil
+	return &nodeapi.ConflictResult{Action: nodeapi.ConflictReleased, QuarantinedUntil: until.UTC().Format(time.RFC3339)}, nil
 }
 
-func validateConflict(rep *client.ConflictReport) (netip.Addr, error) {
+func validateConflict(rep *nodeapi.ConflictReport) (netip.Addr, error) {
 	addr, err := rep.Validate()
 	if err != nil {
 		return netip.Addr{}, invalid("%s", err.Error())
@@ -78,7 +78,7 @@ func validateConflict(rep *client.ConflictReport) (netip.Addr, error) {
 // conflictClaim picks, among a pod's claims, the one for addr on the
 // reported interface of the reported incarnation (pod UID, or the sandbox
 // when the report has no UID).
-func conflictClaim(claims []*v2beta1.SpiderIPClaim, rep *client.ConflictReport, addr netip.Addr) *v2beta1.SpiderIPClaim {
+func conflictClaim(claims []*v2beta1.SpiderIPClaim, rep *nodeapi.ConflictReport, addr netip.Addr) *v2beta1.SpiderIPClaim {
 	for _, c := range claims {
 		got, err := netip.ParseAddr(c.Spec.Address)
 		if err != nil || got.Unmap() != addr || c.Spec.Interface != rep.IfName {

@@ -11,12 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/spindle-net/spindle/ipam/agent"
-	ipamclient "github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
-func conflictReport(p *corev1.Pod, ifName, containerID, addr string) *ipamclient.ConflictReport {
-	return &ipamclient.ConflictReport{PodNamespace: p.Namespace, PodName: p.Name, PodUID: string(p.UID),
+func conflictReport(p *corev1.Pod, ifName, containerID, addr string) *nodeapi.ConflictReport {
+	return &nodeapi.ConflictReport{PodNamespace: p.Namespace, PodName: p.Name, PodUID: string(p.UID),
 		ContainerID: containerID, IfName: ifName, Address: strings.Split(addr, "/")[0], MAC: "02:00:00:00:00:01"}
 }
 
@@ -39,21 +38,21 @@ func TestConflictReleasesAndQuarantines(t *testing.T) {
 	// A report for another incarnation of the pod is refused.
 	other := conflictReport(p, "net1", "c1", ip0(r1))
 	other.PodUID = "not-the-pod"
-	if _, err := a.Conflict(rootCtx, other); !errors.Is(err, agent.ErrNotFound) {
-		t.Fatalf("report for another pod UID: %v, want ErrNotFound", err)
+	if _, err := a.Conflict(rootCtx, other); !errors.Is(err, nodeapi.ErrNotFound) {
+		t.Fatalf("report for another pod UID: %v, want nodeapi.ErrNotFound", err)
 	}
 	if n := len(claimsOf(t, ns, "web")); n != 1 {
 		t.Fatalf("a report for another incarnation released the claim (%d claims)", n)
 	}
 
 	res, err := a.Conflict(rootCtx, conflictReport(p, "net1", "c1", ip0(r1)))
-	if err != nil || res.Action != ipamclient.ConflictReleased || res.QuarantinedUntil == "" {
+	if err != nil || res.Action != nodeapi.ConflictReleased || res.QuarantinedUntil == "" {
 		t.Fatalf("conflict report: %+v %v", res, err)
 	}
 	if n := len(claimsOf(t, ns, "web")); n != 0 {
 		t.Fatalf("the refused address is still claimed (%d claims)", n)
 	}
-	if got := testutil.ToFloat64(a.Metrics().AddressConflicts.WithLabelValues(ipamclient.ConflictReleased)); got != 1 {
+	if got := testutil.ToFloat64(a.Metrics().AddressConflicts.WithLabelValues(nodeapi.ConflictReleased)); got != 1 {
 		t.Fatalf("spindle_ipam_conflicts_total{action=released} = %v, want 1", got)
 	}
 	// The runtime's DEL of the failed sandbox, then the retried ADD.
@@ -117,13 +116,13 @@ func TestConflictKeepsStatefulSetAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := a.Conflict(rootCtx, conflictReport(p, "net1", "c1", ip0(r1)))
-	if err != nil || res.Action != ipamclient.ConflictKept {
+	if err != nil || res.Action != nodeapi.ConflictKept {
 		t.Fatalf("conflict report: %+v %v, want action kept", res, err)
 	}
 	if c := claimsOf(t, ns, "db-0"); len(c) != 1 || c[0].Spec.PodUID != string(p.UID) {
 		t.Fatalf("the replica's fixed address was released: %+v", c)
 	}
-	if got := testutil.ToFloat64(a.Metrics().AddressConflicts.WithLabelValues(ipamclient.ConflictKept)); got != 1 {
+	if got := testutil.ToFloat64(a.Metrics().AddressConflicts.WithLabelValues(nodeapi.ConflictKept)); got != 1 {
 		t.Fatalf("spindle_ipam_conflicts_total{action=kept} = %v, want 1", got)
 	}
 	if err := a.Del(rootCtx, addReq(p, "net1", "c1")); err != nil {

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/ranges"
 )
 
@@ -98,15 +98,15 @@ func TestConflictClaimMatchesHolder(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		rep  client.ConflictReport
+		rep  nodeapi.ConflictReport
 		want string
 	}{
-		{"address of the interface", client.ConflictReport{IfName: "net1", PodUID: "u1", Address: "10.0.0.6"}, "10.0.0.6"},
-		{"IPv6 in another notation", client.ConflictReport{IfName: "net1", PodUID: "u1", Address: "fd00:0::6"}, "fd00::6"},
-		{"other interface", client.ConflictReport{IfName: "eth0", PodUID: "u1", Address: "10.0.0.6"}, ""},
-		{"other incarnation", client.ConflictReport{IfName: "net1", PodUID: "u2", Address: "10.0.0.6"}, ""},
-		{"no UID: same sandbox", client.ConflictReport{IfName: "net1", ContainerID: "c1", Address: "10.0.0.6"}, "10.0.0.6"},
-		{"no UID: other sandbox", client.ConflictReport{IfName: "net1", ContainerID: "c2", Address: "10.0.0.6"}, ""},
+		{"address of the interface", nodeapi.ConflictReport{IfName: "net1", PodUID: "u1", Address: "10.0.0.6"}, "10.0.0.6"},
+		{"IPv6 in another notation", nodeapi.ConflictReport{IfName: "net1", PodUID: "u1", Address: "fd00:0::6"}, "fd00::6"},
+		{"other interface", nodeapi.ConflictReport{IfName: "eth0", PodUID: "u1", Address: "10.0.0.6"}, ""},
+		{"other incarnation", nodeapi.ConflictReport{IfName: "net1", PodUID: "u2", Address: "10.0.0.6"}, ""},
+		{"no UID: same sandbox", nodeapi.ConflictReport{IfName: "net1", ContainerID: "c1", Address: "10.0.0.6"}, "10.0.0.6"},
+		{"no UID: other sandbox", nodeapi.ConflictReport{IfName: "net1", ContainerID: "c2", Address: "10.0.0.6"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := tc.rep
@@ -128,16 +128,16 @@ func TestConflictClaimMatchesHolder(t *testing.T) {
 
 func TestValidateConflict(t *testing.T) {
 	for _, tc := range []struct {
-		rep  client.ConflictReport
+		rep  nodeapi.ConflictReport
 		want string
 	}{
-		{client.ConflictReport{PodName: "p", IfName: "net1", PodUID: "u", Address: "10.0.0.1"}, "podNamespace, podName and ifName are required"},
-		{client.ConflictReport{PodNamespace: "ns", PodName: "p", IfName: "net1", Address: "10.0.0.1"}, "podUID or containerID is required"},
-		{client.ConflictReport{PodNamespace: "ns", PodName: "p", IfName: "net1", PodUID: "u", Address: "10.0.0.1/24"}, `address "10.0.0.1/24"`},
+		{nodeapi.ConflictReport{PodName: "p", IfName: "net1", PodUID: "u", Address: "10.0.0.1"}, "podNamespace, podName and ifName are required"},
+		{nodeapi.ConflictReport{PodNamespace: "ns", PodName: "p", IfName: "net1", Address: "10.0.0.1"}, "podUID or containerID is required"},
+		{nodeapi.ConflictReport{PodNamespace: "ns", PodName: "p", IfName: "net1", PodUID: "u", Address: "10.0.0.1/24"}, `address "10.0.0.1/24"`},
 	} {
 		_, err := validateConflict(&tc.rep)
-		var e *client.ErrorResponse
-		if !errors.As(err, &e) || e.Code != client.CodeInvalidConfig || !strings.Contains(e.Msg, tc.want) {
+		var e *nodeapi.ErrorResponse
+		if !errors.As(err, &e) || e.Code != nodeapi.CodeInvalidConfig || !strings.Contains(e.Msg, tc.want) {
 			t.Errorf("validateConflict(%+v) = %v, want code 7 mentioning %q", tc.rep, err, tc.want)
 		}
 	}

@@ -6,27 +6,27 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // invalid is a request or configuration error (CNI code 7): retrying will
 // not help until someone fixes the named object.
-func invalid(msg string, args ...any) *client.ErrorResponse {
-	return &client.ErrorResponse{Code: client.CodeInvalidConfig, Msg: fmt.Sprintf(msg, args...)}
+func invalid(msg string, args ...any) *nodeapi.ErrorResponse {
+	return &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Msg: fmt.Sprintf(msg, args...)}
 }
 
 // apiError classifies a failed API call: transient failures (timeouts,
 // throttling, server errors, conflicts, a missing CRD during an upgrade) are
 // CNI code 11 so the runtime retries; the rest are internal errors.
-func apiError(err error, msg string, args ...any) *client.ErrorResponse {
-	code := client.CodeInternal
+func apiError(err error, msg string, args ...any) *nodeapi.ErrorResponse {
+	code := nodeapi.CodeInternal
 	switch {
 	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsConflict(err),
 		apierrors.IsUnexpectedServerError(err), isNetworkError(err):
-		code = client.CodeTryAgainLater
+		code = nodeapi.CodeTryAgainLater
 	}
-	return &client.ErrorResponse{Code: code, Msg: fmt.Sprintf(msg, args...), Details: trimDetails(err.Error())}
+	return &nodeapi.ErrorResponse{Code: code, Msg: fmt.Sprintf(msg, args...), Details: nodeapi.TrimDetails(err.Error())}
 }
 
 func isNetworkError(err error) bool {

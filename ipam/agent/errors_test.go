@@ -7,7 +7,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 func TestAPIErrorCodes(t *testing.T) {
@@ -16,14 +16,14 @@ func TestAPIErrorCodes(t *testing.T) {
 		err  error
 		code uint
 	}{
-		{apierrors.NewTimeoutError("slow", 1), client.CodeTryAgainLater},
-		{apierrors.NewTooManyRequests("throttled", 1), client.CodeTryAgainLater},
-		{apierrors.NewInternalError(errors.New("etcd")), client.CodeTryAgainLater},
-		{apierrors.NewServiceUnavailable("down"), client.CodeTryAgainLater},
-		{apierrors.NewConflict(gr, "10.6.0.5", errors.New("changed")), client.CodeTryAgainLater},
-		{errors.New("dial tcp 10.96.0.1:443: connect: connection refused"), client.CodeTryAgainLater},
-		{apierrors.NewForbidden(gr, "10.6.0.5", errors.New("rbac")), client.CodeInternal},
-		{apierrors.NewBadRequest("nope"), client.CodeInternal},
+		{apierrors.NewTimeoutError("slow", 1), nodeapi.CodeTryAgainLater},
+		{apierrors.NewTooManyRequests("throttled", 1), nodeapi.CodeTryAgainLater},
+		{apierrors.NewInternalError(errors.New("etcd")), nodeapi.CodeTryAgainLater},
+		{apierrors.NewServiceUnavailable("down"), nodeapi.CodeTryAgainLater},
+		{apierrors.NewConflict(gr, "10.6.0.5", errors.New("changed")), nodeapi.CodeTryAgainLater},
+		{errors.New("dial tcp 10.96.0.1:443: connect: connection refused"), nodeapi.CodeTryAgainLater},
+		{apierrors.NewForbidden(gr, "10.6.0.5", errors.New("rbac")), nodeapi.CodeInternal},
+		{apierrors.NewBadRequest("nope"), nodeapi.CodeInternal},
 	}
 	for _, tc := range cases {
 		e := apiError(tc.err, "failed to create SpiderIPClaim %q", "10.6.0.5")
@@ -38,9 +38,9 @@ func TestAPIErrorCodes(t *testing.T) {
 
 func TestFailureReasons(t *testing.T) {
 	cases := map[string]error{
-		ReasonExhausted: &client.ErrorResponse{Code: 11, Msg: `failed to allocate IPv4 address for interface "eth0" of pod "a/b": no candidate pool has a free address`},
-		ReasonNoPool:    &client.ErrorResponse{Code: 7, Msg: "failed to allocate IPv4 address", Details: `no pool for eth0 IPv4: pool "a": disabled`},
-		ReasonNotOwned:  &client.ErrorResponse{Code: 999, Msg: `pod "a/b" is bound to node "n2", but this spindle-agent serves node "n1"`},
+		ReasonExhausted: &nodeapi.ErrorResponse{Code: 11, Msg: `failed to allocate IPv4 address for interface "eth0" of pod "a/b": no candidate pool has a free address`},
+		ReasonNoPool:    &nodeapi.ErrorResponse{Code: 7, Msg: "failed to allocate IPv4 address", Details: `no pool for eth0 IPv4: pool "a": disabled`},
+		ReasonNotOwned:  &nodeapi.ErrorResponse{Code: 999, Msg: `pod "a/b" is bound to node "n2", but this spindle-agent serves node "n1"`},
 		ReasonInvalid:   invalid("invalid request: missing podName"),
 		ReasonAPI:       apiError(apierrors.NewServiceUnavailable("x"), "failed to get pod %q", "a/b"),
 		ReasonInternal:  errors.New("something else"),

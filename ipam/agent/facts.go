@@ -9,13 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
 // podFacts reads the pod (cache first, API server when the cache does not
 // have the expected incarnation yet), its namespace and this node.
-func (a *Agent) podFacts(ctx context.Context, req *client.Request) (*podFacts, error) {
+func (a *Agent) podFacts(ctx context.Context, req *nodeapi.Request) (*podFacts, error) {
 	key := store.PodKey(req.PodNamespace, req.PodName)
 	pod := &corev1.Pod{}
 	// Without K8S_POD_UID the cache could hand us an earlier pod of the same
@@ -27,17 +27,17 @@ func (a *Agent) podFacts(ctx context.Context, req *client.Request) (*podFacts, e
 	if err != nil || (req.PodUID != "" && string(pod.UID) != req.PodUID) {
 		if err := a.live.Get(ctx, keyOf(req.PodNamespace, req.PodName), pod); err != nil {
 			if isNotFound(err) {
-				return nil, &client.ErrorResponse{Code: client.CodeTryAgainLater, Msg: fmt.Sprintf("pod %q not found", key)}
+				return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Msg: fmt.Sprintf("pod %q not found", key)}
 			}
 			return nil, apiError(err, "failed to get pod %q", key)
 		}
 	}
 	if pod.Spec.NodeName != a.cfg.NodeName {
-		return nil, &client.ErrorResponse{Code: client.CodeInternal,
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInternal,
 			Msg: fmt.Sprintf("pod %q is bound to node %q, but this spindle-agent serves node %q", key, pod.Spec.NodeName, a.cfg.NodeName)}
 	}
 	if req.PodUID != "" && string(pod.UID) != req.PodUID {
-		return nil, &client.ErrorResponse{Code: client.CodeInternal,
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInternal,
 			Msg: fmt.Sprintf("pod %q was replaced: the request is for UID %s, the pod now has UID %s", key, req.PodUID, pod.UID)}
 	}
 	f := &podFacts{pod: pod}
@@ -62,17 +62,17 @@ func (a *Agent) podFacts(ctx context.Context, req *client.Request) (*podFacts, e
 }
 
 // Coordinator answers GET /v1/coordinator from the SpiderCoordinator
-// "default"; ErrNotFound when there is none.
-func (a *Agent) Coordinator(ctx context.Context) (any, error) {
+// "default"; nodeapi.ErrNotFound when there is none.
+func (a *Agent) Coordinator(ctx context.Context) (*nodeapi.CoordinatorConfig, error) {
 	c := &v2beta1.SpiderCoordinator{}
 	if err := a.cache.Get(ctx, keyOf("", "default"), c); err != nil {
 		if isNotFound(err) {
-			return &client.CoordinatorConfig{}, nil // no cluster defaults
+			return &nodeapi.CoordinatorConfig{}, nil // no cluster defaults
 		}
 		return nil, apiError(err, "failed to get SpiderCoordinator %q", "default")
 	}
 	s := c.Spec
-	out := &client.CoordinatorConfig{
+	out := &nodeapi.CoordinatorConfig{
 		Mode: deref(s.Mode), PodCIDRType: deref(s.PodCIDRType), HijackCIDR: s.HijackCIDR, PodMACPrefix: deref(s.PodMACPrefix),
 		TunePodRoutes: s.TunePodRoutes, PodDefaultRouteNIC: deref(s.PodDefaultRouteNIC), HostRuleTable: s.HostRuleTable,
 		PodRPFilter: s.PodRPFilter, HostRPFilter: s.HostRPFilter, TxQueueLen: s.TxQueueLen, DetectIPConflict: s.DetectIPConflict,
@@ -83,19 +83,19 @@ func (a *Agent) Coordinator(ctx context.Context) (any, error) {
 }
 
 // Pod answers GET /v1/pods/<ns>/<name>: annotations and current allocation.
-func (a *Agent) Pod(ctx context.Context, namespace, name string) (any, error) {
+func (a *Agent) Pod(ctx context.Context, namespace, name string) (*nodeapi.PodInfo, error) {
 	key := store.PodKey(namespace, name)
 	pod := &corev1.Pod{}
 	if err := a.cache.Get(ctx, keyOf(namespace, name), pod); err != nil {
 		if err := a.live.Get(ctx, keyOf(namespace, name), pod); err != nil {
 			if isNotFound(err) {
-				return nil, fmt.Errorf("pod %q: %w", key, ErrNotFound)
+				return nil, fmt.Errorf("pod %q: %w", key, nodeapi.ErrNotFound)
 			}
 			return nil, apiError(err, "failed to get pod %q", key)
 		}
 	}
-	info := &client.PodInfo{Namespace: namespace, Name: name, UID: string(pod.UID), Node: pod.Spec.NodeName,
-		Annotations: pod.Annotations, Interfaces: map[string]client.Result{}}
+	info := &nodeapi.PodInfo{Namespace: namespace, Name: name, UID: string(pod.UID), Node: pod.Spec.NodeName,
+		Annotations: pod.Annotations, Interfaces: map[string]nodeapi.Result{}}
 	byIface := map[string][]*v2beta1.SpiderIPClaim{}
 	for _, c := range a.podClaims(key) {
 		if c.Spec.PodUID == string(pod.UID) {

@@ -27,7 +27,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/agent"
 	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	ipamclient "github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
 	"github.com/spindle-net/spindle/ipam/store"
 	"github.com/spindle-net/spindle/test/prereq"
@@ -154,8 +154,8 @@ func deletePod(t testing.TB, p *corev1.Pod) {
 	}
 }
 
-func addReq(p *corev1.Pod, ifName, containerID string, pools ...string) *ipamclient.Request {
-	return &ipamclient.Request{ContainerID: containerID, IfName: ifName, PodNamespace: p.Namespace, PodName: p.Name,
+func addReq(p *corev1.Pod, ifName, containerID string, pools ...string) *nodeapi.Request {
+	return &nodeapi.Request{ContainerID: containerID, IfName: ifName, PodNamespace: p.Namespace, PodName: p.Name,
 		PodUID: string(p.UID), DefaultIPv4Pools: pools}
 }
 
@@ -189,7 +189,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	t.Fatalf("timed out waiting for %s: %s", what, last)
 }
 
-func ip0(res *ipamclient.Result) string {
+func ip0(res *nodeapi.Result) string {
 	if res == nil || len(res.IPs) == 0 {
 		return ""
 	}
@@ -628,7 +628,7 @@ func TestGCReleasesClaimsOfVanishedPods(t *testing.T) {
 	deletePod(t, gone)
 	deletePod(t, valid)
 	eventually(t, 10*time.Second, "claims in the agent's cache", func() (bool, string) {
-		res, err := a.GC(rootCtx, &ipamclient.GCRequest{ValidAttachments: []ipamclient.Attachment{{ContainerID: "c-valid", IfName: "eth0"}}})
+		res, err := a.GC(rootCtx, &nodeapi.GCRequest{ValidAttachments: []nodeapi.Attachment{{ContainerID: "c-valid", IfName: "eth0"}}})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -653,7 +653,7 @@ func TestCoordinatorAndPodEndpoints(t *testing.T) {
 	createPool(t, "coord-v4", "10.29.0.0/24", "10.29.0.10-10.29.0.20")
 	a := startAgent(t, "coord-node")
 	got, err := a.Coordinator(rootCtx)
-	if err != nil || got.(*ipamclient.CoordinatorConfig).Mode != "" {
+	if err != nil || got.Mode != "" {
 		t.Fatalf("without SpiderCoordinator: %+v %v", got, err)
 	}
 	mode := "underlay"
@@ -672,7 +672,7 @@ func TestCoordinatorAndPodEndpoints(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		cc := got.(*ipamclient.CoordinatorConfig)
+		cc := got
 		ok := cc.Mode == "underlay" && len(cc.HijackCIDR) == 1 && cc.TunePodRoutes != nil && *cc.TunePodRoutes && len(cc.ServiceCIDR) == 1
 		return ok, fmt.Sprintf("%+v", cc)
 	})
@@ -688,12 +688,12 @@ func TestCoordinatorAndPodEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pi := info.(*ipamclient.PodInfo)
+	pi := info
 	if pi.UID != string(p.UID) || pi.Annotations["ipam.spidernet.io/ippools"] == "" || len(pi.Interfaces) != 2 ||
 		pi.Interfaces["eth0"].CleanGateway || !pi.Interfaces["net1"].CleanGateway || len(pi.Interfaces["net1"].IPs) != 1 {
 		t.Fatalf("pod info: %+v", pi)
 	}
-	if _, err := a.Pod(rootCtx, "coord", "nope"); !errors.Is(err, agent.ErrNotFound) {
+	if _, err := a.Pod(rootCtx, "coord", "nope"); !errors.Is(err, nodeapi.ErrNotFound) {
 		t.Fatalf("missing pod: %v", err)
 	}
 }

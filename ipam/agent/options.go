@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // Default listen addresses.
@@ -35,7 +35,7 @@ type Options struct {
 // BindFlags registers the flags; NODE_NAME and KUBECONFIG come from the
 // environment.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.Socket, "socket", client.DefaultSocket, "unix socket the spiderpool CNI plugin talks to (created with mode 0600)")
+	fs.StringVar(&o.Socket, "socket", nodeapi.DefaultSocket, "unix socket the spiderpool CNI plugin talks to (created with mode 0600)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", DefaultMetricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
 	fs.StringVar(&o.HealthAddr, "health-addr", DefaultHealthAddr, "address of the /healthz and /readyz probes (empty: off)")
 	fs.BoolVar(&o.EnableIPv4, "enable-ipv4", true, "allocate an IPv4 address to every interface")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/selection"
 )
@@ -66,7 +66,7 @@ func (a *Agent) selectionIndex(ctx context.Context) (*selection.Index, error) {
 
 // plan selects the candidate pools of the interface (ipam/selection) and
 // parses the pod's routes annotation.
-func (a *Agent) plan(ctx context.Context, f *podFacts, req *client.Request) (*ifacePlan, error) {
+func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*ifacePlan, error) {
 	idx, err := a.selectionIndex(ctx)
 	if err != nil {
 		return nil, apiError(err, "failed to select pools for pod %q", f.key())
@@ -91,11 +91,11 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *client.Request) (*if
 	if err != nil {
 		var npe *selection.NoPoolError
 		if errors.As(err, &npe) {
-			return nil, &client.ErrorResponse{Code: client.CodeInvalidConfig,
+			return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig,
 				Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q", npe.Family, req.IfName, f.key()),
-				Details: trimDetails(npe.Error())}
+				Details: nodeapi.TrimDetails(npe.Error())}
 		}
-		return nil, &client.ErrorResponse{Code: client.CodeInvalidConfig, Msg: trimDetails(err.Error())}
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Msg: nodeapi.TrimDetails(err.Error())}
 	}
 	p := &ifacePlan{ifName: req.IfName, cleanGateway: sel.CleanGateway}
 	for _, fam := range []ranges.Family{ranges.V4, ranges.V6} {
@@ -108,7 +108,7 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *client.Request) (*if
 	if v, ok := f.pod.Annotations[annotations.PodRoutes]; ok {
 		routes, err := annotations.ParseRoutes(v)
 		if err != nil {
-			return nil, &client.ErrorResponse{Code: client.CodeInvalidConfig, Msg: fmt.Sprintf("failed to parse pod %q", f.key()), Details: err.Error()}
+			return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Msg: fmt.Sprintf("failed to parse pod %q", f.key()), Details: err.Error()}
 		}
 		p.podRoutes = routes
 	}
@@ -117,10 +117,10 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *client.Request) (*if
 
 // annotationRoutes returns the pod's routes whose gateway lies in one of
 // the subnets.
-func (p *ifacePlan) annotationRoutes(subnets []netip.Prefix) []client.Route {
-	var out []client.Route
+func (p *ifacePlan) annotationRoutes(subnets []netip.Prefix) []nodeapi.Route {
+	var out []nodeapi.Route
 	for _, r := range selection.RoutesFor(p.podRoutes, subnets...) {
-		out = append(out, client.Route{Dst: r.Dst.String(), GW: r.Gw.String()})
+		out = append(out, nodeapi.Route{Dst: r.Dst.String(), GW: r.Gw.String()})
 	}
 	return out
 }

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/gc"
 	"github.com/spindle-net/spindle/ipam/store"
 )
@@ -20,7 +20,7 @@ import (
 // StatefulSet replica within its ordinals keeps them for its next
 // incarnation. Del is idempotent; an unconfirmed release is an error (code
 // 11) so the runtime retries.
-func (a *Agent) Del(ctx context.Context, req *client.Request) (err error) {
+func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	start := time.Now()
 	a.metrics.InFlight.WithLabelValues("del").Inc()
 	defer func() {
@@ -35,7 +35,7 @@ func (a *Agent) Del(ctx context.Context, req *client.Request) (err error) {
 		return nil // nothing of ours can be attached to an unnamed pod
 	}
 	if err := a.Ready(); err != nil {
-		return &client.ErrorResponse{Code: client.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
+		return &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Msg: "spindle-agent is not ready", Details: err.Error()}
 	}
 	key := store.PodKey(req.PodNamespace, req.PodName)
 	unlock := a.podLocks.lock(key)
@@ -144,7 +144,7 @@ func (a *Agent) livePod(ctx context.Context, namespace, name string) (*corev1.Po
 
 // Check reports the current allocation of the interface; it fails when the
 // pod has none.
-func (a *Agent) Check(ctx context.Context, req *client.Request) (*client.Result, error) {
+func (a *Agent) Check(ctx context.Context, req *nodeapi.Request) (*nodeapi.Result, error) {
 	if err := validate(req); err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (a *Agent) Check(ctx context.Context, req *client.Request) (*client.Result,
 	}
 	if len(got) == 0 {
 		a.metrics.Failures.WithLabelValues("check", ReasonNoPool).Inc()
-		return nil, &client.ErrorResponse{Code: client.CodeInternal, Msg: fmt.Sprintf("pod %q holds no address for interface %q", key, req.IfName)}
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInternal, Msg: fmt.Sprintf("pod %q holds no address for interface %q", key, req.IfName)}
 	}
 	clean := got[0].Spec.CleanGateway
 	return a.result(ctx, req.IfName, got, &ifacePlan{ifName: req.IfName, cleanGateway: clean}), nil
@@ -165,19 +165,19 @@ func (a *Agent) Check(ctx context.Context, req *client.Request) (*client.Result,
 
 // GC releases the claims of this node whose pods no longer need them. Claims
 // of attachments the runtime still lists as valid are kept.
-func (a *Agent) GC(ctx context.Context, req *client.GCRequest) (*client.GCResult, error) {
-	valid := map[client.Attachment]bool{}
+func (a *Agent) GC(ctx context.Context, req *nodeapi.GCRequest) (*nodeapi.GCResult, error) {
+	valid := map[nodeapi.Attachment]bool{}
 	for _, v := range req.ValidAttachments {
 		valid[v] = true
 	}
 	released, err := a.collect(ctx, func(c *v2beta1.SpiderIPClaim) bool {
-		return valid[client.Attachment{ContainerID: c.Spec.ContainerID, IfName: c.Spec.Interface}]
+		return valid[nodeapi.Attachment{ContainerID: c.Spec.ContainerID, IfName: c.Spec.Interface}]
 	})
 	if err != nil {
 		a.metrics.Failures.WithLabelValues("gc", reasonOf(err)).Inc()
-		return &client.GCResult{Released: released}, err
+		return &nodeapi.GCResult{Released: released}, err
 	}
-	return &client.GCResult{Released: released}, nil
+	return &nodeapi.GCResult{Released: released}, nil
 }
 
 // collect is one garbage-collection pass over this node's claims.

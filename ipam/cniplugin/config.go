@@ -10,7 +10,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // PluginType is the ipam.type this plugin answers to.
@@ -53,7 +53,7 @@ func LoadConf(data []byte) (*NetConf, error) {
 		conf.IPAM.Socket = conf.IPAM.SocketCompat
 	}
 	if conf.IPAM.Socket == "" {
-		conf.IPAM.Socket = client.DefaultSocket
+		conf.IPAM.Socket = nodeapi.DefaultSocket
 	}
 	if !strings.HasPrefix(conf.IPAM.Socket, "/") {
 		return nil, invalidConf(fmt.Sprintf("ipam.socket %q must be an absolute path", conf.IPAM.Socket))

@@ -7,7 +7,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 func TestLoadConf(t *testing.T) {
@@ -24,7 +24,7 @@ func TestLoadConf(t *testing.T) {
 			      "ipam":{"type":"spiderpool","default_ipv4_ippool":["default-v4-ippool","backup-ipv4-ippool"],
 			              "default_ipv6_ippool":["default-v6-ippool","backup-ipv6-ippool"]}}`,
 			check: func(t *testing.T, c *NetConf) {
-				if c.Name != "macvlan-vlan0" || c.IPAM.Socket != client.DefaultSocket {
+				if c.Name != "macvlan-vlan0" || c.IPAM.Socket != nodeapi.DefaultSocket {
 					t.Fatalf("name %q socket %q", c.Name, c.IPAM.Socket)
 				}
 				if strings.Join(c.IPAM.DefaultIPv4Pools, ",") != "default-v4-ippool,backup-ipv4-ippool" ||

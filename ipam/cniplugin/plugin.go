@@ -11,7 +11,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // About is the banner the VERSION command prints (with the build version).
@@ -21,7 +21,7 @@ const About = "spiderpool IPAM CNI plugin (Spindle)"
 // else is ever written there.
 type Plugin struct {
 	// Client, when set, overrides the socket from the configuration (tests).
-	Client *client.Client
+	Client *nodeapi.Client
 	// Print writes the result; defaults to types.PrintResult (stdout).
 	Print func(types.Result, string) error
 }
@@ -37,14 +37,14 @@ func Main(about string) {
 	skel.PluginMainFuncs(p.Funcs(), version.All, about)
 }
 
-func (p *Plugin) client(conf *NetConf) *client.Client {
+func (p *Plugin) client(conf *NetConf) *nodeapi.Client {
 	if p.Client != nil {
 		return p.Client
 	}
-	return client.New(conf.IPAM.Socket)
+	return nodeapi.New(conf.IPAM.Socket)
 }
 
-func (p *Plugin) request(args *skel.CmdArgs) (*NetConf, *client.Request, error) {
+func (p *Plugin) request(args *skel.CmdArgs) (*NetConf, *nodeapi.Request, error) {
 	conf, err := LoadConf(args.StdinData)
 	if err != nil {
 		return nil, nil, err
@@ -57,7 +57,7 @@ func (p *Plugin) request(args *skel.CmdArgs) (*NetConf, *client.Request, error) 
 	if containerID == "" {
 		containerID = pa.ContainerID
 	}
-	return conf, &client.Request{
+	return conf, &nodeapi.Request{
 		ContainerID:      containerID,
 		Netns:            args.Netns,
 		IfName:           args.IfName,
@@ -145,9 +145,9 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	req := &client.GCRequest{NetworkName: conf.Name, ValidAttachments: []client.Attachment{}}
+	req := &nodeapi.GCRequest{NetworkName: conf.Name, ValidAttachments: []nodeapi.Attachment{}}
 	for _, a := range conf.ValidAttachments {
-		req.ValidAttachments = append(req.ValidAttachments, client.Attachment{ContainerID: a.ContainerID, IfName: a.IfName})
+		req.ValidAttachments = append(req.ValidAttachments, nodeapi.Attachment{ContainerID: a.ContainerID, IfName: a.IfName})
 	}
 	_, err = p.client(conf).GC(context.Background(), req)
 	return cniError(err)
@@ -170,7 +170,7 @@ func cniError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var e *client.ErrorResponse
+	var e *nodeapi.ErrorResponse
 	if errors.As(err, &e) {
 		return types.NewError(e.Code, e.Msg, e.Details)
 	}
@@ -182,7 +182,7 @@ func cniError(err error) error {
 }
 
 // ToCNIResult converts the agent's answer into a CNI 1.0 result.
-func ToCNIResult(res *client.Result) (*current.Result, error) {
+func ToCNIResult(res *nodeapi.Result) (*current.Result, error) {
 	out := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	for _, ip := range res.IPs {
 		addr, ipnet, err := net.ParseCIDR(ip.Address)

@@ -14,7 +14,7 @@ import (
 	types040 "github.com/containernetworking/cni/pkg/types/040"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 // fakeAgent serves the protocol on a unix socket with canned answers.
@@ -45,16 +45,16 @@ func confFor(version, sock string) []byte {
 const podArgs = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_UID=uid-1;K8S_POD_INFRA_CONTAINER_ID=c1"
 
 func TestAddForwardsRequestAndPrintsResultForEveryVersion(t *testing.T) {
-	var got client.Request
+	var got nodeapi.Request
 	sock := fakeAgent(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != client.PathAdd {
+		if r.URL.Path != nodeapi.PathAdd {
 			t.Errorf("path %q", r.URL.Path)
 		}
 		json.NewDecoder(r.Body).Decode(&got) //nolint:errcheck
-		writeJSON(w, 200, client.Result{Interface: "net1", IPs: []client.IP{
+		writeJSON(w, 200, nodeapi.Result{Interface: "net1", IPs: []nodeapi.IP{
 			{Address: "10.6.0.9/16", Gateway: "10.6.0.1", Version: 4, Pool: "p4"},
 			{Address: "fd00::9/64", Version: 6, Pool: "p6"},
-		}, Routes: []client.Route{{Dst: "0.0.0.0/0", GW: "10.6.0.1"}, {Dst: "10.7.0.0/16", GW: "10.6.0.254"}}})
+		}, Routes: []nodeapi.Route{{Dst: "0.0.0.0/0", GW: "10.6.0.1"}, {Dst: "10.7.0.0/16", GW: "10.6.0.254"}}})
 	})
 	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
 		t.Run(v, func(t *testing.T) {
@@ -98,7 +98,7 @@ func TestAddForwardsRequestAndPrintsResultForEveryVersion(t *testing.T) {
 
 func TestAgentErrorsKeepTheirCNICode(t *testing.T) {
 	sock := fakeAgent(t, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 409, client.ErrorResponse{Code: 11, Msg: `failed to allocate IPv4 address for pod "default/web-0"`, Details: `pool "b": 254/254 allocated`})
+		writeJSON(w, 409, nodeapi.ErrorResponse{Code: 11, Msg: `failed to allocate IPv4 address for pod "default/web-0"`, Details: `pool "b": 254/254 allocated`})
 	})
 	p := &Plugin{Print: func(types.Result, string) error { t.Fatal("printed a result on error"); return nil }}
 	err := p.Add(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Args: podArgs, StdinData: confFor("1.0.0", sock)})
@@ -124,7 +124,7 @@ func TestDelFailsWhenAgentUnreachable(t *testing.T) {
 
 func TestCheckDetectsLostAddress(t *testing.T) {
 	sock := fakeAgent(t, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, client.Result{Interface: "eth0", IPs: []client.IP{{Address: "10.6.0.9/16", Version: 4}}})
+		writeJSON(w, 200, nodeapi.Result{Interface: "eth0", IPs: []nodeapi.IP{{Address: "10.6.0.9/16", Version: 4}}})
 	})
 	conf := func(addr string) []byte {
 		return []byte(`{"cniVersion":"1.0.0","name":"n","type":"macvlan","ipam":{"type":"spiderpool","socket":"` + sock +
@@ -141,17 +141,17 @@ func TestCheckDetectsLostAddress(t *testing.T) {
 }
 
 func TestGCSendsValidAttachments(t *testing.T) {
-	var got client.GCRequest
+	var got nodeapi.GCRequest
 	sock := fakeAgent(t, func(w http.ResponseWriter, r *http.Request) {
 		json.NewDecoder(r.Body).Decode(&got) //nolint:errcheck
-		writeJSON(w, 200, client.GCResult{})
+		writeJSON(w, 200, nodeapi.GCResult{})
 	})
 	conf := `{"cniVersion":"1.1.0","name":"n","type":"macvlan","ipam":{"type":"spiderpool","socket":"` + sock +
 		`"},"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}`
 	if err := (&Plugin{}).GC(&skel.CmdArgs{StdinData: []byte(conf)}); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.ValidAttachments) != 1 || got.ValidAttachments[0] != (client.Attachment{ContainerID: "c1", IfName: "eth0"}) {
+	if len(got.ValidAttachments) != 1 || got.ValidAttachments[0] != (nodeapi.Attachment{ContainerID: "c1", IfName: "eth0"}) {
 		t.Fatalf("got %+v", got)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/spindle-net/spindle/ipam/agent"
-	"github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
 func portOf(t *testing.T, flag, addr string) int64 {
@@ -90,8 +90,8 @@ func TestDefaultsMatchBinaries(t *testing.T) {
 		}
 	}
 	af := m.flags(t, container(t, m.get(t, "DaemonSet", "spindle-agent"), "agent"))
-	if af["socket"] != client.DefaultSocket {
-		t.Errorf("agent --socket=%q, but the spiderpool plugin dials %q by default", af["socket"], client.DefaultSocket)
+	if af["socket"] != nodeapi.DefaultSocket {
+		t.Errorf("agent --socket=%q, but the spiderpool plugin dials %q by default", af["socket"], nodeapi.DefaultSocket)
 	}
 	if af["health-addr"] != agent.DefaultHealthAddr || af["metrics-addr"] != agent.DefaultMetricsAddr {
 		t.Errorf("agent --health-addr=%q --metrics-addr=%q, binary defaults %q %q", af["health-addr"], af["metrics-addr"], agent.DefaultHealthAddr, agent.DefaultMetricsAddr)

@@ -32,7 +32,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/agent"
 	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	ipamclient "github.com/spindle-net/spindle/ipam/client"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
@@ -308,8 +308,8 @@ func (b *bench) createPods(ns, prefix string, n int, node func(i int) string) ([
 	return pods, err
 }
 
-func req(p *corev1.Pod, pool string) *ipamclient.Request {
-	return &ipamclient.Request{ContainerID: "sandbox-" + string(p.UID), IfName: "eth0", PodNamespace: p.Namespace,
+func req(p *corev1.Pod, pool string) *nodeapi.Request {
+	return &nodeapi.Request{ContainerID: "sandbox-" + string(p.UID), IfName: "eth0", PodNamespace: p.Namespace,
 		PodName: p.Name, PodUID: string(p.UID), DefaultIPv4Pools: []string{pool}}
 }
 

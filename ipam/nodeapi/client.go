@@ -1,4 +1,4 @@
-package client
+package nodeapi
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,32 @@ func (c *Client) Conflict(ctx context.Context, rep *ConflictReport) (*ConflictRe
 	return res, nil
 }
 
+// Coordinator returns the cluster's coordinator defaults (empty when there is
+// no SpiderCoordinator "default").
+func (c *Client) Coordinator(ctx context.Context) (*CoordinatorConfig, error) {
+	res := &CoordinatorConfig{}
+	if err := c.Do(ctx, "GET", PathCoordinator, nil, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Pod returns a pod's annotations and the current allocation of each of its
+// interfaces. A pod the agent does not know is an error matching ErrNotFound.
+func (c *Client) Pod(ctx context.Context, namespace, name string) (*PodInfo, error) {
+	res := &PodInfo{}
+	if err := c.Do(ctx, "GET", PodPath(namespace, name), nil, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// PodPath is the path of GET pod: PathPods + namespace/name, each escaped as a
+// path segment.
+func PodPath(namespace, name string) string {
+	return PathPods + url.PathEscape(namespace) + "/" + url.PathEscape(name)
+}
+
 // Healthz returns nil when the agent is ready to serve allocations.
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.Do(ctx, "GET", PathHealthz, nil, nil)
@@ -136,11 +163,12 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if status < 200 || status > 299 {
 		e := &ErrorResponse{}
 		if json.Unmarshal(payload, e) != nil || e.Msg == "" {
-			e = &ErrorResponse{Code: CodeInternal, Msg: fmt.Sprintf("spindle-agent answered %s with HTTP %d", path, status), Details: strings.TrimSpace(string(payload))}
+			e = &ErrorResponse{Code: codeOf(status), Msg: fmt.Sprintf("spindle-agent answered %s with HTTP %d", path, status), Details: TrimDetails(string(payload))}
 		}
 		if e.Code == 0 {
-			e.Code = CodeInternal
+			e.Code = codeOf(status)
 		}
+		e.Status = status
 		return e
 	}
 	if out == nil || len(payload) == 0 {

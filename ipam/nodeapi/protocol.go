@@ -1,14 +1,15 @@
-// Package client is the protocol between the spiderpool IPAM CNI plugin and the
+// Package nodeapi is the protocol between the spiderpool IPAM CNI plugin and the
 // node agent: JSON over HTTP/1.1 on a root-only unix socket.
 //
 // It is deliberately tiny (standard library only) because the plugin is
 // executed once per ADD/DEL and its start-up time is on the pod's critical path.
-package client
+package nodeapi
 
 import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // DefaultSocket is where the agent listens unless told otherwise.
@@ -157,6 +158,9 @@ type ErrorResponse struct {
 	Code    uint   `json:"code"`
 	Msg     string `json:"msg"`
 	Details string `json:"details,omitempty"`
+	// Status is the HTTP status the agent answered with, set by the
+	// client; zero when the agent could not be reached.
+	Status int `json:"-"`
 }
 
 // Error makes ErrorResponse an error.
@@ -165,6 +169,72 @@ func (e *ErrorResponse) Error() string {
 		return e.Msg
 	}
 	return e.Msg + ": " + e.Details
+}
+
+// Is reports an answer "404 Not Found" as ErrNotFound.
+func (e *ErrorResponse) Is(target error) bool {
+	return target == ErrNotFound && e.Status == StatusNotFound
+}
+
+// ErrNotFound is what the agent's backend returns, wrapped, for an object it
+// does not know (a pod, an address not held); the handler answers 404 and the
+// client's error matches it with errors.Is.
+var ErrNotFound = errors.New("not found")
+
+// HTTP statuses of the protocol (kept here so the client needs no net/http).
+const (
+	StatusOK                 = 200
+	StatusBadRequest         = 400
+	StatusNotFound           = 404
+	StatusInternalError      = 500
+	StatusServiceUnavailable = 503
+)
+
+// StatusOf is the HTTP status the agent answers an error with.
+func StatusOf(err error) int {
+	var e *ErrorResponse
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return StatusNotFound
+	case !errors.As(err, &e):
+		return StatusInternalError
+	case e.Code == CodeInvalidConfig:
+		return StatusBadRequest
+	case e.Code == CodeTryAgainLater:
+		return StatusServiceUnavailable
+	}
+	return StatusInternalError
+}
+
+// codeOf is the CNI code for an answer without a protocol error body (a
+// proxy, an older agent): the inverse of StatusOf.
+func codeOf(status int) uint {
+	switch status {
+	case StatusBadRequest:
+		return CodeInvalidConfig
+	case StatusServiceUnavailable:
+		return CodeTryAgainLater
+	}
+	return CodeInternal
+}
+
+// AsErrorResponse converts any error into the protocol's error body; errors
+// that are not already *ErrorResponse get CodeInternal.
+func AsErrorResponse(err error) *ErrorResponse {
+	var e *ErrorResponse
+	if errors.As(err, &e) {
+		return e
+	}
+	return &ErrorResponse{Code: CodeInternal, Msg: err.Error()}
+}
+
+// TrimDetails keeps error details readable in kubelet events.
+func TrimDetails(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 2000 {
+		s = s[:2000] + "..."
+	}
+	return s
 }
 
 // CoordinatorConfig is the answer of GET /v1/coordinator: the spec of the
