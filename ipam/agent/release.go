@@ -10,8 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/gc"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
