@@ -25,7 +25,6 @@ import (
 	"github.com/spindle-net/spindle/ipam/gc"
 	"github.com/spindle-net/spindle/ipam/poolguard"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
-	"github.com/spindle-net/spindle/ipam/store"
 	spwebhook "github.com/spindle-net/spindle/ipam/webhook"
 	"github.com/spindle-net/spindle/ipam/webhook/certs"
 	nadcontroller "github.com/spindle-net/spindle/nad/controller"
@@ -123,14 +122,10 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 		return fmt.Errorf("failed to add readiness check: %w", err)
 	}
 
-	// The claim indexes are registered once, by the pool status controller
-	// when it runs, else here; the garbage collector relies on them.
 	if o.EnablePoolStatus {
 		if err := (&poolstatus.Reconciler{}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("failed to set up the pool status controller: %w", err)
 		}
-	} else if err := store.IndexClaims(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return err
 	}
 	if err := (&poolguard.Reconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-pool-guard")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the pool finalizer controller: %w", err)

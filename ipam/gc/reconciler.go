@@ -344,6 +344,10 @@ func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2b
 // are enqueued again so nothing a missed event left behind survives.
 func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duration) error {
 	registerMetrics()
+	// The indexes this reconciler reads: claims by pod and by owner.
+	if err := store.IndexClaims(context.Background(), mgr.GetFieldIndexer(), store.IndexClaimByPod); err != nil {
+		return err
+	}
 	if err := indexClaimsByOwner(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}

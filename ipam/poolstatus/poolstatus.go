@@ -123,7 +123,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
 	if r.Debounce == 0 {
 		r.Debounce = DefaultDebounce
 	}
-	if err := store.IndexClaims(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	if err := store.IndexClaims(context.Background(), mgr.GetFieldIndexer(), store.IndexClaimByPool); err != nil {
 		return err
 	}
 	if r.Client == nil {

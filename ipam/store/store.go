@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,14 +46,43 @@ type Indexer interface {
 	IndexField(ctx context.Context, obj client.Object, field string, extract client.IndexerFunc) error
 }
 
-// IndexClaims registers the claim indexes (by pod, node and pool).
-func IndexClaims(ctx context.Context, idx Indexer) error {
-	for field, f := range map[string]func(*v2beta1.SpiderIPClaim) string{
-		IndexClaimByPod:  ClaimPodKey,
-		IndexClaimByNode: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Node },
-		IndexClaimByPool: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Pool },
-	} {
-		f := f
+// claimIndexes are the fields IndexClaims knows, and how each is extracted.
+var claimIndexes = map[string]func(*v2beta1.SpiderIPClaim) string{
+	IndexClaimByPod:  ClaimPodKey,
+	IndexClaimByNode: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Node },
+	IndexClaimByPool: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Pool },
+}
+
+// indexed remembers which claim indexes each informer cache already has, so
+// that every reader registers the indexes it reads without tripping over
+// another reader that registered them first.
+var indexed = struct {
+	sync.Mutex
+	fields map[Indexer]map[string]bool
+}{fields: map[Indexer]map[string]bool{}}
+
+// IndexClaims registers claim indexes on idx: the given fields (IndexClaimBy*),
+// or all of them when none is given. A field idx already has is skipped, so
+// each reconciler registers exactly the indexes it reads.
+func IndexClaims(ctx context.Context, idx Indexer, fields ...string) error {
+	if len(fields) == 0 {
+		fields = []string{IndexClaimByPod, IndexClaimByNode, IndexClaimByPool}
+	}
+	indexed.Lock()
+	defer indexed.Unlock()
+	have := indexed.fields[idx]
+	if have == nil {
+		have = map[string]bool{}
+		indexed.fields[idx] = have
+	}
+	for _, field := range fields {
+		f, ok := claimIndexes[field]
+		if !ok {
+			return fmt.Errorf("unknown claim index %q", field)
+		}
+		if have[field] {
+			continue
+		}
 		err := idx.IndexField(ctx, &v2beta1.SpiderIPClaim{}, field, func(o client.Object) []string {
 			c, ok := o.(*v2beta1.SpiderIPClaim)
 			if !ok {
@@ -66,6 +96,7 @@ func IndexClaims(ctx context.Context, idx Indexer) error {
 		if err != nil {
 			return fmt.Errorf("failed to index claims by %q: %w", field, err)
 		}
+		have[field] = true
 	}
 	return nil
 }
