@@ -11,11 +11,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/spindle-net/spindle/cmd/internal/version"
-	"github.com/spindle-net/spindle/ipam/controllerapp"
+	"github.com/spindle-net/spindle/ipam/controllermanager"
 )
 
 func main() {
-	var o controllerapp.Options
+	var o controllermanager.Options
 	o.AddFlags(flag.CommandLine)
 	klog.InitFlags(flag.CommandLine)
 	showVersion := version.Flag(flag.CommandLine)
@@ -31,7 +31,7 @@ func main() {
 		if cerr != nil {
 			err = fmt.Errorf("failed to load API server configuration: %w", cerr)
 		} else {
-			err = controllerapp.Run(ctrl.SetupSignalHandler(), cfg, o)
+			err = controllermanager.Run(ctrl.SetupSignalHandler(), cfg, o)
 		}
 	}
 	if err != nil {

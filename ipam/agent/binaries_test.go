@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
+	"github.com/spindle-net/spindle/test/kubeapi"
 )
 
 // TestBinariesEndToEnd builds spindle-agent and spiderpool, runs the agent
@@ -24,7 +24,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping binary build in -short mode")
 	}
-	root, err := agenttest.RepoRoot()
+	root, err := kubeapi.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,16 +25,16 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/spindle-net/spindle/ipam/agent"
-	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
 	"github.com/spindle-net/spindle/ipam/store"
+	"github.com/spindle-net/spindle/test/kubeapi"
 	"github.com/spindle-net/spindle/test/prereq"
 )
 
 var (
-	env     *agenttest.Env
+	env     *kubeapi.Env
 	envErr  error
 	k8s     client.Client
 	rootCtx context.Context
@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	rootCtx, cancel = context.WithCancel(context.Background())
 	ctrllog.SetLogger(logr.Discard())
 	klog.SetLogger(logr.Discard())
-	env, envErr = agenttest.Start()
+	env, envErr = kubeapi.Start()
 	if envErr == nil {
 		k8s, envErr = client.New(env.Config, client.Options{Scheme: agent.Scheme()})
 	}
@@ -63,7 +63,7 @@ func TestMain(m *testing.M) {
 func requireEnv(t *testing.T) {
 	t.Helper()
 	prereq.Tier(t, prereq.Envtest)
-	if errors.Is(envErr, agenttest.ErrNoAssets) {
+	if errors.Is(envErr, kubeapi.ErrNoAssets) {
 		prereq.Missing(t, "integration test needs a real API server: %v", envErr)
 	}
 	if envErr != nil {

@@ -12,8 +12,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 	"strings"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -10,14 +10,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/poolguard"
+	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/ranges"
 )
 
 // FinalizerPoolInUse keeps a SpiderIPPool with live allocations from being
-// removed; package poolguard removes it once the last claim is gone. The
+// removed; package poolfinalizer removes it once the last claim is gone. The
 // defaulter adds it at creation so no pool is ever without it.
-const FinalizerPoolInUse = poolguard.Finalizer
+const FinalizerPoolInUse = poolfinalizer.Finalizer
 
 // Admission holds the handlers of every webhook. Cached reads the cluster
 // state that only shapes messages and overlap checks; Live reads what must

@@ -13,7 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/spindle-net/spindle/ipam/agent"
-	"github.com/spindle-net/spindle/ipam/controllerapp"
+	"github.com/spindle-net/spindle/ipam/controllermanager"
 )
 
 // agentFlags and controllerFlags register the binaries' flags exactly as
@@ -28,7 +28,7 @@ func agentFlags() *flag.FlagSet {
 
 func controllerFlags() *flag.FlagSet {
 	fs := flag.NewFlagSet("spindle-controller", flag.ContinueOnError)
-	var o controllerapp.Options
+	var o controllermanager.Options
 	o.AddFlags(fs)
 	klog.InitFlags(fs)
 	return fs
@@ -290,7 +290,7 @@ func TestFlagValuesParse(t *testing.T) {
 					t.Errorf("%s %s: %v", tc.kind, tc.name, err)
 				}
 				if tc.container == "controller" {
-					var o controllerapp.Options
+					var o controllermanager.Options
 					fs := flag.NewFlagSet("spindle-controller", flag.ContinueOnError)
 					o.AddFlags(fs)
 					klog.InitFlags(fs)

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/test/kubeapi"
 	"github.com/spindle-net/spindle/test/prereq"
 )
 
@@ -30,8 +30,8 @@ func TestAPIServerAcceptsSpiderpoolManifests(t *testing.T) {
 		t.Skip("starts an API server; skipped with -short")
 	}
 	prereq.Tier(t, prereq.Envtest)
-	env, err := agenttest.Start()
-	if errors.Is(err, agenttest.ErrNoAssets) {
+	env, err := kubeapi.Start()
+	if errors.Is(err, kubeapi.ErrNoAssets) {
 		prereq.Missing(t, "%v", err)
 	}
 	if err != nil {

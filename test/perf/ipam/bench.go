@@ -30,10 +30,10 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/spindle-net/spindle/ipam/agent"
-	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
+	"github.com/spindle-net/spindle/test/kubeapi"
 )
 
 const inFlight = 32
@@ -45,7 +45,7 @@ type bench struct {
 	skipSync                                           bool
 	only                                               string
 
-	env *agenttest.Env
+	env *kubeapi.Env
 	k   client.Client
 	ctx context.Context
 
@@ -66,7 +66,7 @@ func (b *bench) run() error {
 	b.ctx = ctx
 	fmt.Printf("# machine: %d CPUs (GOMAXPROCS %d), %s; API server: envtest kube-apiserver + etcd (unsafe-no-fsync), CRDs from charts/spindle/crds\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	env, err := agenttest.Start()
+	env, err := kubeapi.Start()
 	if err != nil {
 		return err
 	}
@@ -542,7 +542,7 @@ func (b *bench) fullVsEmpty() error {
 // pluginExec measures the spiderpool plugin from process start to the
 // request reaching a stub agent socket.
 func (b *bench) pluginExec() error {
-	root, err := agenttest.RepoRoot()
+	root, err := kubeapi.RepoRoot()
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,8 @@
-// Package controllerapp assembles spindle-controller: the flags, the
+// Package controllermanager assembles spindle-controller: the flags, the
 // controller-runtime manager, the webhook server with its certificates and
 // configurations, and every controller (pool status, pool finalizer, IP
 // garbage collection, SpiderMultusConfig, SpiderCoordinator status).
-package controllerapp
+package controllermanager
 
 import (
 	"flag"

@@ -1,4 +1,4 @@
-package controllerapp
+package controllermanager
 
 import (
 	"context"
@@ -27,8 +27,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
-	"github.com/spindle-net/spindle/ipam/agent/agenttest"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/test/kubeapi"
 	"github.com/spindle-net/spindle/test/prereq"
 )
 
@@ -79,12 +79,12 @@ func TestIntegrationWithAPIServer(t *testing.T) {
 		t.Skip("starts kube-apiserver and etcd; skipped with -short")
 	}
 	prereq.Tier(t, prereq.Envtest)
-	root, err := agenttest.RepoRoot()
+	root, err := kubeapi.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	assets, cleanup, err := agenttest.Assets(root)
-	if errors.Is(err, agenttest.ErrNoAssets) {
+	assets, cleanup, err := kubeapi.Assets(root)
+	if errors.Is(err, kubeapi.ErrNoAssets) {
 		prereq.Missing(t, "%v", err)
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package controllerapp
+package controllermanager
 
 import (
 	"flag"

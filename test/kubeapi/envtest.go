@@ -1,6 +1,6 @@
-// Package agenttest starts a real API server (envtest: kube-apiserver and
+// Package kubeapi starts a real API server (envtest: kube-apiserver and
 // etcd binaries) with Spindle's CRDs for integration tests and benchmarks.
-package agenttest
+package kubeapi
 
 import (
 	"errors"

@@ -1,8 +1,8 @@
-// Package poolguard keeps a SpiderIPPool that still has allocations from
+// Package poolfinalizer keeps a SpiderIPPool that still has allocations from
 // disappearing: every pool carries a finalizer, and a pool being deleted
 // keeps it (with a Warning event naming the pods that hold addresses) until
 // its last SpiderIPClaim is gone.
-package poolguard
+package poolfinalizer
 
 import (
 	"context"
@@ -139,7 +139,7 @@ func InUseMessage(claims []v2beta1.SpiderIPClaim) string {
 // their pool at once.
 func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("poolguard").
+		Named("poolfinalizer").
 		For(&v2beta1.SpiderIPPool{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletingPredicate()))).
 		Watches(&v2beta1.SpiderIPClaim{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			p := o.GetLabels()[v2beta1.LabelPool]

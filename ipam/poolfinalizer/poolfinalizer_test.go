@@ -1,4 +1,4 @@
-package poolguard
+package poolfinalizer
 
 import (
 	"context"

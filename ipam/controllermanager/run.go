@@ -1,4 +1,4 @@
-package controllerapp
+package controllermanager
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/gc"
-	"github.com/spindle-net/spindle/ipam/poolguard"
+	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
 	spwebhook "github.com/spindle-net/spindle/ipam/webhook"
 	"github.com/spindle-net/spindle/ipam/webhook/certs"
@@ -127,7 +127,7 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 			return fmt.Errorf("failed to set up the pool status controller: %w", err)
 		}
 	}
-	if err := (&poolguard.Reconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-pool-guard")}).SetupWithManager(mgr); err != nil {
+	if err := (&poolfinalizer.Reconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-pool-finalizer")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the pool finalizer controller: %w", err)
 	}
 	if o.EnableGC {
