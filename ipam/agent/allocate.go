@@ -65,7 +65,7 @@ func (a *Agent) Add(ctx context.Context, req *nodeapi.Request) (res *nodeapi.Res
 		a.metrics.InFlight.WithLabelValues("add").Dec()
 		a.metrics.AddDuration.Observe(time.Since(start).Seconds())
 		if err != nil {
-			a.metrics.Failures.WithLabelValues("add", reasonOf(err)).Inc()
+			a.metrics.Failures.WithLabelValues("add", nodeapi.ReasonOf(err)).Inc()
 			a.log.Info("ADD failed", "pod", req.PodNamespace+"/"+req.PodName, "interface", req.IfName, "containerID", req.ContainerID, "error", err.Error())
 		}
 	}()
@@ -259,6 +259,7 @@ func (a *Agent) allocate(ctx context.Context, f *podFacts, req *nodeapi.Request,
 	npe := &selection.NoPoolError{Interface: req.IfName, Family: fp.family, Rule: fp.rule, Rejected: rejected}
 	return nil, &nodeapi.ErrorResponse{
 		Code:    nodeapi.CodeTryAgainLater,
+		Reason:  nodeapi.ReasonExhausted,
 		Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q: no candidate pool has a free address", fp.family, req.IfName, f.key()),
 		Details: nodeapi.TrimDetails(npe.Error()),
 	}
@@ -379,21 +380,4 @@ func (a *Agent) poolFacts(ctx context.Context, name string) store.PoolFacts {
 		f.Gateway = s.layout.Gateway.String()
 	}
 	return f
-}
-
-func reasonOf(err error) string {
-	e := nodeapi.AsErrorResponse(err)
-	switch {
-	case strings.Contains(e.Msg, "no candidate pool"):
-		return ReasonExhausted
-	case strings.HasPrefix(e.Details, "no pool for"):
-		return ReasonNoPool
-	case strings.Contains(e.Msg, "bound to node"):
-		return ReasonNotOwned
-	case e.Code == nodeapi.CodeInvalidConfig:
-		return ReasonInvalid
-	case e.Code == nodeapi.CodeTryAgainLater:
-		return ReasonAPI
-	}
-	return ReasonInternal
 }

@@ -36,7 +36,7 @@ func (a *Agent) Conflict(ctx context.Context, rep *nodeapi.ConflictReport) (res 
 	log := a.log.WithValues("pod", key, "interface", rep.IfName, "address", addr.String(), "mac", rep.MAC)
 	defer func() {
 		if err != nil {
-			a.metrics.Failures.WithLabelValues("conflict", reasonOf(err)).Inc()
+			a.metrics.Failures.WithLabelValues("conflict", nodeapi.ReasonOf(err)).Inc()
 			log.Info("conflict report failed", "error", err.Error())
 		}
 	}()

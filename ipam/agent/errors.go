@@ -1,10 +1,15 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"strings"
+	"io"
+	"net"
+	"syscall"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
@@ -29,15 +34,18 @@ func apiError(err error, msg string, args ...any) *nodeapi.ErrorResponse {
 	return &nodeapi.ErrorResponse{Code: code, Msg: fmt.Sprintf(msg, args...), Details: nodeapi.TrimDetails(err.Error())}
 }
 
+// isNetworkError tells a failure to reach the API server (refused, reset,
+// timed out, cut off mid-answer, name resolution) from an answer of the
+// API server. client-go returns the former as *url.Error, which is a
+// net.Error; the helpers of apimachinery recognise what the transports
+// return without one.
 func isNetworkError(err error) bool {
 	if apierrors.ReasonForError(err) != "" && !apierrors.IsUnexpectedServerError(err) {
-		return false
+		return false // the API server answered
 	}
-	s := err.Error()
-	for _, m := range []string{"connection refused", "connection reset", "i/o timeout", "EOF", "context deadline exceeded", "TLS handshake", "no such host", "http2:", "broken pipe"} {
-		if strings.Contains(s, m) {
-			return true
-		}
-	}
-	return false
+	var netErr net.Error
+	return errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		utilnet.IsConnectionReset(err) || utilnet.IsHTTP2ConnectionLost(err) || utilnet.IsProbableEOF(err)
 }

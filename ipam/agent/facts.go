@@ -33,7 +33,7 @@ func (a *Agent) podFacts(ctx context.Context, req *nodeapi.Request) (*podFacts, 
 		}
 	}
 	if pod.Spec.NodeName != a.cfg.NodeName {
-		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInternal,
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInternal, Reason: nodeapi.ReasonNotOwned,
 			Msg: fmt.Sprintf("pod %q is bound to node %q, but this spindle-agent serves node %q", key, pod.Spec.NodeName, a.cfg.NodeName)}
 	}
 	if req.PodUID != "" && string(pod.UID) != req.PodUID {

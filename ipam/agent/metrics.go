@@ -20,16 +20,6 @@ type Metrics struct {
 	InFlight         *prometheus.GaugeVec
 }
 
-// Failure reasons used as the "reason" label of spindle_ipam_failures_total.
-const (
-	ReasonInvalid   = "invalid_request"
-	ReasonNoPool    = "no_pool"
-	ReasonExhausted = "exhausted"
-	ReasonAPI       = "api"
-	ReasonNotOwned  = "wrong_node"
-	ReasonInternal  = "internal"
-)
-
 // NewMetrics creates and registers the agent's series.
 func NewMetrics() *Metrics {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}

@@ -91,7 +91,7 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 	if err != nil {
 		var npe *selection.NoPoolError
 		if errors.As(err, &npe) {
-			return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig,
+			return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Reason: nodeapi.ReasonNoPool,
 				Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q", npe.Family, req.IfName, f.key()),
 				Details: nodeapi.TrimDetails(npe.Error())}
 		}

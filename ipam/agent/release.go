@@ -27,7 +27,7 @@ func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 		a.metrics.InFlight.WithLabelValues("del").Dec()
 		a.metrics.DelDuration.Observe(time.Since(start).Seconds())
 		if err != nil {
-			a.metrics.Failures.WithLabelValues("del", reasonOf(err)).Inc()
+			a.metrics.Failures.WithLabelValues("del", nodeapi.ReasonOf(err)).Inc()
 			a.log.Info("DEL failed", "pod", req.PodNamespace+"/"+req.PodName, "interface", req.IfName, "containerID", req.ContainerID, "error", err.Error())
 		}
 	}()
@@ -156,7 +156,7 @@ func (a *Agent) Check(ctx context.Context, req *nodeapi.Request) (*nodeapi.Resul
 		}
 	}
 	if len(got) == 0 {
-		a.metrics.Failures.WithLabelValues("check", ReasonNoPool).Inc()
+		a.metrics.Failures.WithLabelValues("check", nodeapi.ReasonNoPool).Inc()
 		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInternal, Msg: fmt.Sprintf("pod %q holds no address for interface %q", key, req.IfName)}
 	}
 	clean := got[0].Spec.CleanGateway
@@ -174,7 +174,7 @@ func (a *Agent) GC(ctx context.Context, req *nodeapi.GCRequest) (*nodeapi.GCResu
 		return valid[nodeapi.Attachment{ContainerID: c.Spec.ContainerID, IfName: c.Spec.Interface}]
 	})
 	if err != nil {
-		a.metrics.Failures.WithLabelValues("gc", reasonOf(err)).Inc()
+		a.metrics.Failures.WithLabelValues("gc", nodeapi.ReasonOf(err)).Inc()
 		return &nodeapi.GCResult{Released: released}, err
 	}
 	return &nodeapi.GCResult{Released: released}, nil

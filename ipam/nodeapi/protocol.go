@@ -158,6 +158,9 @@ type ErrorResponse struct {
 	Code    uint   `json:"code"`
 	Msg     string `json:"msg"`
 	Details string `json:"details,omitempty"`
+	// Reason says why, for metrics and tools (one of the Reason constants);
+	// Code says what the runtime should do.
+	Reason string `json:"reason,omitempty"`
 	// Status is the HTTP status the agent answered with, set by the
 	// client; zero when the agent could not be reached.
 	Status int `json:"-"`
@@ -174,6 +177,32 @@ func (e *ErrorResponse) Error() string {
 // Is reports an answer "404 Not Found" as ErrNotFound.
 func (e *ErrorResponse) Is(target error) bool {
 	return target == ErrNotFound && e.Status == StatusNotFound
+}
+
+// Why a call failed (ErrorResponse.Reason; the "reason" label of
+// spindle_ipam_failures_total).
+const (
+	ReasonInvalid   = "invalid_request" // bad request or configuration
+	ReasonNoPool    = "no_pool"         // no pool may serve the interface
+	ReasonExhausted = "exhausted"       // the candidate pools are full
+	ReasonAPI       = "api"             // the API server failed (transient)
+	ReasonNotOwned  = "wrong_node"      // the pod runs on another node
+	ReasonInternal  = "internal"        // anything else
+)
+
+// ReasonOf is the failure reason of err: the reason the error carries, else
+// one derived from its CNI code.
+func ReasonOf(err error) string {
+	e := AsErrorResponse(err)
+	switch {
+	case e.Reason != "":
+		return e.Reason
+	case e.Code == CodeInvalidConfig:
+		return ReasonInvalid
+	case e.Code == CodeTryAgainLater:
+		return ReasonAPI
+	}
+	return ReasonInternal
 }
 
 // ErrNotFound is what the agent's backend returns, wrapped, for an object it

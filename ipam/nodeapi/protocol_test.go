@@ -1,6 +1,8 @@
 package nodeapi
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -19,4 +21,20 @@ func FuzzConflictReportValidate(f *testing.F) {
 			t.Fatalf("accepted %+v as %v", rep, addr)
 		}
 	})
+}
+
+func TestReasonOf(t *testing.T) {
+	cases := map[string]error{
+		ReasonExhausted: &ErrorResponse{Code: CodeTryAgainLater, Reason: ReasonExhausted, Msg: "no candidate pool has a free address"},
+		ReasonNoPool:    &ErrorResponse{Code: CodeInvalidConfig, Reason: ReasonNoPool, Msg: "failed to allocate IPv4 address"},
+		ReasonNotOwned:  fmt.Errorf("add: %w", &ErrorResponse{Code: CodeInternal, Reason: ReasonNotOwned, Msg: "bound to another node"}),
+		ReasonInvalid:   &ErrorResponse{Code: CodeInvalidConfig, Msg: "invalid request: missing podName"},
+		ReasonAPI:       &ErrorResponse{Code: CodeTryAgainLater, Msg: "failed to get pod"},
+		ReasonInternal:  errors.New("something else"),
+	}
+	for want, err := range cases {
+		if got := ReasonOf(err); got != want {
+			t.Errorf("ReasonOf(%v) = %q, want %q", err, got, want)
+		}
+	}
 }

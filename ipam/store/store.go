@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -146,17 +145,13 @@ func (s *Store) Release(ctx context.Context, name string, uid types.UID) error {
 	switch {
 	case err == nil, apierrors.IsNotFound(err):
 		return nil
-	case apierrors.IsConflict(err) && isPreconditionFailure(err):
+	case apierrors.IsConflict(err):
+		// A delete with preconditions answers 409 only when a precondition
+		// failed: the claim was replaced by another one.
 		return nil
 	default:
 		return fmt.Errorf("failed to delete SpiderIPClaim %q: %w", name, err)
 	}
-}
-
-// isPreconditionFailure tells a failed UID precondition (the object was
-// deleted and re-created) from other conflicts.
-func isPreconditionFailure(err error) bool {
-	return strings.Contains(strings.ToLower(err.Error()), "precondition")
 }
 
 // Rebind updates a claim to a new holder (StatefulSet pod re-created or
@@ -210,7 +205,8 @@ func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoi
 func (s *Store) DeleteEndpoint(ctx context.Context, namespace, name string, uid types.UID) error {
 	se := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
 	err := s.W.Delete(ctx, se, client.Preconditions{UID: &uid})
-	if err == nil || apierrors.IsNotFound(err) || (apierrors.IsConflict(err) && isPreconditionFailure(err)) {
+	// 409 to a delete with a UID precondition: the endpoint was replaced.
+	if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
 	}
 	return fmt.Errorf("failed to delete SpiderEndpoint %q: %w", namespace+"/"+name, err)
