@@ -271,7 +271,7 @@ func (a *Agent) rollbackClaims(created []*v2beta1.SpiderIPClaim) {
 	for _, c := range created {
 		c := c
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := a.store.Release(ctx, c.Name, c.UID)
+		_, err := store.DeleteExact(ctx, a.store.W, c) // Changed: someone else holds it now
 		cancel()
 		if err == nil {
 			a.overlay.deleted(c)
@@ -285,7 +285,7 @@ func (a *Agent) rollbackClaims(created []*v2beta1.SpiderIPClaim) {
 			for delay := 200 * time.Millisecond; ; delay = min(2*delay, 30*time.Second) {
 				time.Sleep(delay)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := a.store.Release(ctx, c.Name, c.UID)
+				_, err := store.DeleteExact(ctx, a.store.W, c)
 				cancel()
 				if err == nil {
 					a.overlay.deleted(c)
@@ -297,11 +297,18 @@ func (a *Agent) rollbackClaims(created []*v2beta1.SpiderIPClaim) {
 	}
 }
 
-// release deletes claims (UID precondition: a re-created claim survives).
+// release deletes claims with store.DeleteExact: a claim re-created or
+// re-bound since it was read survives, and the release fails with "try
+// again" so the caller decides again on fresh data.
 func (a *Agent) release(ctx context.Context, claims []*v2beta1.SpiderIPClaim) error {
 	for _, c := range claims {
-		if err := a.store.Release(ctx, c.Name, c.UID); err != nil {
+		res, err := store.DeleteExact(ctx, a.store.W, c)
+		if err != nil {
 			return apiError(err, "failed to release address %s of pod %q", c.Spec.Address, store.ClaimPodKey(c))
+		}
+		if res == store.Changed {
+			return &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Reason: nodeapi.ReasonAPI,
+				Msg: fmt.Sprintf("failed to release address %s of pod %q: its SpiderIPClaim changed while being released; deciding again", c.Spec.Address, store.ClaimPodKey(c))}
 		}
 		a.overlay.deleted(c)
 		a.pools.markAddress(c.Spec.Address, false)

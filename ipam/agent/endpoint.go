@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -104,8 +105,12 @@ func (a *Agent) syncEndpoint(ctx context.Context, key string) error {
 		if cur == nil || cur.Status.Current.Node != a.cfg.NodeName {
 			return nil
 		}
-		if err := a.store.DeleteEndpoint(ctx, ns, name, cur.UID); err != nil {
-			return err
+		res, err := store.DeleteExact(ctx, a.store.W, cur)
+		if err != nil {
+			return fmt.Errorf("failed to delete SpiderEndpoint %q: %w", key, err)
+		}
+		if res == store.Changed {
+			return fmt.Errorf("SpiderEndpoint %q changed while being deleted; syncing again", key)
 		}
 		a.seMemo.put(key, nil)
 		return nil

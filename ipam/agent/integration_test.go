@@ -511,8 +511,9 @@ func TestBarePodRecreatedGetsCleanAllocation(t *testing.T) {
 	})
 }
 
-// TestReleaseNeverFreesRecreatedClaim: the UID precondition protects a claim
-// that was re-created for another pod after the releaser read it.
+// TestReleaseNeverFreesRecreatedClaim: store.DeleteExact's preconditions
+// protect a claim that was re-created (UID) or re-bound (resourceVersion) for
+// another pod after the releaser read it.
 func TestReleaseNeverFreesRecreatedClaim(t *testing.T) {
 	requireEnv(t)
 	s := &store.Store{W: k8s}
@@ -528,9 +529,9 @@ func TestReleaseNeverFreesRecreatedClaim(t *testing.T) {
 	if taken, err := s.Create(rootCtx, fresh); err != nil || taken {
 		t.Fatalf("re-create: %v %v", taken, err)
 	}
-	// The release of the old holder reports success (its claim is gone) ...
-	if err := s.Release(rootCtx, old.Name, old.UID); err != nil {
-		t.Fatalf("stale release: %v", err)
+	// The release of the old holder deletes nothing: its claim was replaced ...
+	if res, err := store.DeleteExact(rootCtx, s.W, old); err != nil || res != store.Changed {
+		t.Fatalf("stale release: %v %v, want store.Changed", res, err)
 	}
 	// ... and the new claim survives.
 	got := &v2beta1.SpiderIPClaim{}
@@ -544,7 +545,18 @@ func TestReleaseNeverFreesRecreatedClaim(t *testing.T) {
 	if taken, err := s.Create(rootCtx, store.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "x"})); err != nil || !taken {
 		t.Fatalf("duplicate create: taken=%v err=%v", taken, err)
 	}
-	_ = s.Release(rootCtx, got.Name, got.UID)
+	// A release decided before a re-bind deletes nothing either.
+	before := got.DeepCopy()
+	got.Spec.PodName, got.Spec.PodUID = "newer", "u-newer"
+	if err := s.Rebind(rootCtx, got); err != nil {
+		t.Fatalf("re-bind: %v", err)
+	}
+	if res, err := store.DeleteExact(rootCtx, s.W, before); err != nil || res != store.Changed {
+		t.Fatalf("release decided before the re-bind: %v %v, want store.Changed", res, err)
+	}
+	if res, err := store.DeleteExact(rootCtx, s.W, got); err != nil || res != store.Deleted {
+		t.Fatalf("release of the current holder: %v %v, want store.Deleted", res, err)
+	}
 }
 
 // TestFailedAddLeavesNothingBehind: a dual-stack ADD whose IPv6 pool is

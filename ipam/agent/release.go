@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/gc"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
 )
@@ -79,28 +79,23 @@ func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	return nil
 }
 
-// shouldRelease decides for the holder of claim c. inDel is true for a CNI
-// DEL: the sandbox is gone, so a pod that is terminating (or finished)
+// shouldRelease decides for the holder of claim c, with lifecycle.Decide on
+// live reads. sandboxDeleted is true for a CNI DEL: a terminating holder
 // releases at once instead of waiting for its grace period.
-func (a *Agent) shouldRelease(ctx context.Context, c *v2beta1.SpiderIPClaim, inDel bool) (bool, error) {
+func (a *Agent) shouldRelease(ctx context.Context, c *v2beta1.SpiderIPClaim, sandboxDeleted bool) (bool, error) {
 	pod, err := a.livePod(ctx, c.Spec.PodNamespace, c.Spec.PodName)
 	if err != nil {
 		return false, err
 	}
 	var sts *appsv1.StatefulSet
-	if c.Spec.OwnerKind == "StatefulSet" && c.Spec.OwnerName != "" {
-		if !a.cfg.EnableStatefulSet {
-			c = c.DeepCopy()
-			c.Spec.OwnerKind = ""
-		} else {
-			obj := &appsv1.StatefulSet{}
-			err := a.live.Get(ctx, keyOf(c.Spec.PodNamespace, c.Spec.OwnerName), obj)
-			switch {
-			case err == nil:
-				sts = obj
-			case !isNotFound(err):
-				return false, apiError(err, "failed to get StatefulSet %q", c.Spec.PodNamespace+"/"+c.Spec.OwnerName)
-			}
+	if a.cfg.EnableStatefulSet && c.Spec.OwnerKind == "StatefulSet" && c.Spec.OwnerName != "" {
+		obj := &appsv1.StatefulSet{}
+		err := a.live.Get(ctx, keyOf(c.Spec.PodNamespace, c.Spec.OwnerName), obj)
+		switch {
+		case err == nil:
+			sts = obj
+		case !isNotFound(err):
+			return false, apiError(err, "failed to get StatefulSet %q", c.Spec.PodNamespace+"/"+c.Spec.OwnerName)
 		}
 	}
 	var node *corev1.Node
@@ -110,21 +105,14 @@ func (a *Agent) shouldRelease(ctx context.Context, c *v2beta1.SpiderIPClaim, inD
 			node = nil
 		}
 	}
-	d := gc.Decide(gc.Input{
-		Holder: gc.Holder{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName, UID: types.UID(c.Spec.PodUID),
+	d := lifecycle.Decide(lifecycle.Input{
+		Holder: lifecycle.Holder{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName, UID: types.UID(c.Spec.PodUID),
 			OwnerKind: c.Spec.OwnerKind, OwnerName: c.Spec.OwnerName},
 		Pod: pod, Node: node, StatefulSet: sts, Now: time.Now(),
+		Config:         lifecycle.Config{IgnoreStatefulSets: !a.cfg.EnableStatefulSet},
+		SandboxDeleted: sandboxDeleted,
 	})
-	if d.Collect {
-		return true, nil
-	}
-	if inDel && pod != nil && pod.UID == types.UID(c.Spec.PodUID) && pod.DeletionTimestamp != nil {
-		switch d.Reason {
-		case gc.ReasonTerminatingWithinGrace, gc.ReasonTerminatingDisabled:
-			return true, nil
-		}
-	}
-	return false, nil
+	return d.Collect, nil
 }
 
 // livePod returns the pod of that name from the API server, nil when it

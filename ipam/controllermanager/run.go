@@ -23,6 +23,7 @@ import (
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/gc"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
 	spwebhook "github.com/spindle-net/spindle/ipam/webhook"
@@ -133,7 +134,7 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 	if o.EnableGC {
 		r := &gc.Reconciler{
 			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-ip-gc"),
-			Config: gc.Config{
+			Config: lifecycle.Config{
 				TerminatingDelay:                 o.GCTerminatingDelay,
 				CollectTerminatingOnReadyNode:    o.GCTerminatingOnReady,
 				CollectTerminatingOnNotReadyNode: o.GCTerminatingOnNotReady,

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 )
 
 // One collected pod incarnation is counted once, however many passes its
@@ -38,7 +39,9 @@ func TestCollectionIsCountedOnce(t *testing.T) {
 			},
 		}).Build()
 	r, _ := reconciler(c, c)
-	collected := func() float64 { return testutil.ToFloat64(collectedTotal.WithLabelValues(string(ReasonPodDeleted))) }
+	collected := func() float64 {
+		return testutil.ToFloat64(collectedTotal.WithLabelValues(string(lifecycle.ReasonPodDeleted)))
+	}
 	before := collected()
 
 	var stale v2beta1.SpiderIPClaimList
@@ -67,7 +70,7 @@ func TestCollectionIsCountedOnce(t *testing.T) {
 		t.Fatal("the SpiderEndpoint survived the second pass")
 	}
 	// A pass over what a lagging cache still shows.
-	if _, err := r.collect(ctx, Holder{Namespace: "ns", Name: "app-1", UID: "u1"}, ReasonPodDeleted, nil, stale.Items, &staleEP); err != nil {
+	if _, err := r.collect(ctx, lifecycle.Holder{Namespace: "ns", Name: "app-1", UID: "u1"}, lifecycle.ReasonPodDeleted, nil, stale.Items, &staleEP); err != nil {
 		t.Fatal(err)
 	}
 	if got := collected() - before; got != 1 {

@@ -26,7 +26,7 @@ var registerOnce sync.Once
 
 // registerMetrics adds the collector's metrics to the controller-runtime
 // registry. It is called when the collector is set up, so processes that
-// only use Decide (the agent) do not export them.
+// only use lifecycle.Decide (the agent) do not export them.
 func registerMetrics() {
 	registerOnce.Do(func() {
 		metrics.Registry.MustRegister(collectedTotal, releasedIPsTotal, raceAvoidedTotal)

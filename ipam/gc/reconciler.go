@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
@@ -36,7 +37,7 @@ type Reconciler struct {
 	Client   client.Client
 	Reader   client.Reader
 	Recorder events.EventRecorder
-	Config   Config
+	Config   lifecycle.Config
 	// Now returns the current time (time.Now when nil).
 	Now func() time.Time
 
@@ -108,21 +109,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 // decideFresh reads the pod, its node and (for StatefulSet pods) the
 // StatefulSet from the API server and decides.
-func (r *Reconciler) decideFresh(ctx context.Context, h Holder) (Decision, *corev1.Pod, error) {
+func (r *Reconciler) decideFresh(ctx context.Context, h lifecycle.Holder) (lifecycle.Decision, *corev1.Pod, error) {
 	key := types.NamespacedName{Namespace: h.Namespace, Name: h.Name}
-	in := Input{Holder: h, Now: r.now(), Config: r.Config}
+	in := lifecycle.Input{Holder: h, Now: r.now(), Config: r.Config}
 	var pod corev1.Pod
 	if err := r.Reader.Get(ctx, key, &pod); err == nil {
 		in.Pod = &pod
 	} else if !apierrors.IsNotFound(err) {
-		return Decision{}, nil, fmt.Errorf("failed to get pod %q: %w", key, err)
+		return lifecycle.Decision{}, nil, fmt.Errorf("failed to get pod %q: %w", key, err)
 	}
 	if in.Pod != nil && in.Pod.Spec.NodeName != "" && in.Pod.DeletionTimestamp != nil {
 		var node corev1.Node
 		if err := r.Reader.Get(ctx, client.ObjectKey{Name: in.Pod.Spec.NodeName}, &node); err == nil {
 			in.Node = &node
 		} else if !apierrors.IsNotFound(err) {
-			return Decision{}, nil, fmt.Errorf("failed to get node %q: %w", in.Pod.Spec.NodeName, err)
+			return lifecycle.Decision{}, nil, fmt.Errorf("failed to get node %q: %w", in.Pod.Spec.NodeName, err)
 		}
 	}
 	if h.OwnerKind == "StatefulSet" && h.OwnerName != "" {
@@ -131,10 +132,10 @@ func (r *Reconciler) decideFresh(ctx context.Context, h Holder) (Decision, *core
 		if err := r.Reader.Get(ctx, stsKey, &sts); err == nil {
 			in.StatefulSet = &sts
 		} else if !apierrors.IsNotFound(err) {
-			return Decision{}, nil, fmt.Errorf("failed to get StatefulSet %q: %w", stsKey, err)
+			return lifecycle.Decision{}, nil, fmt.Errorf("failed to get StatefulSet %q: %w", stsKey, err)
 		}
 	}
-	return Decide(in), in.Pod, nil
+	return lifecycle.Decide(in), in.Pod, nil
 }
 
 // collect deletes the holder's claims, then its SpiderEndpoint. Each delete
@@ -148,7 +149,7 @@ func (r *Reconciler) decideFresh(ctx context.Context, h Holder) (Decision, *core
 // find what is left (the SpiderEndpoint after a conflict with the agent
 // rewriting it) or find the objects already gone (a second event for the
 // name read from a cache that had not seen the deletions yet).
-func (r *Reconciler) collect(ctx context.Context, h Holder, reason Reason, pod *corev1.Pod, claims []v2beta1.SpiderIPClaim, ep *v2beta1.SpiderEndpoint) (requeue bool, err error) {
+func (r *Reconciler) collect(ctx context.Context, h lifecycle.Holder, reason lifecycle.Reason, pod *corev1.Pod, claims []v2beta1.SpiderIPClaim, ep *v2beta1.SpiderEndpoint) (requeue bool, err error) {
 	logger := log.FromContext(ctx).WithValues("pod", h.Namespace+"/"+h.Name, "podUID", h.UID, "reason", reason)
 	var released []string
 	var errs []error
@@ -164,16 +165,17 @@ func (r *Reconciler) collect(ctx context.Context, h Holder, reason Reason, pod *
 		if types.UID(c.Spec.PodUID) != h.UID {
 			continue
 		}
-		res, err := deleteExact(ctx, r.Client, c)
+		res, err := store.DeleteExact(ctx, r.Client, c)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("failed to delete SpiderIPClaim %q: %w", c.Name, err))
-		case res == deleted:
+		case res == store.Deleted:
 			released = append(released, c.Spec.Address)
 			releasedIPsTotal.WithLabelValues(string(reason)).Inc()
 			r.event(c, pod, corev1.EventTypeNormal, string(reason), "Release",
-				fmt.Sprintf("released %s of pool %s held by pod %s/%s (uid %s): %s", c.Spec.Address, c.Spec.Pool, h.Namespace, h.Name, h.UID, explain(reason)))
-		case res == changedUnderUs:
+				fmt.Sprintf("released %s of pool %s held by pod %s/%s (uid %s): %s", c.Spec.Address, c.Spec.Pool, h.Namespace, h.Name, h.UID, reason.Explain()))
+		case res == store.Changed:
+			raceAvoidedTotal.Inc()
 			changed = true
 		}
 	}
@@ -187,14 +189,15 @@ func (r *Reconciler) collect(ctx context.Context, h Holder, reason Reason, pod *
 		return true, nil
 	}
 	if ep != nil && types.UID(ep.Status.Current.UID) == h.UID {
-		res, err := deleteExact(ctx, r.Client, ep)
+		res, err := store.DeleteExact(ctx, r.Client, ep)
 		if err != nil {
 			return false, fmt.Errorf("failed to delete SpiderEndpoint %q: %w", h.Namespace+"/"+h.Name, err)
 		}
 		switch res {
-		case changedUnderUs:
+		case store.Changed:
+			raceAvoidedTotal.Inc()
 			return true, nil
-		case deleted:
+		case store.Deleted:
 			if len(released) == 0 && r.counted.first(h.UID, r.now()) {
 				// Only a SpiderEndpoint was left of this holder.
 				collectedTotal.WithLabelValues(string(reason)).Inc()
@@ -238,36 +241,6 @@ func (s *countedHolders) first(uid types.UID, now time.Time) bool {
 	return true
 }
 
-type deleteResult int
-
-const (
-	deleted deleteResult = iota
-	alreadyGone
-	changedUnderUs
-)
-
-// deleteExact deletes obj only if it is still the object (UID) at the
-// version (resourceVersion) that was read.
-func deleteExact(ctx context.Context, c client.Writer, obj client.Object) (deleteResult, error) {
-	uid, rv := obj.GetUID(), obj.GetResourceVersion()
-	pre := client.Preconditions{ResourceVersion: &rv}
-	if uid != "" {
-		pre.UID = &uid
-	}
-	err := c.Delete(ctx, obj, pre)
-	switch {
-	case err == nil:
-		return deleted, nil
-	case apierrors.IsNotFound(err):
-		return alreadyGone, nil
-	case apierrors.IsConflict(err):
-		raceAvoidedTotal.Inc()
-		return changedUnderUs, nil
-	default:
-		return alreadyGone, err
-	}
-}
-
 func (r *Reconciler) event(regarding client.Object, pod *corev1.Pod, typ, reason, action, note string) {
 	if r.Recorder == nil {
 		return
@@ -279,30 +252,6 @@ func (r *Reconciler) event(regarding client.Object, pod *corev1.Pod, typ, reason
 	r.Recorder.Eventf(regarding, pod, typ, reason, action, "%s", note)
 }
 
-func explain(r Reason) string {
-	switch r {
-	case ReasonPodDeleted:
-		return "the pod no longer exists"
-	case ReasonPodUIDMismatch:
-		return "a different pod now has this name"
-	case ReasonPodSucceeded:
-		return "the pod has succeeded"
-	case ReasonPodFailed:
-		return "the pod has failed"
-	case ReasonPodEvicted:
-		return "the pod was evicted"
-	case ReasonTerminatingOnReadyNode:
-		return "the pod is still terminating past its grace period on a Ready node"
-	case ReasonTerminatingOnNotReady:
-		return "the pod is still terminating past its grace period on a NotReady node"
-	case ReasonStatefulSetScaledDown:
-		return "the StatefulSet was scaled below this pod's ordinal"
-	case ReasonStatefulSetDeleted:
-		return "the pod's StatefulSet no longer exists"
-	}
-	return string(r)
-}
-
 func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -312,10 +261,10 @@ func (r *Reconciler) now() time.Time {
 
 // holdersOf returns the distinct pod incarnations the allocations of one pod
 // name were made for.
-func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2beta1.SpiderEndpoint) []Holder {
-	var out []Holder
+func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2beta1.SpiderEndpoint) []lifecycle.Holder {
+	var out []lifecycle.Holder
 	seen := map[types.UID]int{}
-	add := func(h Holder) {
+	add := func(h lifecycle.Holder) {
 		if i, ok := seen[h.UID]; ok {
 			if out[i].OwnerKind == "" {
 				out[i].OwnerKind, out[i].OwnerName = h.OwnerKind, h.OwnerName
@@ -327,10 +276,10 @@ func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2b
 	}
 	for i := range claims {
 		c := &claims[i].Spec
-		add(Holder{Namespace: key.Namespace, Name: key.Name, UID: types.UID(c.PodUID), OwnerKind: c.OwnerKind, OwnerName: c.OwnerName})
+		add(lifecycle.Holder{Namespace: key.Namespace, Name: key.Name, UID: types.UID(c.PodUID), OwnerKind: c.OwnerKind, OwnerName: c.OwnerName})
 	}
 	if ep != nil {
-		add(Holder{Namespace: key.Namespace, Name: key.Name, UID: types.UID(ep.Status.Current.UID),
+		add(lifecycle.Holder{Namespace: key.Namespace, Name: key.Name, UID: types.UID(ep.Status.Current.UID),
 			OwnerKind: ep.Status.OwnerControllerType, OwnerName: ep.Status.OwnerControllerName})
 	}
 	return out

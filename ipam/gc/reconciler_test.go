@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
+	"github.com/spindle-net/spindle/ipam/lifecycle/lifecycletest"
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
@@ -70,8 +72,8 @@ func newFake(t *testing.T, objs ...client.Object) *fake.ClientBuilder {
 func reconciler(c client.Client, reader client.Reader) (*Reconciler, *events.FakeRecorder) {
 	rec := events.NewFakeRecorder(100)
 	return &Reconciler{
-		Client: c, Reader: reader, Recorder: rec, Now: func() time.Time { return t0 },
-		Config: Config{TerminatingDelay: 30 * time.Second, CollectTerminatingOnReadyNode: true, CollectTerminatingOnNotReadyNode: true},
+		Client: c, Reader: reader, Recorder: rec, Now: func() time.Time { return lifecycletest.T0 },
+		Config: lifecycle.Config{TerminatingDelay: 30 * time.Second, CollectTerminatingOnReadyNode: true, CollectTerminatingOnNotReadyNode: true},
 	}, rec
 }
 
@@ -93,7 +95,7 @@ func claimKey(addr string) types.NamespacedName { return types.NamespacedName{Na
 func TestCollectsDeletedPod(t *testing.T) {
 	c := newFake(t, newClaim("10.6.0.1", "app-1", "u1"), newClaim("10.6.0.2", "app-1", "u1"), newEndpoint("app-1", "u1")).Build()
 	r, rec := reconciler(c, c)
-	before := testutil.ToFloat64(releasedIPsTotal.WithLabelValues(string(ReasonPodDeleted)))
+	before := testutil.ToFloat64(releasedIPsTotal.WithLabelValues(string(lifecycle.ReasonPodDeleted)))
 	if _, err := r.Reconcile(context.Background(), req("app-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestCollectsDeletedPod(t *testing.T) {
 	if exists(t, c, &v2beta1.SpiderEndpoint{}, types.NamespacedName{Namespace: "ns", Name: "app-1"}) {
 		t.Error("endpoint survived")
 	}
-	if got := testutil.ToFloat64(releasedIPsTotal.WithLabelValues(string(ReasonPodDeleted))) - before; got != 2 {
+	if got := testutil.ToFloat64(releasedIPsTotal.WithLabelValues(string(lifecycle.ReasonPodDeleted))) - before; got != 2 {
 		t.Errorf("released metric grew by %v, want 2", got)
 	}
 	select {
@@ -119,7 +121,7 @@ func TestCollectsDeletedPod(t *testing.T) {
 }
 
 func TestKeepsLivePod(t *testing.T) {
-	c := newFake(t, newClaim("10.6.0.1", "app-1", "u1"), newEndpoint("app-1", "u1"), livePod("app-1", "u1")).Build()
+	c := newFake(t, newClaim("10.6.0.1", "app-1", "u1"), newEndpoint("app-1", "u1"), lifecycletest.LivePod("app-1", "u1")).Build()
 	r, _ := reconciler(c, c)
 	if _, err := r.Reconcile(context.Background(), req("app-1")); err != nil {
 		t.Fatal(err)
@@ -134,7 +136,7 @@ func TestNewPodOfSameNameKeepsItsAddress(t *testing.T) {
 		newClaim("10.6.0.1", "app-1", "u1"), // old incarnation
 		newClaim("10.6.0.2", "app-1", "u2"), // new incarnation
 		newEndpoint("app-1", "u2"),
-		livePod("app-1", "u2"),
+		lifecycletest.LivePod("app-1", "u2"),
 	).Build()
 	r, _ := reconciler(c, c)
 	if _, err := r.Reconcile(context.Background(), req("app-1")); err != nil {
@@ -176,7 +178,7 @@ func TestRaceRebindBeforeDelete(t *testing.T) {
 			},
 		}).Build()
 	// The StatefulSet was scaled to 2, so web-2 (pod gone) is out of range.
-	reader := newFake(t, statefulSet("web", 2)).Build()
+	reader := newFake(t, lifecycletest.StatefulSet("web", 2)).Build()
 	r, _ := reconciler(base, reader)
 	res, err := r.Reconcile(ctx, req("web-2"))
 	if err != nil {
@@ -233,9 +235,9 @@ func TestRaceReclaimSameAddressBeforeDelete(t *testing.T) {
 // is gone), but the fresh read finds it: the ordinal is within replicas, so
 // the address is kept for it.
 func TestStaleCacheIsCheckedAgainstFreshRead(t *testing.T) {
-	sts := statefulSet("web", 3)
+	sts := lifecycletest.StatefulSet("web", 3)
 	cache := newFake(t, stsClaim("10.6.0.1", "web-1", "old")).Build()
-	reader := newFake(t, sts, stsPod("web-1", "new", sts)).Build()
+	reader := newFake(t, sts, lifecycletest.StsPod("web-1", "new", sts)).Build()
 	r, _ := reconciler(cache, reader)
 	if _, err := r.Reconcile(context.Background(), req("web-1")); err != nil {
 		t.Fatal(err)
@@ -248,7 +250,7 @@ func TestStaleCacheIsCheckedAgainstFreshRead(t *testing.T) {
 // The cache still shows the old pod alive (fast path) — the collector keeps
 // the allocation; it is collected on a later pass once the cache catches up.
 func TestCachedLivePodIsNeverCollected(t *testing.T) {
-	cache := newFake(t, newClaim("10.6.0.1", "app-1", "u1"), livePod("app-1", "u1")).Build()
+	cache := newFake(t, newClaim("10.6.0.1", "app-1", "u1"), lifecycletest.LivePod("app-1", "u1")).Build()
 	reader := newFake(t).Build() // the API server says the pod is gone
 	r, _ := reconciler(cache, reader)
 	if _, err := r.Reconcile(context.Background(), req("app-1")); err != nil {
@@ -260,8 +262,8 @@ func TestCachedLivePodIsNeverCollected(t *testing.T) {
 }
 
 func TestStatefulSetScaleDown(t *testing.T) {
-	sts := statefulSet("web", 1)
-	c := newFake(t, sts, stsPod("web-0", "u0", sts),
+	sts := lifecycletest.StatefulSet("web", 1)
+	c := newFake(t, sts, lifecycletest.StsPod("web-0", "u0", sts),
 		stsClaim("10.6.0.10", "web-0", "u0"), stsClaim("10.6.0.11", "web-1", "u1"), stsClaim("10.6.0.12", "web-2", "u2"),
 		newEndpoint("web-1", "u1"), newEndpoint("web-2", "u2")).Build()
 	r, _ := reconciler(c, c)
@@ -281,9 +283,9 @@ func TestStatefulSetScaleDown(t *testing.T) {
 }
 
 func TestTerminatingPodRequeuedUntilDeadline(t *testing.T) {
-	p := terminating(livePod("app-1", "u1"), t0.Add(5*time.Second))
+	p := lifecycletest.Terminating(lifecycletest.LivePod("app-1", "u1"), lifecycletest.T0.Add(5*time.Second))
 	p.Finalizers = []string{"example.com/hold"} // the fake client wants one on a deleting object
-	c := newFake(t, newClaim("10.6.0.1", "app-1", "u1"), p, node(false)).Build()
+	c := newFake(t, newClaim("10.6.0.1", "app-1", "u1"), p, lifecycletest.Node(false)).Build()
 	r, _ := reconciler(c, c)
 	res, err := r.Reconcile(context.Background(), req("app-1"))
 	if err != nil {
@@ -295,7 +297,7 @@ func TestTerminatingPodRequeuedUntilDeadline(t *testing.T) {
 	if !exists(t, c, &v2beta1.SpiderIPClaim{}, claimKey("10.6.0.1")) {
 		t.Fatal("collected within grace")
 	}
-	r.Now = func() time.Time { return t0.Add(40 * time.Second) }
+	r.Now = func() time.Time { return lifecycletest.T0.Add(40 * time.Second) }
 	if _, err := r.Reconcile(context.Background(), req("app-1")); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle/lifecycletest"
 )
 
 // A StatefulSet deleted after its pods (a namespace being deleted) leaves
@@ -42,7 +43,7 @@ func TestStatefulSetEventsEnqueueItsReplicas(t *testing.T) {
 			s.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: start}
 		}
 		if deleting {
-			s.DeletionTimestamp = &metav1.Time{Time: t0}
+			s.DeletionTimestamp = &metav1.Time{Time: lifecycletest.T0}
 		}
 		return s
 	}

@@ -16,7 +16,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
@@ -136,22 +135,43 @@ func (s *Store) Create(ctx context.Context, c *v2beta1.SpiderIPClaim) (taken boo
 	return false, nil
 }
 
-// Release deletes the claim named name only if it is still the object with
-// the given UID, so a release never frees an address that was claimed again
-// in the meantime. An already-deleted or replaced claim counts as released.
-func (s *Store) Release(ctx context.Context, name string, uid types.UID) error {
-	c := &v2beta1.SpiderIPClaim{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	err := s.W.Delete(ctx, c, client.Preconditions{UID: &uid})
-	switch {
-	case err == nil, apierrors.IsNotFound(err):
-		return nil
-	case apierrors.IsConflict(err):
-		// A delete with preconditions answers 409 only when a precondition
-		// failed: the claim was replaced by another one.
-		return nil
-	default:
-		return fmt.Errorf("failed to delete SpiderIPClaim %q: %w", name, err)
+// DeleteOutcome is what DeleteExact did.
+type DeleteOutcome int
+
+const (
+	// Deleted: this call deleted the object.
+	Deleted DeleteOutcome = iota
+	// AlreadyGone: the object did not exist any more.
+	AlreadyGone
+	// Changed: the object was replaced (another UID) or updated since it was
+	// read; nothing was deleted and the caller decides again on fresh data.
+	Changed
+)
+
+// DeleteExact deletes obj only if it is still the object that was read: the
+// same UID at the same resourceVersion. This is the one way Spindle deletes
+// claims and SpiderEndpoints, so that a release decided on an old view never
+// frees an address that was claimed or re-bound in the meantime.
+func DeleteExact(ctx context.Context, w client.Writer, obj client.Object) (DeleteOutcome, error) {
+	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	var pre client.Preconditions
+	if uid != "" {
+		pre.UID = &uid
 	}
+	if rv != "" {
+		pre.ResourceVersion = &rv
+	}
+	err := w.Delete(ctx, obj, pre)
+	switch {
+	case err == nil:
+		return Deleted, nil
+	case apierrors.IsNotFound(err):
+		return AlreadyGone, nil
+	case apierrors.IsConflict(err):
+		// A delete with preconditions answers 409 only when one failed.
+		return Changed, nil
+	}
+	return AlreadyGone, err
 }
 
 // Rebind updates a claim to a new holder (StatefulSet pod re-created or
@@ -201,13 +221,3 @@ func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoi
 	return upd, nil
 }
 
-// DeleteEndpoint deletes a SpiderEndpoint if it is still the object with uid.
-func (s *Store) DeleteEndpoint(ctx context.Context, namespace, name string, uid types.UID) error {
-	se := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
-	err := s.W.Delete(ctx, se, client.Preconditions{UID: &uid})
-	// 409 to a delete with a UID precondition: the endpoint was replaced.
-	if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
-	}
-	return fmt.Errorf("failed to delete SpiderEndpoint %q: %w", namespace+"/"+name, err)
-}

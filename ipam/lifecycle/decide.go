@@ -1,11 +1,13 @@
-// Package gc reclaims the addresses of pods that no longer need them: it
-// deletes SpiderIPClaims and SpiderEndpoints whose pod is gone, finished,
-// stuck terminating, replaced by a pod of the same name, or a StatefulSet
-// replica that was scaled away.
+// Package lifecycle is the one decision of whether an allocation (the claims
+// and SpiderEndpoint made for a pod) is kept or released, and why: its pod is
+// gone, finished, stuck terminating, replaced by a pod of the same name, or a
+// StatefulSet replica that was scaled away; or it is alive, a StatefulSet
+// replica waiting for its next incarnation, or still within its grace period.
 //
-// The decision (Decide) is pure; the reconciler feeds it fresh reads and
-// deletes with preconditions so an address a live pod uses is never freed.
-package gc
+// Decide is pure. The controller's garbage collector, the agent's periodic
+// pass, CNI DEL and CNI GC all feed it fresh reads and act on its answer with
+// store.DeleteExact, so an address a live pod uses is never freed.
+package lifecycle
 
 import (
 	"strconv"
@@ -37,6 +39,7 @@ const (
 	ReasonTerminatingWithinGrace   Reason = "TerminatingWithinGrace"    // kept
 	ReasonTerminatingDisabled      Reason = "TerminatingCollectionDisabled"
 	ReasonUnknownHolder            Reason = "UnknownHolder" // kept: no pod UID recorded
+	ReasonSandboxDeleted           Reason = "SandboxDeleted"
 )
 
 // Holder is the pod an allocation (claims and SpiderEndpoint) was made for,
@@ -74,6 +77,10 @@ type Input struct {
 	StatefulSet *appsv1.StatefulSet
 	Now         time.Time
 	Config      Config
+	// SandboxDeleted is set for a CNI DEL: the runtime has torn down the
+	// holder's sandbox, so a terminating holder releases at once instead of
+	// waiting for its deadline.
+	SandboxDeleted bool
 }
 
 // Decision is the outcome for one holder.
@@ -133,6 +140,9 @@ func Decide(in Input) Decision {
 	}
 	if stsKeep {
 		return Decision{Reason: ReasonStatefulSetWithinOrdinal}
+	}
+	if in.SandboxDeleted {
+		return Decision{Collect: true, Reason: ReasonSandboxDeleted}
 	}
 	deadline := pod.DeletionTimestamp.Add(in.Config.TerminatingDelay)
 	if in.Now.Before(deadline) {
@@ -228,4 +238,31 @@ func NodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// Explain says a collection reason in words, for Events and logs.
+func (r Reason) Explain() string {
+	switch r {
+	case ReasonPodDeleted:
+		return "the pod no longer exists"
+	case ReasonPodUIDMismatch:
+		return "a different pod now has this name"
+	case ReasonPodSucceeded:
+		return "the pod has succeeded"
+	case ReasonPodFailed:
+		return "the pod has failed"
+	case ReasonPodEvicted:
+		return "the pod was evicted"
+	case ReasonTerminatingOnReadyNode:
+		return "the pod is still terminating past its grace period on a Ready node"
+	case ReasonTerminatingOnNotReady:
+		return "the pod is still terminating past its grace period on a NotReady node"
+	case ReasonStatefulSetScaledDown:
+		return "the StatefulSet was scaled below this pod's ordinal"
+	case ReasonStatefulSetDeleted:
+		return "the pod's StatefulSet no longer exists"
+	case ReasonSandboxDeleted:
+		return "the pod is terminating and its sandbox was deleted"
+	}
+	return string(r)
 }
