@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi/nodeserver"
 	"github.com/spindle-net/spindle/ipam/store"
@@ -88,18 +89,15 @@ type Agent struct {
 	metrics *Metrics
 	log     logr.Logger
 
-	overlay    *overlay
-	pools      *poolTable
-	quarantine *quarantine
-	selIndex   selectionIndex
-	podLocks   keyedLocks
-	seMemo     seMemo
-	seQueue    workqueue.TypedRateLimitingInterface[string]
+	overlay  *overlay
+	engine   *allocator.Engine
+	selIndex selectionIndex
+	podLocks keyedLocks
+	seMemo   seMemo
+	seQueue  workqueue.TypedRateLimitingInterface[string]
 
-	cursorSeed uint64
-	ready      atomic.Bool
-	readyErr   atomic.Value // string
-	rollback   sync.WaitGroup
+	ready    atomic.Bool
+	readyErr atomic.Value // string
 }
 
 // Scheme returns the scheme with the core, apps and Spindle kinds.
@@ -177,20 +175,33 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 	h := fnv.New64a()
 	h.Write([]byte(cfg.NodeName))
 	a := &Agent{
-		cfg:        cfg,
-		cache:      c,
-		live:       live,
-		store:      &store.Store{W: live},
-		metrics:    NewMetrics(),
-		log:        cfg.Logger,
-		overlay:    newOverlay(),
-		quarantine: newQuarantine(cfg.ConflictQuarantine),
-		cursorSeed: h.Sum64() ^ rand.Uint64()>>32,
+		cfg:     cfg,
+		cache:   c,
+		live:    live,
+		store:   &store.Store{W: live},
+		metrics: NewMetrics(),
+		log:     cfg.Logger,
+		overlay: newOverlay(),
 		seQueue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "spiderendpoint"}),
 	}
-	a.pools = newPoolTable(a)
+	a.engine = allocator.New(allocator.Config{
+		Node:              cfg.NodeName,
+		EnableStatefulSet: cfg.EnableStatefulSet,
+		Quarantine:        cfg.ConflictQuarantine,
+		CursorSeed:        h.Sum64() ^ rand.Uint64()>>32,
+		Hooks: allocator.Hooks{
+			Allocated: func(c *v2beta1.SpiderIPClaim) {
+				a.metrics.Allocations.WithLabelValues(fmt.Sprint(c.Spec.IPVersion)).Inc()
+			},
+			Released: func(c *v2beta1.SpiderIPClaim) { a.metrics.Releases.WithLabelValues(fmt.Sprint(c.Spec.IPVersion)).Inc() },
+			Taken:    a.metrics.Conflicts.Inc,
+			RollbackFailed: func(c *v2beta1.SpiderIPClaim, err error) {
+				a.log.Error(err, "failed to roll back claim; retrying in background", "claim", c.Name)
+			},
+		},
+	}, engineSource{a}, engineClaims{a})
 	a.readyErr.Store("informer caches are not synced yet")
 	return a, nil
 }
@@ -234,15 +245,15 @@ func (a *Agent) Start(ctx context.Context) error {
 			}
 			a.selIndex.invalidate()
 			if ok1 {
-				a.pools.invalidate(p.Name)
+				a.engine.PoolChanged(p.Name)
 			}
 		},
 		DeleteFunc: func(o any) {
 			a.selIndex.invalidate()
 			if p, ok := o.(*v2beta1.SpiderIPPool); ok {
-				a.pools.invalidate(p.Name)
+				a.engine.PoolChanged(p.Name)
 			} else if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-				a.pools.invalidate(t.Key)
+				a.engine.PoolChanged(t.Key)
 			}
 		},
 	}); err != nil {
@@ -253,9 +264,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("failed to get SpiderReservedIP informer: %w", err)
 	}
 	if _, err := resInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { a.pools.invalidateAll() },
-		UpdateFunc: func(any, any) { a.pools.invalidateAll() },
-		DeleteFunc: func(any) { a.pools.invalidateAll() },
+		AddFunc:    func(any) { a.engine.ReservedChanged() },
+		UpdateFunc: func(any, any) { a.engine.ReservedChanged() },
+		DeleteFunc: func(any) { a.engine.ReservedChanged() },
 	}); err != nil {
 		return fmt.Errorf("failed to watch SpiderReservedIPs: %w", err)
 	}
@@ -358,11 +369,8 @@ func asClaim(o any) *v2beta1.SpiderIPClaim {
 // onClaim keeps the pools' used-address bitmaps, the overlay and the
 // SpiderEndpoint queue in step with the claim informer.
 func (a *Agent) onClaim(old, cur *v2beta1.SpiderIPClaim) {
-	if old != nil && (cur == nil || old.Spec.Address != cur.Spec.Address) {
-		a.pools.markAddress(old.Spec.Address, false)
-	}
+	a.engine.Observe(old, cur)
 	if cur != nil {
-		a.pools.markAddress(cur.Spec.Address, true)
 		a.overlay.observed(cur.Name, cur)
 	} else if old != nil {
 		a.overlay.observed(old.Name, nil)

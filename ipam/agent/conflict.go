@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
-
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
@@ -53,14 +50,13 @@ func (a *Agent) Conflict(ctx context.Context, rep *nodeapi.ConflictReport) (res 
 			"statefulset", c.Spec.OwnerName)
 		return &nodeapi.ConflictResult{Action: nodeapi.ConflictKept}, nil
 	}
-	pool := &v2beta1.SpiderIPPool{}
-	if err := a.cache.Get(ctx, keyOf("", c.Spec.Pool), pool); err != nil && !isNotFound(err) {
-		return nil, apiError(err, "failed to get SpiderIPPool %q", c.Spec.Pool)
-	}
-	if err := a.release(ctx, []*v2beta1.SpiderIPClaim{c}); err != nil {
+	if err := a.engine.Release(ctx, []*v2beta1.SpiderIPClaim{c}); err != nil {
 		return nil, err
 	}
-	until := a.quarantine.add(pool.UID, addr)
+	until, err := a.engine.QuarantineClaim(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	a.seQueue.Add(key)
 	a.metrics.AddressConflicts.WithLabelValues(nodeapi.ConflictReleased).Inc()
 	log.Info("address conflict: released the address and quarantined it", "pool", c.Spec.Pool, "until", until.Format(time.RFC3339))
@@ -93,82 +89,4 @@ func conflictClaim(claims []*v2beta1.SpiderIPClaim, rep *nodeapi.ConflictReport,
 		return c
 	}
 	return nil
-}
-
-// quarantine holds addresses released after a conflict report; the
-// allocator skips them until they expire. Entries belong to the pool object
-// (UID) the address was released from: a pool deleted and created again
-// starts clean. It is per agent (per node) and in memory: a restarted agent
-// offers the addresses again, and the coordinator refuses them again if the
-// conflict persists.
-type quarantine struct {
-	ttl time.Duration
-	now func() time.Time
-
-	mu    sync.Mutex
-	until map[quarantined]time.Time
-}
-
-type quarantined struct {
-	pool types.UID
-	addr netip.Addr
-}
-
-func newQuarantine(ttl time.Duration) *quarantine {
-	return &quarantine{ttl: ttl, now: time.Now, until: map[quarantined]time.Time{}}
-}
-
-// add quarantines addr of pool (again) for the full period and returns its
-// end.
-func (q *quarantine) add(pool types.UID, addr netip.Addr) time.Time {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	now := q.now()
-	q.expire(now)
-	k := quarantined{pool, addr}
-	q.until[k] = now.Add(q.ttl)
-	return q.until[k]
-}
-
-// has reports whether addr of pool is quarantined. It is called under a
-// pool's mutex on every reservation, so the common case (empty) is one map
-// read.
-func (q *quarantine) has(pool types.UID, addr netip.Addr) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.until) == 0 {
-		return false
-	}
-	k := quarantined{pool, addr}
-	t, ok := q.until[k]
-	if !ok {
-		return false
-	}
-	if !q.now().Before(t) {
-		delete(q.until, k)
-		return false
-	}
-	return true
-}
-
-// count returns how many addresses of pool are quarantined and satisfy in.
-func (q *quarantine) count(pool types.UID, in func(netip.Addr) bool) int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.expire(q.now())
-	n := 0
-	for k := range q.until {
-		if k.pool == pool && in(k.addr) {
-			n++
-		}
-	}
-	return n
-}
-
-func (q *quarantine) expire(now time.Time) {
-	for a, t := range q.until {
-		if !now.Before(t) {
-			delete(q.until, a)
-		}
-	}
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
@@ -29,7 +30,7 @@ func (a *Agent) podFacts(ctx context.Context, req *nodeapi.Request) (*podFacts, 
 			if isNotFound(err) {
 				return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Msg: fmt.Sprintf("pod %q not found", key)}
 			}
-			return nil, apiError(err, "failed to get pod %q", key)
+			return nil, allocator.APIError(err, "failed to get pod %q", key)
 		}
 	}
 	if pod.Spec.NodeName != a.cfg.NodeName {
@@ -47,14 +48,14 @@ func (a *Agent) podFacts(ctx context.Context, req *nodeapi.Request) (*podFacts, 
 	ns := &corev1.Namespace{}
 	if err := a.cache.Get(ctx, keyOf("", pod.Namespace), ns); err != nil {
 		if err := a.live.Get(ctx, keyOf("", pod.Namespace), ns); err != nil {
-			return nil, apiError(err, "failed to get namespace %q", pod.Namespace)
+			return nil, allocator.APIError(err, "failed to get namespace %q", pod.Namespace)
 		}
 	}
 	f.namespace = ns
 	node := &corev1.Node{}
 	if err := a.cache.Get(ctx, keyOf("", a.cfg.NodeName), node); err != nil {
 		if err := a.live.Get(ctx, keyOf("", a.cfg.NodeName), node); err != nil {
-			return nil, apiError(err, "failed to get node %q", a.cfg.NodeName)
+			return nil, allocator.APIError(err, "failed to get node %q", a.cfg.NodeName)
 		}
 	}
 	f.node = node
@@ -69,7 +70,7 @@ func (a *Agent) Coordinator(ctx context.Context) (*nodeapi.CoordinatorConfig, er
 		if isNotFound(err) {
 			return &nodeapi.CoordinatorConfig{}, nil // no cluster defaults
 		}
-		return nil, apiError(err, "failed to get SpiderCoordinator %q", "default")
+		return nil, allocator.APIError(err, "failed to get SpiderCoordinator %q", "default")
 	}
 	s := c.Spec
 	out := &nodeapi.CoordinatorConfig{
@@ -91,7 +92,7 @@ func (a *Agent) Pod(ctx context.Context, namespace, name string) (*nodeapi.PodIn
 			if isNotFound(err) {
 				return nil, fmt.Errorf("pod %q: %w", key, nodeapi.ErrNotFound)
 			}
-			return nil, apiError(err, "failed to get pod %q", key)
+			return nil, allocator.APIError(err, "failed to get pod %q", key)
 		}
 	}
 	info := &nodeapi.PodInfo{Namespace: namespace, Name: name, UID: string(pod.UID), Node: pod.Spec.NodeName,

@@ -518,14 +518,14 @@ func TestReleaseNeverFreesRecreatedClaim(t *testing.T) {
 	requireEnv(t)
 	s := &store.Store{W: k8s}
 	addr := netip.MustParseAddr("10.24.0.7")
-	old := store.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "x", PodNamespace: "a", PodName: "old", PodUID: "u-old"})
+	old := v2beta1.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "x", PodNamespace: "a", PodName: "old", PodUID: "u-old"})
 	if taken, err := s.Create(rootCtx, old); err != nil || taken {
 		t.Fatalf("create: %v %v", taken, err)
 	}
 	if err := k8s.Delete(rootCtx, old.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
-	fresh := store.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "x", PodNamespace: "a", PodName: "new", PodUID: "u-new"})
+	fresh := v2beta1.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "x", PodNamespace: "a", PodName: "new", PodUID: "u-new"})
 	if taken, err := s.Create(rootCtx, fresh); err != nil || taken {
 		t.Fatalf("re-create: %v %v", taken, err)
 	}
@@ -542,7 +542,7 @@ func TestReleaseNeverFreesRecreatedClaim(t *testing.T) {
 		t.Fatalf("claim now held by %q", got.Spec.PodName)
 	}
 	// A second create of the same address is refused as taken.
-	if taken, err := s.Create(rootCtx, store.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "x"})); err != nil || !taken {
+	if taken, err := s.Create(rootCtx, v2beta1.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "x"})); err != nil || !taken {
 		t.Fatalf("duplicate create: taken=%v err=%v", taken, err)
 	}
 	// A release decided before a re-bind deletes nothing either.
@@ -722,7 +722,7 @@ func TestRestartWritesMissingEndpoints(t *testing.T) {
 	p := createPod(t, podObj("restart", "web", "restart-node", nil))
 	// What the agent wrote before it died: the claim only.
 	s := &store.Store{W: k8s}
-	c := store.NewClaim(netip.MustParseAddr("10.30.0.15"), v2beta1.IPClaimSpec{Pool: "restart-v4", PodNamespace: "restart", PodName: "web",
+	c := v2beta1.NewClaim(netip.MustParseAddr("10.30.0.15"), v2beta1.IPClaimSpec{Pool: "restart-v4", PodNamespace: "restart", PodName: "web",
 		PodUID: string(p.UID), Interface: "eth0", ContainerID: "c1", Node: "restart-node"})
 	if _, err := s.Create(rootCtx, c); err != nil {
 		t.Fatal(err)

@@ -5,11 +5,10 @@ import (
 	"testing"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/store"
 )
 
 func testClaim(addr, pod, rv string) *v2beta1.SpiderIPClaim {
-	c := store.NewClaim(netip.MustParseAddr(addr), v2beta1.IPClaimSpec{Pool: "p", PodNamespace: "ns", PodName: pod, PodUID: "u-" + pod})
+	c := v2beta1.NewClaim(netip.MustParseAddr(addr), v2beta1.IPClaimSpec{Pool: "p", PodNamespace: "ns", PodName: pod, PodUID: "u-" + pod})
 	c.ResourceVersion = rv
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
@@ -69,7 +70,7 @@ func (a *Agent) selectionIndex(ctx context.Context) (*selection.Index, error) {
 func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*ifacePlan, error) {
 	idx, err := a.selectionIndex(ctx)
 	if err != nil {
-		return nil, apiError(err, "failed to select pools for pod %q", f.key())
+		return nil, allocator.APIError(err, "failed to select pools for pod %q", f.key())
 	}
 	sel, err := idx.Select(&selection.Request{
 		PodNamespace:          f.pod.Namespace,

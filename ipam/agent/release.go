@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
@@ -66,7 +67,7 @@ func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	if !release {
 		return nil
 	}
-	if err := a.release(ctx, mine); err != nil {
+	if err := a.engine.Release(ctx, mine); err != nil {
 		return err
 	}
 	if a.cfg.EndpointWrites == EndpointSync {
@@ -95,7 +96,7 @@ func (a *Agent) shouldRelease(ctx context.Context, c *v2beta1.SpiderIPClaim, san
 		case err == nil:
 			sts = obj
 		case !isNotFound(err):
-			return false, apiError(err, "failed to get StatefulSet %q", c.Spec.PodNamespace+"/"+c.Spec.OwnerName)
+			return false, allocator.APIError(err, "failed to get StatefulSet %q", c.Spec.PodNamespace+"/"+c.Spec.OwnerName)
 		}
 	}
 	var node *corev1.Node
@@ -125,7 +126,7 @@ func (a *Agent) livePod(ctx context.Context, namespace, name string) (*corev1.Po
 		return nil, nil
 	}
 	if err != nil {
-		return nil, apiError(err, "failed to get pod %q", namespace+"/"+name)
+		return nil, allocator.APIError(err, "failed to get pod %q", namespace+"/"+name)
 	}
 	return pod, nil
 }
@@ -208,7 +209,7 @@ func (a *Agent) collect(ctx context.Context, skip func(*v2beta1.SpiderIPClaim) b
 		if len(cur) > 0 {
 			rel, err = a.shouldRelease(ctx, cur[0], false)
 			if err == nil && rel {
-				err = a.release(ctx, cur)
+				err = a.engine.Release(ctx, cur)
 			}
 		}
 		unlock()

@@ -8,7 +8,7 @@ import (
 )
 
 func claim(addr, pool, iface string, clean bool) *v2beta1.SpiderIPClaim {
-	return NewClaim(netip.MustParseAddr(addr), v2beta1.IPClaimSpec{Pool: pool, PodNamespace: "ns", PodName: "web-0", PodUID: "u1",
+	return v2beta1.NewClaim(netip.MustParseAddr(addr), v2beta1.IPClaimSpec{Pool: pool, PodNamespace: "ns", PodName: "web-0", PodUID: "u1",
 		Interface: iface, ContainerID: "c1", Node: "n1", OwnerKind: "StatefulSet", OwnerName: "web", CleanGateway: clean})
 }
 
@@ -49,7 +49,7 @@ func TestEndpointFromClaims(t *testing.T) {
 }
 
 func TestNewClaimNamesAndLabels(t *testing.T) {
-	c := NewClaim(netip.MustParseAddr("fd00::a"), v2beta1.IPClaimSpec{Pool: "p6"})
+	c := v2beta1.NewClaim(netip.MustParseAddr("fd00::a"), v2beta1.IPClaimSpec{Pool: "p6"})
 	if c.Name != "fd00-0000-0000-0000-0000-0000-0000-000a" || c.Spec.IPVersion != 6 || c.Spec.Address != "fd00::a" || c.Labels[v2beta1.LabelPool] != "p6" {
 		t.Fatalf("%+v", c)
 	}

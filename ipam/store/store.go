@@ -11,11 +11,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
@@ -97,23 +95,6 @@ func IndexClaims(ctx context.Context, idx Indexer, fields ...string) error {
 		have[field] = true
 	}
 	return nil
-}
-
-// NewClaim builds the claim object for addr; spec must have every field but
-// Address and IPVersion filled in.
-func NewClaim(addr netip.Addr, spec v2beta1.IPClaimSpec) *v2beta1.SpiderIPClaim {
-	spec.Address = addr.String()
-	spec.IPVersion = v2beta1.IPv4
-	if addr.Is6() {
-		spec.IPVersion = v2beta1.IPv6
-	}
-	return &v2beta1.SpiderIPClaim{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:   v2beta1.ClaimName(addr),
-			Labels: map[string]string{v2beta1.LabelPool: spec.Pool},
-		},
-		Spec: spec,
-	}
 }
 
 // Store performs the writes. W must not be a cached client's reader path:
@@ -220,4 +201,3 @@ func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoi
 	}
 	return upd, nil
 }
-

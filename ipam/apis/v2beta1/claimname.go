@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ClaimName returns the name of the SpiderIPClaim of addr: an IPv4 address in
@@ -43,4 +45,21 @@ func ParseClaimName(name string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("failed to parse claim name %q: not a canonical claim name (want %q)", name, ClaimName(addr))
 	}
 	return addr, nil
+}
+
+// NewClaim builds the SpiderIPClaim for addr; spec must have every field but
+// Address and IPVersion filled in.
+func NewClaim(addr netip.Addr, spec IPClaimSpec) *SpiderIPClaim {
+	spec.Address = addr.String()
+	spec.IPVersion = IPv4
+	if addr.Is6() {
+		spec.IPVersion = IPv6
+	}
+	return &SpiderIPClaim{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   ClaimName(addr),
+			Labels: map[string]string{LabelPool: spec.Pool},
+		},
+		Spec: spec,
+	}
 }

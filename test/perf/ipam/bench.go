@@ -32,7 +32,6 @@ import (
 	"github.com/spindle-net/spindle/ipam/agent"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
-	"github.com/spindle-net/spindle/ipam/store"
 	"github.com/spindle-net/spindle/test/kubeapi"
 )
 
@@ -164,7 +163,7 @@ func (b *bench) createCeiling() error {
 		base := netip.MustParseAddr(fmt.Sprintf("10.%d.0.0", 201+r))
 		_, took, err := parallel(b.creates, inFlight, func(i int) error {
 			addr := addrAdd(base, uint64(i))
-			return b.k.Create(b.ctx, store.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "ceiling"}))
+			return b.k.Create(b.ctx, v2beta1.NewClaim(addr, v2beta1.IPClaimSpec{Pool: "ceiling"}))
 		})
 		if err != nil {
 			return err
@@ -479,7 +478,7 @@ func (b *bench) fullVsEmpty() error {
 	offs := rand.Perm(size)[:prefill]
 	base := netip.MustParseAddr("10.50.0.1")
 	_, took, err := parallel(prefill, 2*inFlight, func(i int) error {
-		c := store.NewClaim(addrAdd(base, uint64(offs[i])), v2beta1.IPClaimSpec{Pool: "bench-full", PodNamespace: "bench-d", PodName: "filler", PodUID: "filler"})
+		c := v2beta1.NewClaim(addrAdd(base, uint64(offs[i])), v2beta1.IPClaimSpec{Pool: "bench-full", PodNamespace: "bench-d", PodName: "filler", PodUID: "filler"})
 		return b.k.Create(b.ctx, c)
 	})
 	if err != nil {

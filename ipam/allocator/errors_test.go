@@ -1,4 +1,4 @@
-package agent
+package allocator
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func TestAPIErrorCodes(t *testing.T) {
 		{apierrors.NewBadRequest("nope"), nodeapi.CodeInternal},
 	}
 	for _, tc := range cases {
-		e := apiError(tc.err, "failed to create SpiderIPClaim %q", "10.6.0.5")
+		e := APIError(tc.err, "failed to create SpiderIPClaim %q", "10.6.0.5")
 		if e.Code != tc.code {
 			t.Errorf("%v: code %d, want %d", tc.err, e.Code, tc.code)
 		}

@@ -1,4 +1,4 @@
-package agent
+package allocator
 
 import (
 	"context"
@@ -10,15 +10,14 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
-	"github.com/spindle-net/spindle/ipam/store"
 )
 
-// poolTable holds the in-memory allocation state of every pool this agent
-// has allocated from. A state is built lazily from the informer caches and
-// kept current by the claim event handler; a pool or reserved-address change
+// poolTable holds the in-memory allocation state of every pool the engine
+// has allocated from. A state is built lazily from the Source and the
+// ClaimStore and kept current by Observe; a pool or reserved-address change
 // drops it so the next request rebuilds it.
 type poolTable struct {
-	a      *Agent
+	e      *Engine
 	mu     sync.RWMutex
 	states map[string]*poolState
 }
@@ -41,10 +40,6 @@ type poolState struct {
 	cursor   uint64
 }
 
-func newPoolTable(a *Agent) *poolTable {
-	return &poolTable{a: a, states: map[string]*poolState{}}
-}
-
 func (t *poolTable) invalidate(name string) {
 	t.mu.Lock()
 	delete(t.states, name)
@@ -60,7 +55,7 @@ func (t *poolTable) invalidateAll() {
 // markAddress records a claim for addr appearing (used) or disappearing in
 // every pool state that contains it (pools may overlap).
 func (t *poolTable) markAddress(address string, used bool) {
-	addr, err := netip.ParseAddr(address)
+	addr, err := parseAddr(address)
 	if err != nil {
 		return
 	}
@@ -91,12 +86,9 @@ func (s *poolState) mark(addr netip.Addr, used bool) {
 // get returns the current state of pool name, building it when needed. It
 // returns (nil, nil) when the pool does not exist.
 func (t *poolTable) get(ctx context.Context, name string) (*poolState, error) {
-	pool := &v2beta1.SpiderIPPool{}
-	if err := t.a.cache.Get(ctx, keyOf("", name), pool); err != nil {
-		if isNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("failed to get SpiderIPPool %q from cache: %w", name, err)
+	pool, err := t.e.src.Pool(ctx, name)
+	if err != nil || pool == nil {
+		return nil, err
 	}
 	t.mu.RLock()
 	s := t.states[name]
@@ -116,7 +108,7 @@ func (t *poolTable) build(ctx context.Context, pool *v2beta1.SpiderIPPool) (*poo
 		s.err = err
 		return s, nil
 	}
-	reserved, err := t.reserved(ctx, fam)
+	reserved, err := t.e.src.Reserved(ctx, fam)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +120,7 @@ func (t *poolTable) build(ctx context.Context, pool *v2beta1.SpiderIPPool) (*poo
 	}
 	s.busy = s.claimed.Clone()
 	if size := s.claimed.Size(); size > 0 {
-		s.cursor = t.a.cursorSeed % size
+		s.cursor = t.e.cfg.CursorSeed % size
 	}
 	// Register before listing so no claim event is missed: an event that
 	// arrives in between is applied twice, which is idempotent. Lock order
@@ -146,11 +138,10 @@ func (t *poolTable) build(ctx context.Context, pool *v2beta1.SpiderIPPool) (*poo
 	// practice claims carry their pool; listing by the pool index keeps the
 	// build proportional to the pool, and overlapping claims are found by
 	// AlreadyExists on the first attempt.
-	claims := &v2beta1.SpiderIPClaimList{}
-	err = t.a.cache.List(ctx, claims, matchingField(store.IndexClaimByPool, pool.Name))
+	claims, err := t.e.claims.ByPool(ctx, pool.Name)
 	if err == nil {
-		for i := range claims.Items {
-			if addr, err := netip.ParseAddr(claims.Items[i].Spec.Address); err == nil {
+		for _, c := range claims {
+			if addr, err := parseAddr(c.Spec.Address); err == nil {
 				s.mark(addr, true)
 			}
 		}
@@ -158,21 +149,9 @@ func (t *poolTable) build(ctx context.Context, pool *v2beta1.SpiderIPPool) (*poo
 	s.mu.Unlock()
 	if err != nil {
 		t.invalidate(pool.Name)
-		return nil, fmt.Errorf("failed to list SpiderIPClaims of pool %q from cache: %w", pool.Name, err)
+		return nil, fmt.Errorf("failed to list the SpiderIPClaims of pool %q: %w", pool.Name, err)
 	}
 	return s, nil
-}
-
-func (t *poolTable) reserved(ctx context.Context, fam ranges.Family) (ranges.Set, error) {
-	list := &v2beta1.SpiderReservedIPList{}
-	if err := t.a.cache.List(ctx, list); err != nil {
-		return ranges.Set{}, fmt.Errorf("failed to list SpiderReservedIPs from cache: %w", err)
-	}
-	objs := make([]*v2beta1.SpiderReservedIP, len(list.Items))
-	for i := range list.Items {
-		objs[i] = &list.Items[i]
-	}
-	return ranges.ParseReserved(objs, fam)
 }
 
 // errPoolFull is returned by reserve when no address is free.
@@ -231,10 +210,17 @@ func (s *poolState) done(addr netip.Addr, claimed, conflict bool) {
 }
 
 // refused returns how many of the pool's unclaimed addresses q holds back.
-func (s *poolState) refused(q *quarantine) int {
+func (s *poolState) refused(q *Quarantine) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return q.count(s.pool.UID, func(a netip.Addr) bool { return s.claimed.Contains(a) && !s.claimed.Has(a) })
+	return q.Count(s.pool.UID, func(a netip.Addr) bool { return s.claimed.Contains(a) && !s.claimed.Has(a) })
+}
+
+// parseAddr parses a claim's address (unmapped, so an IPv4-mapped IPv6
+// spelling finds the IPv4 address).
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err
 }
 
 // usage returns "allocated/total" for error messages.

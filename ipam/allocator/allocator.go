@@ -1,0 +1,431 @@
+// Package allocator is Spindle's allocation engine: per-pool state (which
+// addresses are claimed or being claimed), reservation with a cursor that
+// spreads concurrent agents apart, quarantine of addresses found in use on
+// the network, and the decision, for one pod interface, of which existing
+// claims it keeps, which are stale (an earlier pod of the same name), which it
+// re-binds (a new sandbox, a StatefulSet replica's next incarnation) and which
+// family still needs a new address.
+//
+// The engine does no I/O of its own: it reads pools through a Source and
+// records claims through a ClaimStore. The node agent backs them with its
+// informer caches and the API server; Memory backs them with maps for tests.
+package allocator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
+	"github.com/spindle-net/spindle/ipam/ranges"
+	"github.com/spindle-net/spindle/ipam/selection"
+)
+
+// Source is what the engine reads about pools.
+type Source interface {
+	// Pool returns the pool named name; nil (and no error) when it does not
+	// exist.
+	Pool(ctx context.Context, name string) (*v2beta1.SpiderIPPool, error)
+	// Reserved returns the addresses of family fam that SpiderReservedIPs
+	// hold back from every pool.
+	Reserved(ctx context.Context, fam ranges.Family) (ranges.Set, error)
+}
+
+// ClaimStore records claims: one SpiderIPClaim per allocated address.
+type ClaimStore interface {
+	// Create records c. taken is true (and err nil) when the address
+	// already has a claim.
+	Create(ctx context.Context, c *v2beta1.SpiderIPClaim) (taken bool, err error)
+	// Release deletes c if it is still the claim that was read (same UID
+	// and resourceVersion); otherwise it returns ErrChanged. A claim that
+	// is already gone counts as released.
+	Release(ctx context.Context, c *v2beta1.SpiderIPClaim) error
+	// Rebind updates c to a new holder, guarded by its resourceVersion.
+	Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) error
+	// ByPod returns the claims held under a pod's name, whatever its UID.
+	ByPod(ctx context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error)
+	// ByPool returns the claims of a pool.
+	ByPool(ctx context.Context, pool string) ([]*v2beta1.SpiderIPClaim, error)
+}
+
+// ErrChanged is returned by ClaimStore.Release for a claim that was
+// re-created or re-bound since it was read: nothing was deleted.
+var ErrChanged = errors.New("the claim changed since it was read")
+
+// MaxConflictsPerPool bounds how many taken addresses one request skips in a
+// pool before it gives up with try-again-later.
+const MaxConflictsPerPool = 256
+
+// Config tunes the engine.
+type Config struct {
+	// Node is the node the engine allocates for; it is recorded in claims.
+	Node string
+	// EnableStatefulSet keeps a StatefulSet replica's addresses for its next
+	// incarnation.
+	EnableStatefulSet bool
+	// Quarantine is how long an address found in use on the network is not
+	// offered again by this engine.
+	Quarantine time.Duration
+	// CursorSeed places this engine's first search in every pool, so agents
+	// start apart; zero starts at the beginning.
+	CursorSeed uint64
+	// Hooks are told what happened (metrics); every field may be nil.
+	Hooks Hooks
+}
+
+// Hooks observe the engine.
+type Hooks struct {
+	// Allocated: an address was given to a holder (claim created, or
+	// re-bound to a new pod).
+	Allocated func(c *v2beta1.SpiderIPClaim)
+	// Released: a claim was deleted.
+	Released func(c *v2beta1.SpiderIPClaim)
+	// Taken: an address this engine chose was claimed by someone else first.
+	Taken func()
+	// RollbackFailed: a claim of a failed request could not be deleted yet;
+	// it is retried in the background.
+	RollbackFailed func(c *v2beta1.SpiderIPClaim, err error)
+}
+
+// Engine allocates addresses. It is safe for concurrent use; requests for the
+// same pod must be serialised by the caller.
+type Engine struct {
+	cfg        Config
+	src        Source
+	claims     ClaimStore
+	pools      *poolTable
+	quarantine *Quarantine
+	rollback   sync.WaitGroup
+}
+
+// New returns an engine over src and claims.
+func New(cfg Config, src Source, claims ClaimStore) *Engine {
+	e := &Engine{cfg: cfg, src: src, claims: claims, quarantine: NewQuarantine(cfg.Quarantine)}
+	e.pools = &poolTable{e: e, states: map[string]*poolState{}}
+	return e
+}
+
+// Holder is the pod an allocation is for.
+type Holder struct {
+	Namespace, Name string
+	UID             string
+	// OwnerKind and OwnerName are the pod's controller ("StatefulSet", ...).
+	OwnerKind, OwnerName string
+}
+
+func (h Holder) String() string { return h.Namespace + "/" + h.Name }
+
+func (h Holder) statefulSet() bool { return h.OwnerKind == "StatefulSet" && h.OwnerName != "" }
+
+// Family is the ordered list of candidate pools for one IP family, and the
+// candidates selection refused (for the error when none has an address).
+type Family struct {
+	Family   ranges.Family
+	Rule     selection.Rule
+	Pools    []string
+	Rejected []selection.RejectedPool
+}
+
+// Request is one pod interface to allocate for.
+type Request struct {
+	Holder      Holder
+	ContainerID string
+	Interface   string
+	// CleanGateway is recorded in the claims (the pod's default route does
+	// not use this interface).
+	CleanGateway bool
+	// Families are allocated in order; a family without pools is skipped.
+	Families []Family
+}
+
+// Allocate gives the request's interface one address per family: the
+// holder's own claims are kept (re-bound to a new sandbox when needed), a
+// StatefulSet replica inherits its predecessor's claims while their pools are
+// still candidates, claims of an earlier pod of the same name are released,
+// and missing families are claimed from the first candidate pool with a free
+// address. On failure nothing created by this call survives.
+func (e *Engine) Allocate(ctx context.Context, req *Request) ([]*v2beta1.SpiderIPClaim, error) {
+	held, err := e.claims.ByPod(ctx, req.Holder.Namespace, req.Holder.Name)
+	if err != nil {
+		return nil, APIError(err, "failed to list the claims of pod %q", req.Holder)
+	}
+	keep, stale := e.Sort(req, held)
+	if err := e.Release(ctx, stale); err != nil {
+		return nil, err
+	}
+	var got, created []*v2beta1.SpiderIPClaim
+	for _, fam := range req.Families {
+		if have := find(keep, req.Interface, fam.Family); have != nil {
+			c, err := e.bind(ctx, have, req)
+			if err != nil {
+				e.rollbackClaims(created)
+				return nil, err
+			}
+			got = append(got, c)
+			continue
+		}
+		c, err := e.claim(ctx, req, fam)
+		if err != nil {
+			e.rollbackClaims(created)
+			return nil, err
+		}
+		created = append(created, c)
+		got = append(got, c)
+	}
+	for _, c := range created {
+		e.hook(e.cfg.Hooks.Allocated, c)
+	}
+	return got, nil
+}
+
+// Sort splits the claims held under the request's pod name into those the
+// request keeps and stale ones of an earlier pod that it releases.
+func (e *Engine) Sort(req *Request, held []*v2beta1.SpiderIPClaim) (keep, stale []*v2beta1.SpiderIPClaim) {
+	for _, c := range held {
+		if c.Spec.PodUID == req.Holder.UID || e.inherits(req, c) {
+			keep = append(keep, c)
+		} else {
+			stale = append(stale, c)
+		}
+	}
+	return keep, stale
+}
+
+// inherits says whether the holder takes over claim c of an earlier pod of
+// the same name: a StatefulSet replica keeps its addresses as long as the
+// claim was made for the same StatefulSet and its pool is still a candidate.
+func (e *Engine) inherits(req *Request, c *v2beta1.SpiderIPClaim) bool {
+	h := req.Holder
+	if !e.cfg.EnableStatefulSet || !h.statefulSet() || c.Spec.OwnerKind != "StatefulSet" || c.Spec.OwnerName != h.OwnerName {
+		return false
+	}
+	if c.Spec.Interface != req.Interface {
+		return true // another interface: decided by that interface's ADD
+	}
+	for _, fam := range req.Families {
+		if int64(fam.Family) == c.Spec.IPVersion {
+			return slices.Contains(fam.Pools, c.Spec.Pool)
+		}
+	}
+	return false
+}
+
+func find(claims []*v2beta1.SpiderIPClaim, ifName string, fam ranges.Family) *v2beta1.SpiderIPClaim {
+	for _, c := range claims {
+		if c.Spec.Interface == ifName && c.Spec.IPVersion == int64(fam) {
+			return c
+		}
+	}
+	return nil
+}
+
+// bind makes an existing claim point at the request's pod and sandbox.
+func (e *Engine) bind(ctx context.Context, c *v2beta1.SpiderIPClaim, req *Request) (*v2beta1.SpiderIPClaim, error) {
+	want := c.DeepCopy()
+	e.holderSpec(&want.Spec, req)
+	if equality.Semantic.DeepEqual(want.Spec, c.Spec) {
+		return c, nil
+	}
+	if err := e.claims.Rebind(ctx, want); err != nil {
+		return nil, APIError(err, "failed to re-bind address %s to pod %q", c.Spec.Address, req.Holder)
+	}
+	if c.Spec.PodUID != want.Spec.PodUID {
+		e.hook(e.cfg.Hooks.Allocated, want)
+	}
+	return want, nil
+}
+
+// holderSpec fills in everything of a claim's spec that names its holder.
+func (e *Engine) holderSpec(spec *v2beta1.IPClaimSpec, req *Request) {
+	h := req.Holder
+	spec.PodNamespace, spec.PodName, spec.PodUID = h.Namespace, h.Name, h.UID
+	spec.OwnerKind, spec.OwnerName = h.OwnerKind, h.OwnerName
+	spec.Interface, spec.ContainerID, spec.Node = req.Interface, req.ContainerID, e.cfg.Node
+	spec.CleanGateway = req.CleanGateway
+}
+
+// claim creates a claim for a new address of one family from the first
+// candidate pool that has one.
+func (e *Engine) claim(ctx context.Context, req *Request, fam Family) (*v2beta1.SpiderIPClaim, error) {
+	var spec v2beta1.IPClaimSpec
+	e.holderSpec(&spec, req)
+	rejected := slices.Clone(fam.Rejected)
+	reject := func(name, reason string, args ...any) {
+		rejected = append(rejected, selection.RejectedPool{Name: name, Reason: fmt.Sprintf(reason, args...)})
+	}
+	for _, name := range fam.Pools {
+		s, err := e.pools.get(ctx, name)
+		if err != nil {
+			return nil, APIError(err, "failed to read SpiderIPPool %q", name)
+		}
+		switch {
+		case s == nil:
+			reject(name, "not found")
+			continue
+		case s.err != nil:
+			reject(name, "invalid: %v", s.err)
+			continue
+		case s.layout.Family != fam.Family:
+			reject(name, "is an %s pool", s.layout.Family)
+			continue
+		case s.pool.Spec.Disable != nil && *s.pool.Spec.Disable:
+			reject(name, "disabled")
+			continue
+		}
+		spec.Pool = name
+		for conflicts := 0; ; {
+			addr, err := s.reserve(func(a netip.Addr) bool { return e.quarantine.Has(s.pool.UID, a) })
+			if errors.Is(err, errPoolFull) {
+				used, total := s.usage()
+				if q := s.refused(e.quarantine); q > 0 {
+					reject(name, "%d/%d allocated, %d more refused for %v after an address conflict", used, total, q, e.cfg.Quarantine)
+					break
+				}
+				reject(name, "%d/%d allocated", used, total)
+				break
+			}
+			c := v2beta1.NewClaim(addr, spec)
+			taken, err := e.claims.Create(ctx, c)
+			s.done(addr, err == nil, taken)
+			if err != nil {
+				return nil, APIError(err, "failed to claim address %s of pool %q for pod %q", addr, name, req.Holder)
+			}
+			if !taken {
+				return c, nil
+			}
+			e.hookTaken()
+			if conflicts++; conflicts >= MaxConflictsPerPool {
+				return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Reason: nodeapi.ReasonAPI,
+					Msg: fmt.Sprintf("failed to allocate %s address for pod %q: pool %q: %d addresses in a row were taken concurrently", fam.Family, req.Holder, name, conflicts)}
+			}
+		}
+	}
+	npe := &selection.NoPoolError{Interface: req.Interface, Family: fam.Family, Rule: fam.Rule, Rejected: rejected}
+	return nil, &nodeapi.ErrorResponse{
+		Code:    nodeapi.CodeTryAgainLater,
+		Reason:  nodeapi.ReasonExhausted,
+		Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q: no candidate pool has a free address", fam.Family, req.Interface, req.Holder),
+		Details: nodeapi.TrimDetails(npe.Error()),
+	}
+}
+
+// Release deletes claims (see ClaimStore.Release) and frees their addresses.
+// A claim that changed since it was read is left alone and the release fails
+// with try-again, so the caller decides again on fresh data.
+func (e *Engine) Release(ctx context.Context, claims []*v2beta1.SpiderIPClaim) error {
+	for _, c := range claims {
+		err := e.claims.Release(ctx, c)
+		if errors.Is(err, ErrChanged) {
+			return &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Reason: nodeapi.ReasonAPI,
+				Msg: fmt.Sprintf("failed to release address %s of pod %q: its SpiderIPClaim changed while being released; deciding again", c.Spec.Address, c.Spec.PodNamespace+"/"+c.Spec.PodName)}
+		}
+		if err != nil {
+			return APIError(err, "failed to release address %s of pod %q", c.Spec.Address, c.Spec.PodNamespace+"/"+c.Spec.PodName)
+		}
+		e.pools.markAddress(c.Spec.Address, false)
+		e.hook(e.cfg.Hooks.Released, c)
+	}
+	return nil
+}
+
+// rollbackClaims deletes the claims a failed request created. Failures are
+// retried in the background until they succeed (Wait waits for them).
+func (e *Engine) rollbackClaims(created []*v2beta1.SpiderIPClaim) {
+	undo := func(c *v2beta1.SpiderIPClaim) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := e.claims.Release(ctx, c)
+		if err == nil || errors.Is(err, ErrChanged) { // changed: someone else holds it now
+			e.pools.markAddress(c.Spec.Address, false)
+			return nil
+		}
+		if e.cfg.Hooks.RollbackFailed != nil {
+			e.cfg.Hooks.RollbackFailed(c, err)
+		}
+		return err
+	}
+	for _, c := range created {
+		if undo(c) == nil {
+			continue
+		}
+		e.rollback.Add(1)
+		go func() {
+			defer e.rollback.Done()
+			for delay := 200 * time.Millisecond; ; delay = min(2*delay, 30*time.Second) {
+				time.Sleep(delay)
+				if undo(c) == nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// Wait waits for background rollbacks to finish.
+func (e *Engine) Wait() { e.rollback.Wait() }
+
+// Observe keeps the pools' claimed addresses in step with a claim that
+// appeared (cur), changed or disappeared (old, cur nil), as the claim
+// informer reports it.
+func (e *Engine) Observe(old, cur *v2beta1.SpiderIPClaim) {
+	if old != nil && (cur == nil || old.Spec.Address != cur.Spec.Address) {
+		e.pools.markAddress(old.Spec.Address, false)
+	}
+	if cur != nil {
+		e.pools.markAddress(cur.Spec.Address, true)
+	}
+}
+
+// PoolChanged drops the state of pool name; the next request rebuilds it.
+func (e *Engine) PoolChanged(name string) { e.pools.invalidate(name) }
+
+// ReservedChanged drops every pool's state (a SpiderReservedIP changed).
+func (e *Engine) ReservedChanged() { e.pools.invalidateAll() }
+
+// Layout returns the parsed layout of pool name (subnet, gateway, usable
+// addresses) and the pool; nil when the pool does not exist or is invalid.
+func (e *Engine) Layout(ctx context.Context, name string) (*ranges.Pool, *v2beta1.SpiderIPPool, error) {
+	s, err := e.pools.get(ctx, name)
+	if err != nil || s == nil || s.err != nil {
+		return nil, nil, err
+	}
+	return s.layout, s.pool, nil
+}
+
+// QuarantineClaim keeps the address of c (in its pool, by UID) from being
+// offered again for the quarantine period and returns its end.
+func (e *Engine) QuarantineClaim(ctx context.Context, c *v2beta1.SpiderIPClaim) (time.Time, error) {
+	addr, err := parseAddr(c.Spec.Address)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("claim %q: %w", c.Name, err)
+	}
+	pool, err := e.src.Pool(ctx, c.Spec.Pool)
+	if err != nil {
+		return time.Time{}, APIError(err, "failed to get SpiderIPPool %q", c.Spec.Pool)
+	}
+	uid := types.UID("") // the pool is gone; a pool created again has another UID
+	if pool != nil {
+		uid = pool.UID
+	}
+	return e.quarantine.Add(uid, addr), nil
+}
+
+func (e *Engine) hook(f func(*v2beta1.SpiderIPClaim), c *v2beta1.SpiderIPClaim) {
+	if f != nil {
+		f(c)
+	}
+}
+
+func (e *Engine) hookTaken() {
+	if e.cfg.Hooks.Taken != nil {
+		e.cfg.Hooks.Taken()
+	}
+}

@@ -1,0 +1,290 @@
+package allocator
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
+	"github.com/spindle-net/spindle/ipam/ranges"
+)
+
+var ctx = context.Background()
+
+func pool(name, subnet string, ips ...string) *v2beta1.SpiderIPPool {
+	return &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v2beta1.IPPoolSpec{Subnet: subnet, IPs: ips}}
+}
+
+// fixture is an engine over a Memory with a v4 pool "v4" (10.0.0.10-12)
+// and a v6 pool "v6" (fd00::10-12), counting what the hooks report.
+type fixture struct {
+	mem                        *Memory
+	e                          *Engine
+	allocated, released, taken atomic.Int64
+}
+
+func newFixture(t *testing.T, sts bool) *fixture {
+	t.Helper()
+	f := &fixture{mem: NewMemory()}
+	f.mem.SetPool(pool("v4", "10.0.0.0/24", "10.0.0.10-10.0.0.12"))
+	f.mem.SetPool(pool("v6", "fd00::/64", "fd00::10-fd00::12"))
+	f.e = New(Config{Node: "node1", EnableStatefulSet: sts, Quarantine: 600e9, Hooks: Hooks{
+		Allocated: func(*v2beta1.SpiderIPClaim) { f.allocated.Add(1) },
+		Released:  func(*v2beta1.SpiderIPClaim) { f.released.Add(1) },
+		Taken:     func() { f.taken.Add(1) },
+	}}, f.mem, f.mem)
+	return f
+}
+
+func request(name, uid, container string, families ...Family) *Request {
+	if len(families) == 0 {
+		families = []Family{{Family: ranges.V4, Pools: []string{"v4"}}, {Family: ranges.V6, Pools: []string{"v6"}}}
+	}
+	return &Request{Holder: Holder{Namespace: "ns", Name: name, UID: uid}, ContainerID: container, Interface: "eth0", Families: families}
+}
+
+func replica(name, uid, container string) *Request {
+	r := request(name, uid, container)
+	r.Holder.OwnerKind, r.Holder.OwnerName = "StatefulSet", "web"
+	return r
+}
+
+func addrs(claims []*v2beta1.SpiderIPClaim) []string {
+	var out []string
+	for _, c := range claims {
+		out = append(out, c.Spec.Address)
+	}
+	return out
+}
+
+func mustAllocate(t *testing.T, f *fixture, r *Request) []*v2beta1.SpiderIPClaim {
+	t.Helper()
+	got, err := f.e.Allocate(ctx, r)
+	if err != nil {
+		t.Fatalf("allocate for %s/%s: %v", r.Holder.Name, r.Holder.UID, err)
+	}
+	return got
+}
+
+func TestAllocateOneAddressPerFamilyRecordedForTheHolder(t *testing.T) {
+	f := newFixture(t, false)
+	got := mustAllocate(t, f, request("app", "u1", "c1"))
+	if len(got) != 2 || got[0].Spec.IPVersion != 4 || got[1].Spec.IPVersion != 6 {
+		t.Fatalf("got %v, want an IPv4 then an IPv6 address", addrs(got))
+	}
+	stored := f.mem.Claims()
+	if len(stored) != 2 {
+		t.Fatalf("%d claims stored, want 2", len(stored))
+	}
+	for _, c := range stored {
+		s := c.Spec
+		if s.PodNamespace != "ns" || s.PodName != "app" || s.PodUID != "u1" || s.ContainerID != "c1" || s.Interface != "eth0" || s.Node != "node1" ||
+			c.Name != v2beta1.ClaimName(netip.MustParseAddr(s.Address)) || c.Labels[v2beta1.LabelPool] != s.Pool {
+			t.Errorf("claim %s: %+v", c.Name, s)
+		}
+	}
+	if f.allocated.Load() != 2 {
+		t.Errorf("allocated hook %d, want 2", f.allocated.Load())
+	}
+}
+
+func TestAllocateKeepsTheHolderAddressesAcrossRetriesAndSandboxes(t *testing.T) {
+	f := newFixture(t, false)
+	first := addrs(mustAllocate(t, f, request("app", "u1", "c1")))
+	again := addrs(mustAllocate(t, f, request("app", "u1", "c1")))
+	restarted := mustAllocate(t, f, request("app", "u1", "c2"))
+	if strings.Join(again, ",") != strings.Join(first, ",") || strings.Join(addrs(restarted), ",") != strings.Join(first, ",") {
+		t.Fatalf("first %v, retry %v, new sandbox %v: want the same addresses", first, again, addrs(restarted))
+	}
+	for _, c := range f.mem.Claims() {
+		if c.Spec.ContainerID != "c2" {
+			t.Errorf("claim %s still names sandbox %q, want c2", c.Name, c.Spec.ContainerID)
+		}
+	}
+	if n := len(f.mem.Claims()); n != 2 || f.allocated.Load() != 2 {
+		t.Fatalf("%d claims, %d allocations: want 2 and 2 (re-binding a sandbox allocates nothing)", n, f.allocated.Load())
+	}
+}
+
+func TestAllocateReleasesTheClaimsOfAnEarlierPodOfTheSameName(t *testing.T) {
+	f := newFixture(t, false)
+	mustAllocate(t, f, request("app", "u1", "c1"))
+	got := mustAllocate(t, f, request("app", "u2", "c2"))
+	stored := f.mem.Claims()
+	if len(stored) != 2 || f.released.Load() != 2 {
+		t.Fatalf("%d claims left, %d released: want the 2 of u1 released and 2 for u2", len(stored), f.released.Load())
+	}
+	for _, c := range stored {
+		if c.Spec.PodUID != "u2" {
+			t.Errorf("claim %s still held by %s", c.Name, c.Spec.PodUID)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %v", addrs(got))
+	}
+}
+
+func TestStatefulSetReplicaInheritsWhileItsPoolIsACandidate(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sts      bool
+		families []Family
+		inherits bool
+	}{
+		{"StatefulSet support on", true, nil, true},
+		{"StatefulSet support off", false, nil, false},
+		{"the pool is no longer a candidate", true, []Family{{Family: ranges.V4, Pools: []string{"v4b"}}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.sts)
+			f.mem.SetPool(pool("v4b", "10.1.0.0/24", "10.1.0.10-10.1.0.12"))
+			first := mustAllocate(t, f, replica("web-0", "old", "c1"))
+			next := replica("web-0", "new", "c2")
+			if tc.families != nil {
+				next.Families = tc.families
+			}
+			got := mustAllocate(t, f, next)
+			if same := got[0].Spec.Address == first[0].Spec.Address; same != tc.inherits {
+				t.Fatalf("first %v, next incarnation %v: inherited=%v, want %v", addrs(first), addrs(got), same, tc.inherits)
+			}
+			for _, c := range f.mem.Claims() {
+				if c.Spec.PodUID != "new" {
+					t.Errorf("claim %s (%s) still held by the old incarnation", c.Name, c.Spec.Pool)
+				}
+			}
+		})
+	}
+}
+
+func TestAllocateSaysWhyNoPoolHadAnAddress(t *testing.T) {
+	f := newFixture(t, false)
+	disabled := pool("off", "10.2.0.0/24", "10.2.0.10")
+	disabled.Spec.Disable = ptr.To(true)
+	f.mem.SetPool(disabled)
+	f.mem.SetPool(pool("one", "10.3.0.0/24", "10.3.0.10"))
+	mustAllocate(t, f, request("a", "ua", "c", Family{Family: ranges.V4, Pools: []string{"one"}}))
+
+	_, err := f.e.Allocate(ctx, request("b", "ub", "c", Family{Family: ranges.V4, Pools: []string{"missing", "off", "v6", "one"}}))
+	var e *nodeapi.ErrorResponse
+	if !errors.As(err, &e) || e.Code != nodeapi.CodeTryAgainLater || e.Reason != nodeapi.ReasonExhausted {
+		t.Fatalf("got %v, want try-again-later, reason exhausted", err)
+	}
+	for _, want := range []string{`"missing": not found`, `"off": disabled`, `"v6": is an IPv6 pool`, `"one": 1/1 allocated`} {
+		if !strings.Contains(e.Details, want) {
+			t.Errorf("details %q do not say %s", e.Details, want)
+		}
+	}
+}
+
+func TestAddressTakenByAnotherWriterIsSkipped(t *testing.T) {
+	f := newFixture(t, false)
+	mustAllocate(t, f, request("a", "ua", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}))
+	// Another agent claims the next two addresses; this engine has not
+	// observed them (its informer lags).
+	for _, a := range []string{"10.0.0.11", "10.0.0.12", "10.0.0.10"} {
+		if _, err := f.mem.Create(ctx, v2beta1.NewClaim(netip.MustParseAddr(a), v2beta1.IPClaimSpec{Pool: "v4", PodNamespace: "x", PodName: a})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := f.e.Allocate(ctx, request("b", "ub", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}))
+	if f.taken.Load() != 2 {
+		t.Fatalf("taken %d, want 2 (both addresses the other writer won)", f.taken.Load())
+	}
+	var e *nodeapi.ErrorResponse
+	if !errors.As(err, &e) || e.Reason != nodeapi.ReasonExhausted || !strings.Contains(e.Details, "3/3 allocated") {
+		t.Fatalf("got %v, want the pool reported full", err)
+	}
+}
+
+func TestFailedFamilyLeavesNothingBehind(t *testing.T) {
+	f := newFixture(t, false)
+	f.mem.SetPool(pool("v6full", "fd01::/64", "fd01::10"))
+	mustAllocate(t, f, request("a", "ua", "c", Family{Family: ranges.V6, Pools: []string{"v6full"}}))
+
+	// The IPv4 claim is created, the IPv6 pool is full, and the first
+	// rollback fails: it is retried in the background until it succeeds.
+	var fails atomic.Int64
+	f.mem.Fail = func(op string, _ *v2beta1.SpiderIPClaim) error {
+		if op == "release" && fails.Add(1) == 1 {
+			return errors.New("connection reset")
+		}
+		return nil
+	}
+	_, err := f.e.Allocate(ctx, request("b", "ub", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}, Family{Family: ranges.V6, Pools: []string{"v6full"}}))
+	if err == nil {
+		t.Fatal("allocation with a full IPv6 pool succeeded")
+	}
+	f.e.Wait()
+	if fails.Load() < 2 {
+		t.Fatalf("%d release attempts, want a failed one and a retry", fails.Load())
+	}
+	for _, c := range f.mem.Claims() {
+		if c.Spec.PodName == "b" {
+			t.Errorf("claim %s of the failed request survived", c.Name)
+		}
+	}
+	// The address is free again for the next request.
+	if got := mustAllocate(t, f, request("c", "uc", "c", Family{Family: ranges.V4, Pools: []string{"v4"}})); len(got) != 1 {
+		t.Fatalf("got %v", addrs(got))
+	}
+}
+
+func TestReleaseNeverDeletesAClaimThatChanged(t *testing.T) {
+	f := newFixture(t, true)
+	read := mustAllocate(t, f, replica("web-0", "old", "c1"))
+	mustAllocate(t, f, replica("web-0", "new", "c2")) // re-bound to the next incarnation
+	err := f.e.Release(ctx, read)
+	var e *nodeapi.ErrorResponse
+	if !errors.As(err, &e) || e.Code != nodeapi.CodeTryAgainLater || !strings.Contains(e.Msg, "changed") {
+		t.Fatalf("release of a stale copy: %v, want try-again naming the change", err)
+	}
+	if n := len(f.mem.Claims()); n != 2 {
+		t.Fatalf("%d claims left, want the 2 of the new incarnation", n)
+	}
+}
+
+func TestQuarantinedAddressIsNotOfferedAgain(t *testing.T) {
+	f := newFixture(t, false)
+	got := mustAllocate(t, f, request("a", "ua", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}))
+	if err := f.e.Release(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.QuarantineClaim(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, name := range []string{"b", "c"} {
+		for _, c := range mustAllocate(t, f, request(name, "u"+name, "c", Family{Family: ranges.V4, Pools: []string{"v4"}})) {
+			seen[c.Spec.Address] = true
+		}
+	}
+	if seen[got[0].Spec.Address] {
+		t.Fatalf("quarantined %s was offered again", got[0].Spec.Address)
+	}
+	_, err := f.e.Allocate(ctx, request("d", "ud", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}))
+	var e *nodeapi.ErrorResponse
+	if !errors.As(err, &e) || !strings.Contains(e.Details, "1 more refused") {
+		t.Fatalf("got %v, want the quarantined address named as refused", err)
+	}
+}
+
+func TestObservedClaimsAreNotReserved(t *testing.T) {
+	f := newFixture(t, false)
+	mustAllocate(t, f, request("a", "ua", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}))
+	other := v2beta1.NewClaim(netip.MustParseAddr("10.0.0.11"), v2beta1.IPClaimSpec{Pool: "v4"})
+	if _, err := f.mem.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	f.e.Observe(nil, other) // the informer saw it: no wasted attempt
+	mustAllocate(t, f, request("b", "ub", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}))
+	if f.taken.Load() != 0 {
+		t.Fatalf("taken %d, want 0: an observed claim is never tried", f.taken.Load())
+	}
+}
