@@ -32,8 +32,7 @@ type Options struct {
 	Burst       int
 }
 
-// BindFlags registers the flags; NODE_NAME and KUBECONFIG come from the
-// environment.
+// BindFlags registers the flags; NODE_NAME comes from the environment.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Socket, "socket", nodeapi.DefaultSocket, "unix socket the spiderpool CNI plugin talks to (created with mode 0600)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", DefaultMetricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
@@ -49,11 +48,11 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ConflictQuarantine, "conflict-quarantine", DefaultConflictQuarantine, "how long an address released after the coordinator found it used by another machine is not offered again by this agent")
 	fs.Float64Var(&o.QPS, "kube-api-qps", 200, "API server requests per second (client-side limit)")
 	fs.IntVar(&o.Burst, "kube-api-burst", 400, "API server request burst (client-side limit)")
-	o.Kubeconfig = os.Getenv("KUBECONFIG")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file of the API server (default $KUBECONFIG; empty: the pod's ServiceAccount)")
 	o.NodeName = os.Getenv("NODE_NAME")
 }
 
-// RestConfig loads KUBECONFIG, or the in-cluster configuration when unset.
+// RestConfig loads --kubeconfig, or the in-cluster configuration when unset.
 func (o *Options) RestConfig() (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error

@@ -111,7 +111,7 @@ var agentPlan = flagPlan{
 		"system-namespace": "the release namespace (also POD_NAMESPACE)",
 	},
 	excluded: map[string]string{
-		"kubeconfig": "registered by controller-runtime; the pod uses its ServiceAccount (in-cluster configuration)",
+		"kubeconfig": "for running the agent outside a cluster; the pod uses its ServiceAccount (in-cluster configuration)",
 	},
 }
 
