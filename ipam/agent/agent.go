@@ -178,7 +178,7 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 		cfg:     cfg,
 		cache:   c,
 		live:    live,
-		store:   &store.Store{W: live},
+		store:   &store.Store{W: live, R: c},
 		metrics: NewMetrics(),
 		log:     cfg.Logger,
 		overlay: newOverlay(),
@@ -201,7 +201,7 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 				a.log.Error(err, "failed to roll back claim; retrying in background", "claim", c.Name)
 			},
 		},
-	}, engineSource{a}, engineClaims{a})
+	}, engineSource{a}, engineClaims{Store: a.store, a: a})
 	a.readyErr.Store("informer caches are not synced yet")
 	return a, nil
 }

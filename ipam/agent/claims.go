@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/store"
@@ -37,14 +36,17 @@ func (s engineSource) Reserved(ctx context.Context, fam ranges.Family) (ranges.S
 	return ranges.ParseReserved(objs, fam)
 }
 
-// engineClaims is the allocation engine's claim store: writes go to the API
-// server and into the overlay at once, reads merge the informer cache with
-// the overlay, so a request sees this agent's own writes before the
-// informer does.
-type engineClaims struct{ a *Agent }
+// engineClaims is the allocation engine's claim store: store.Store on the
+// API server and the informer cache, plus the overlay: writes go into it at
+// once and reads by pod merge it in, so a request sees this agent's own
+// writes before the informer does.
+type engineClaims struct {
+	*store.Store
+	a *Agent
+}
 
 func (s engineClaims) Create(ctx context.Context, c *v2beta1.SpiderIPClaim) (bool, error) {
-	taken, err := s.a.store.Create(ctx, c)
+	taken, err := s.Store.Create(ctx, c)
 	if err == nil && !taken {
 		s.a.overlay.put(c)
 	}
@@ -52,19 +54,15 @@ func (s engineClaims) Create(ctx context.Context, c *v2beta1.SpiderIPClaim) (boo
 }
 
 func (s engineClaims) Release(ctx context.Context, c *v2beta1.SpiderIPClaim) error {
-	res, err := store.DeleteExact(ctx, s.a.store.W, c)
-	switch {
-	case err != nil:
+	if err := s.Store.Release(ctx, c); err != nil {
 		return err
-	case res == store.Changed:
-		return allocator.ErrChanged
 	}
 	s.a.overlay.deleted(c)
 	return nil
 }
 
 func (s engineClaims) Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) error {
-	if err := s.a.store.Rebind(ctx, c); err != nil {
+	if err := s.Store.Rebind(ctx, c); err != nil {
 		return err
 	}
 	s.a.overlay.put(c)
@@ -73,16 +71,4 @@ func (s engineClaims) Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) erro
 
 func (s engineClaims) ByPod(_ context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error) {
 	return s.a.podClaims(store.PodKey(namespace, name)), nil
-}
-
-func (s engineClaims) ByPool(ctx context.Context, pool string) ([]*v2beta1.SpiderIPClaim, error) {
-	list := &v2beta1.SpiderIPClaimList{}
-	if err := s.a.cache.List(ctx, list, matchingField(store.IndexClaimByPool, pool)); err != nil {
-		return nil, fmt.Errorf("failed to list the SpiderIPClaims of pool %q from cache: %w", pool, err)
-	}
-	out := make([]*v2beta1.SpiderIPClaim, len(list.Items))
-	for i := range list.Items {
-		out[i] = &list.Items[i]
-	}
-	return out, nil
 }

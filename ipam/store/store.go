@@ -14,8 +14,10 @@ import (
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 )
 
@@ -98,9 +100,51 @@ func IndexClaims(ctx context.Context, idx Indexer, fields ...string) error {
 }
 
 // Store performs the writes. W must not be a cached client's reader path:
-// every call goes to the API server.
+// every call goes to the API server. With R, an informer cache with the claim
+// indexes (IndexClaims), Store is the allocation engine's ClaimStore on the
+// API server.
 type Store struct {
 	W client.Client
+	R client.Reader
+}
+
+var _ allocator.ClaimStore = (*Store)(nil)
+
+// Release implements allocator.ClaimStore with DeleteExact.
+func (s *Store) Release(ctx context.Context, c *v2beta1.SpiderIPClaim) error {
+	res, err := DeleteExact(ctx, s.W, c)
+	switch {
+	case err != nil:
+		return fmt.Errorf("failed to delete SpiderIPClaim %q: %w", c.Name, err)
+	case res == Changed:
+		return allocator.ErrChanged
+	}
+	return nil
+}
+
+// ByPod implements allocator.ClaimStore from R.
+func (s *Store) ByPod(ctx context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error) {
+	return s.list(ctx, IndexClaimByPod, PodKey(namespace, name))
+}
+
+// ByPool implements allocator.ClaimStore from R.
+func (s *Store) ByPool(ctx context.Context, pool string) ([]*v2beta1.SpiderIPClaim, error) {
+	return s.list(ctx, IndexClaimByPool, pool)
+}
+
+func (s *Store) list(ctx context.Context, index, value string) ([]*v2beta1.SpiderIPClaim, error) {
+	if s.R == nil {
+		return nil, fmt.Errorf("failed to list SpiderIPClaims by %s: the store has no indexed reader", index)
+	}
+	list := &v2beta1.SpiderIPClaimList{}
+	if err := s.R.List(ctx, list, client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector(index, value)}); err != nil {
+		return nil, fmt.Errorf("failed to list SpiderIPClaims with %s=%q: %w", index, value, err)
+	}
+	out := make([]*v2beta1.SpiderIPClaim, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
 }
 
 // Create creates the claim. taken is true (and err nil) when the address is
