@@ -3,6 +3,7 @@ package annotations
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -140,6 +141,63 @@ func FuzzParseNetworks(f *testing.F) {
 		back, err := ParseNetworks(FormatNetworks(nets), "other-ns")
 		if err != nil || !reflect.DeepEqual(back, nets) {
 			t.Fatalf("%q -> %q re-parsed as %+v, %v; want %+v", s, FormatNetworks(nets), back, err, nets)
+		}
+	})
+}
+
+// Every workload list that parses holds at most one address per family per
+// entry, no address twice, and prints back to a value that parses the same.
+func FuzzParseOVNIPPool(f *testing.F) {
+	for _, s := range []string{"10.16.0.15,10.16.0.16", "10.16.0.15,fd00::e;10.16.0.16,fd00::f", "10.16.0.15,fd00::e", "fd00::1%eth0", ";", "1.2.3.4,1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		list, err := ParseOVNIPPool(s)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		var entries []string
+		for _, e := range list {
+			if e.Empty() || (e.IPv4.IsValid() && !e.IPv4.Is4()) || (e.IPv6.IsValid() && !e.IPv6.Is6()) {
+				t.Fatalf("%q: bad entry %+v", s, e)
+			}
+			for _, a := range []string{e.IPv4.String(), e.IPv6.String()} {
+				if a != "invalid IP" && seen[a] {
+					t.Fatalf("%q: %s twice", s, a)
+				}
+				seen[a] = true
+			}
+			entries = append(entries, e.String())
+		}
+		back, err := ParseOVNIPPool(strings.Join(entries, ";"))
+		if err != nil || !reflect.DeepEqual(back, list) {
+			t.Fatalf("%q printed as %q re-parsed as %+v, %v", s, strings.Join(entries, ";"), back, err)
+		}
+	})
+}
+
+// ParseFixed never panics, and what it accepts holds at most one address per
+// family and names where it came from.
+func FuzzParseFixed(f *testing.F) {
+	f.Add(`["192.168.0.1"]`, "10.16.0.15,fd00::15", "00:00:00:53:6B:B6", "10.16.0.15,10.16.0.16", "10.188.0.216", "255.255.0.0")
+	f.Add(`[]`, "", "", "", "", "")
+	f.Fuzz(func(t *testing.T, calico, ovnIP, ovnMAC, ovnPool, kipIP, kipMask string) {
+		ann := map[string]string{}
+		for k, v := range map[string]string{CalicoIPAddrs: calico, OVNIPAddress: ovnIP, OVNMACAddress: ovnMAC, OVNIPPool: ovnPool, KubeIPAMIP: kipIP, KubeIPAMNetmask: kipMask} {
+			if v != "" {
+				ann[k] = v
+			}
+		}
+		fx, err := ParseFixed(ann, true, nil)
+		if err != nil {
+			return
+		}
+		if !fx.Empty() && len(fx.Sources) == 0 {
+			t.Fatalf("%v: request %+v without sources", ann, fx)
+		}
+		if !fx.Addresses.Empty() && len(fx.List) > 0 {
+			t.Fatalf("%v: both explicit addresses and a list accepted", ann)
 		}
 	})
 }
