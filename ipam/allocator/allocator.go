@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,6 +133,11 @@ type Family struct {
 	Rule     selection.Rule
 	Pools    []string
 	Rejected []selection.RejectedPool
+	// Addresses, when set, are the only addresses this family may get, in
+	// order of preference (a fixed address, or a workload's list): the
+	// first one that no one else holds is claimed from the first candidate
+	// pool that contains it.
+	Addresses []netip.Addr
 }
 
 // Request is one pod interface to allocate for.
@@ -172,7 +178,11 @@ func (e *Engine) Allocate(ctx context.Context, req *Request) ([]*v2beta1.SpiderI
 			got = append(got, c)
 			continue
 		}
-		c, err := e.claim(ctx, req, fam)
+		claim := e.claim
+		if len(fam.Addresses) > 0 {
+			claim = e.claimFixed
+		}
+		c, err := claim(ctx, req, fam)
 		if err != nil {
 			e.rollbackClaims(created)
 			return nil, err
@@ -212,6 +222,11 @@ func (e *Engine) inherits(req *Request, c *v2beta1.SpiderIPClaim) bool {
 	}
 	for _, fam := range req.Families {
 		if int64(fam.Family) == c.Spec.IPVersion {
+			if len(fam.Addresses) > 0 {
+				if a, err := parseAddr(c.Spec.Address); err != nil || !slices.Contains(fam.Addresses, a) {
+					return false // the replica now asks for another address
+				}
+			}
 			return slices.Contains(fam.Pools, c.Spec.Pool)
 		}
 	}
@@ -262,22 +277,11 @@ func (e *Engine) claim(ctx context.Context, req *Request, fam Family) (*v2beta1.
 		rejected = append(rejected, selection.RejectedPool{Name: name, Reason: fmt.Sprintf(reason, args...)})
 	}
 	for _, name := range fam.Pools {
-		s, err := e.pools.get(ctx, name)
+		s, err := e.candidate(ctx, name, fam.Family, reject)
 		if err != nil {
-			return nil, APIError(err, "failed to read SpiderIPPool %q", name)
+			return nil, err
 		}
-		switch {
-		case s == nil:
-			reject(name, "not found")
-			continue
-		case s.err != nil:
-			reject(name, "invalid: %v", s.err)
-			continue
-		case s.layout.Family != fam.Family:
-			reject(name, "is an %s pool", s.layout.Family)
-			continue
-		case s.pool.Spec.Disable != nil && *s.pool.Spec.Disable:
-			reject(name, "disabled")
+		if s == nil {
 			continue
 		}
 		spec.Pool = name
@@ -315,6 +319,116 @@ func (e *Engine) claim(ctx context.Context, req *Request, fam Family) (*v2beta1.
 		Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q: no candidate pool has a free address", fam.Family, req.Interface, req.Holder),
 		Details: nodeapi.TrimDetails(npe.Error()),
 	}
+}
+
+// candidate returns the state of pool name when it can serve family fam;
+// otherwise it tells reject why not and returns nil.
+func (e *Engine) candidate(ctx context.Context, name string, fam ranges.Family, reject func(name, reason string, args ...any)) (*poolState, error) {
+	s, err := e.pools.get(ctx, name)
+	if err != nil {
+		return nil, APIError(err, "failed to read SpiderIPPool %q", name)
+	}
+	switch {
+	case s == nil:
+		reject(name, "not found")
+	case s.err != nil:
+		reject(name, "invalid: %v", s.err)
+	case s.layout.Family != fam:
+		reject(name, "is an %s pool", s.layout.Family)
+	case s.pool.Spec.Disable != nil && *s.pool.Spec.Disable:
+		reject(name, "disabled")
+	default:
+		return s, nil
+	}
+	return nil, nil
+}
+
+// claimFixed claims the first of fam.Addresses that no one else holds, from
+// the first candidate pool that contains it. An address is never taken from
+// a pool the pod may not use: fam.Pools are the candidates selection allowed.
+func (e *Engine) claimFixed(ctx context.Context, req *Request, fam Family) (*v2beta1.SpiderIPClaim, error) {
+	var spec v2beta1.IPClaimSpec
+	e.holderSpec(&spec, req)
+	var why []string
+	for _, want := range fam.Addresses {
+		var rejected []string
+		reject := func(name, reason string, args ...any) {
+			rejected = append(rejected, fmt.Sprintf("pool %q: %s", name, fmt.Sprintf(reason, args...)))
+		}
+		held := ""
+		for _, name := range fam.Pools {
+			s, err := e.candidate(ctx, name, fam.Family, reject)
+			if err != nil {
+				return nil, err
+			}
+			if s == nil {
+				continue
+			}
+			if !s.claimed.Contains(want) {
+				if s.layout.IPs.Contains(want) {
+					reject(name, "holds %s back (excludeIPs, its gateway or a SpiderReservedIP)", want)
+				} else {
+					reject(name, "does not contain %s", want)
+				}
+				continue
+			}
+			if e.quarantine.Has(s.pool.UID, want) {
+				reject(name, "%s was found in use on the network and is held back until its quarantine ends", want)
+				continue
+			}
+			if err := s.reserveAddr(want); err != nil {
+				held = e.holderOf(ctx, name, want)
+				break
+			}
+			spec.Pool = name
+			c := v2beta1.NewClaim(want, spec)
+			taken, err := e.claims.Create(ctx, c)
+			s.done(want, err == nil, taken)
+			if err != nil {
+				return nil, APIError(err, "failed to claim address %s of pool %q for pod %q", want, name, req.Holder)
+			}
+			if !taken {
+				return c, nil
+			}
+			e.hookTaken()
+			held = e.holderOf(ctx, name, want)
+			break
+		}
+		switch {
+		case held != "":
+			why = append(why, fmt.Sprintf("%s is held by %s", want, held))
+		case len(rejected) == 0:
+			why = append(why, fmt.Sprintf("%s: no candidate pool", want))
+		default:
+			why = append(why, fmt.Sprintf("%s: %s", want, strings.Join(rejected, "; ")))
+		}
+	}
+	what := fmt.Sprintf("fixed %s address %s", fam.Family, fam.Addresses[0])
+	if len(fam.Addresses) > 1 {
+		what = fmt.Sprintf("an %s address of its list (%d addresses, all unavailable: the list is used up)", fam.Family, len(fam.Addresses))
+	}
+	return nil, &nodeapi.ErrorResponse{
+		Code:    nodeapi.CodeTryAgainLater,
+		Reason:  nodeapi.ReasonFixedUnavailable,
+		Msg:     fmt.Sprintf("failed to allocate %s for interface %q of pod %q", what, req.Interface, req.Holder),
+		Details: nodeapi.TrimDetails(strings.Join(why, "; ")),
+	}
+}
+
+// holderOf names who holds addr in pool: "pod ns/name" from its claim.
+func (e *Engine) holderOf(ctx context.Context, pool string, addr netip.Addr) string {
+	claims, err := e.claims.ByPool(ctx, pool)
+	if err == nil {
+		for _, c := range claims {
+			if c.Spec.Address == addr.String() {
+				if c.Spec.PodName == "" {
+					return fmt.Sprintf("SpiderIPClaim %q", c.Name)
+				}
+				return fmt.Sprintf("pod %s/%s (SpiderIPClaim %q)", c.Spec.PodNamespace, c.Spec.PodName, c.Name)
+			}
+		}
+	}
+	return "another allocation in progress"
 }
 
 // Release deletes claims (see ClaimStore.Release) and frees their addresses.

@@ -3,6 +3,7 @@ package allocator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -286,5 +287,98 @@ func TestObservedClaimsAreNotReserved(t *testing.T) {
 	mustAllocate(t, f, request("b", "ub", "c", Family{Family: ranges.V4, Pools: []string{"v4"}}))
 	if f.taken.Load() != 0 {
 		t.Fatalf("taken %d, want 0: an observed claim is never tried", f.taken.Load())
+	}
+}
+
+func fixed(fam ranges.Family, pools []string, addrs ...string) Family {
+	f := Family{Family: fam, Pools: pools}
+	for _, a := range addrs {
+		f.Addresses = append(f.Addresses, netip.MustParseAddr(a))
+	}
+	return f
+}
+
+func TestFixedAddressComesFromTheCandidatePoolThatContainsIt(t *testing.T) {
+	f := newFixture(t, false)
+	f.mem.SetPool(pool("other", "10.1.0.0/24", "10.1.0.10-10.1.0.20"))
+	got := mustAllocate(t, f, request("a", "ua", "c", fixed(ranges.V4, []string{"v4", "other"}, "10.1.0.15")))
+	if got[0].Spec.Address != "10.1.0.15" || got[0].Spec.Pool != "other" {
+		t.Fatalf("got %s from %s, want 10.1.0.15 from other", got[0].Spec.Address, got[0].Spec.Pool)
+	}
+	// A dynamic request never gets it afterwards.
+	for i := range 3 {
+		c := mustAllocate(t, f, request(fmt.Sprint("d", i), fmt.Sprint("ud", i), "c", Family{Family: ranges.V4, Pools: []string{"other"}}))
+		if c[0].Spec.Address == "10.1.0.15" {
+			t.Fatal("the fixed address was given to another pod")
+		}
+	}
+}
+
+func TestFixedAddressThatCannotBeServedSaysWhy(t *testing.T) {
+	f := newFixture(t, false)
+	excl := pool("excl", "10.2.0.0/24", "10.2.0.10-10.2.0.20")
+	excl.Spec.ExcludeIPs = []string{"10.2.0.15"}
+	f.mem.SetPool(excl)
+	mustAllocate(t, f, request("holder", "uh", "c", fixed(ranges.V4, []string{"v4"}, "10.0.0.11")))
+	for _, tc := range []struct {
+		name string
+		fam  Family
+		want string
+	}{
+		{"held by another pod", fixed(ranges.V4, []string{"v4"}, "10.0.0.11"),
+			`failed to allocate fixed IPv4 address 10.0.0.11 for interface "eth0" of pod "ns/b": 10.0.0.11 is held by pod ns/holder (SpiderIPClaim "10.0.0.11")`},
+		{"in no candidate pool", fixed(ranges.V4, []string{"v4"}, "10.9.0.1"),
+			`10.9.0.1: pool "v4": does not contain 10.9.0.1`},
+		{"excluded", fixed(ranges.V4, []string{"excl"}, "10.2.0.15"),
+			`10.2.0.15: pool "excl": holds 10.2.0.15 back (excludeIPs, its gateway or a SpiderReservedIP)`},
+		{"a list used up", fixed(ranges.V4, []string{"v4"}, "10.0.0.11", "10.9.0.1"),
+			`failed to allocate an IPv4 address of its list (2 addresses, all unavailable: the list is used up) for interface "eth0" of pod "ns/b": 10.0.0.11 is held by pod ns/holder (SpiderIPClaim "10.0.0.11"); 10.9.0.1: pool "v4": does not contain 10.9.0.1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.e.Allocate(ctx, request("b", "ub", "c", tc.fam))
+			var e *nodeapi.ErrorResponse
+			if !errors.As(err, &e) || e.Code != nodeapi.CodeTryAgainLater || e.Reason != nodeapi.ReasonFixedUnavailable || !strings.Contains(e.Error(), tc.want) {
+				t.Fatalf("got  %v\nwant try-again, reason %s, containing %s", err, nodeapi.ReasonFixedUnavailable, tc.want)
+			}
+			for _, c := range f.mem.Claims() {
+				if c.Spec.PodName == "b" {
+					t.Fatalf("the failed request left claim %s", c.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestWorkloadListGivesTheFirstFreeEntry(t *testing.T) {
+	f := newFixture(t, false)
+	list := func(name string) *Request {
+		return request(name, "u"+name, "c", fixed(ranges.V4, []string{"v4"}, "10.0.0.12", "10.0.0.11"))
+	}
+	a, b := mustAllocate(t, f, list("a")), mustAllocate(t, f, list("b"))
+	if a[0].Spec.Address != "10.0.0.12" || b[0].Spec.Address != "10.0.0.11" {
+		t.Fatalf("a got %s, b got %s; want the list in order", a[0].Spec.Address, b[0].Spec.Address)
+	}
+	if _, err := f.e.Allocate(ctx, list("c")); err == nil || !strings.Contains(err.Error(), "the list is used up") {
+		t.Fatalf("a third pod: %v, want the list used up", err)
+	}
+}
+
+func TestReplicaAskingForAnotherFixedAddressGetsIt(t *testing.T) {
+	f := newFixture(t, true)
+	first := replica("web-0", "old", "c1")
+	first.Families = []Family{fixed(ranges.V4, []string{"v4"}, "10.0.0.11")}
+	mustAllocate(t, f, first)
+	same := replica("web-0", "new", "c2")
+	same.Families = first.Families
+	if got := mustAllocate(t, f, same); got[0].Spec.Address != "10.0.0.11" || got[0].Spec.PodUID != "new" {
+		t.Fatalf("next incarnation got %s (%s), want 10.0.0.11 re-bound", got[0].Spec.Address, got[0].Spec.PodUID)
+	}
+	moved := replica("web-0", "newer", "c3")
+	moved.Families = []Family{fixed(ranges.V4, []string{"v4"}, "10.0.0.12")}
+	if got := mustAllocate(t, f, moved); got[0].Spec.Address != "10.0.0.12" {
+		t.Fatalf("got %s, want the newly asked 10.0.0.12", got[0].Spec.Address)
+	}
+	if n := len(f.mem.Claims()); n != 1 {
+		t.Fatalf("%d claims, want only the new address", n)
 	}
 }

@@ -188,6 +188,24 @@ func (s *poolState) reserve(skip func(netip.Addr) bool) (netip.Addr, error) {
 	return addr, nil
 }
 
+// errHeld is returned by reserveAddr for an address that is claimed or being
+// claimed.
+var errHeld = errors.New("address is held")
+
+// reserveAddr marks addr in flight, like reserve, for a request that asks for
+// that address. It fails with errHeld when the address is claimed or being
+// claimed; addr must be one of the pool's usable addresses.
+func (s *poolState) reserveAddr(addr netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy.Has(addr) {
+		return errHeld
+	}
+	_ = s.busy.Allocate(addr)
+	s.inflight[addr] = struct{}{}
+	return nil
+}
+
 // done ends an in-flight reservation: claimed says whether a claim for addr
 // now exists (ours, or someone else's on AlreadyExists). conflict says the
 // address was taken by another agent whose claim this cache has not seen

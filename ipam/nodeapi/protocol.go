@@ -187,7 +187,10 @@ const (
 	ReasonExhausted = "exhausted"       // the candidate pools are full
 	ReasonAPI       = "api"             // the API server failed (transient)
 	ReasonNotOwned  = "wrong_node"      // the pod runs on another node
-	ReasonInternal  = "internal"        // anything else
+	// ReasonFixedUnavailable: the fixed addresses the pod asks for are held
+	// by others or in no pool it may use.
+	ReasonFixedUnavailable = "fixed_address_unavailable"
+	ReasonInternal         = "internal" // anything else
 )
 
 // ReasonOf is the failure reason of err: the reason the error carries, else
