@@ -101,7 +101,7 @@ func (a *Agent) allocation(f *podFacts, req *nodeapi.Request, plan *ifacePlan) *
 		CleanGateway: plan.cleanGateway,
 	}
 	for _, fp := range plan.families {
-		r.Families = append(r.Families, allocator.Family{Family: fp.family, Rule: fp.rule, Pools: fp.pools, Rejected: fp.rejected})
+		r.Families = append(r.Families, allocator.Family{Family: fp.family, Rule: fp.rule, Pools: fp.pools, Rejected: fp.rejected, Addresses: fp.addresses})
 	}
 	return r
 }

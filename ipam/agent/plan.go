@@ -10,6 +10,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/selection"
@@ -22,6 +23,8 @@ type familyPlan struct {
 	rule     selection.Rule
 	pools    []string
 	rejected []selection.RejectedPool
+	// addresses are the fixed addresses the pod asks for (any dialect).
+	addresses []netip.Addr
 }
 
 // ifacePlan is what to allocate for one interface.
@@ -72,7 +75,15 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 	if err != nil {
 		return nil, allocator.APIError(err, "failed to select pools for pod %q", f.key())
 	}
+	var ordinal *int
+	if f.ownerKind == "StatefulSet" {
+		if n, ok := lifecycle.Ordinal(f.ownerName, f.pod.Name); ok {
+			i := int(n)
+			ordinal = &i
+		}
+	}
 	sel, err := idx.Select(&selection.Request{
+		Ordinal:               ordinal,
 		PodNamespace:          f.pod.Namespace,
 		PodName:               f.pod.Name,
 		PodLabels:             f.pod.Labels,
@@ -104,7 +115,7 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 		if len(fr.Pools) == 0 {
 			continue
 		}
-		p.families = append(p.families, familyPlan{family: fam, rule: fr.Rule, pools: fr.Pools, rejected: fr.Rejected})
+		p.families = append(p.families, familyPlan{family: fam, rule: fr.Rule, pools: fr.Pools, rejected: fr.Rejected, addresses: fr.Addresses})
 	}
 	if v, ok := f.pod.Annotations[annotations.PodRoutes]; ok {
 		routes, err := annotations.ParseRoutes(v)

@@ -77,6 +77,8 @@ const (
 	RuleNone Rule = iota
 	RulePodIPPools
 	RulePodIPPool
+	RulePodCalicoPools
+	RuleFixedAddress
 	RuleNamespace
 	RuleCNIConfig
 	RuleClusterDefault
@@ -89,6 +91,10 @@ func (r Rule) String() string {
 		return "pod annotation " + annotations.PodIPPools
 	case RulePodIPPool:
 		return "pod annotation " + annotations.PodIPPool
+	case RulePodCalicoPools:
+		return "pod annotations " + annotations.CalicoIPv4Pools + "/" + annotations.CalicoIPv6Pools
+	case RuleFixedAddress:
+		return "pools containing the requested addresses"
 	case RuleNamespace:
 		return "namespace default pool annotation"
 	case RuleCNIConfig:
@@ -135,6 +141,10 @@ type Request struct {
 	// EnableIPv4 and EnableIPv6 say which families the cluster allocates.
 	EnableIPv4 bool
 	EnableIPv6 bool
+
+	// Ordinal is the pod's ordinal when it is a StatefulSet replica (nil
+	// otherwise): replica i gets entry i of a workload's address list.
+	Ordinal *int
 }
 
 // FamilyResult is the outcome for one family of an interface.
@@ -148,6 +158,9 @@ type FamilyResult struct {
 	// that finds every pool of Pools exhausted appends them here and returns
 	// a NoPoolError, so the error names every candidate.
 	Rejected []RejectedPool
+	// Addresses, when set, are the only addresses the family may get, in
+	// order (a fixed address, or the pod's entries of a workload's list).
+	Addresses []netip.Addr
 }
 
 // Result is the outcome of Select.
@@ -161,6 +174,9 @@ type Result struct {
 	CleanGateway bool
 	IPv4         FamilyResult
 	IPv6         FamilyResult
+	// Fixed is what the pod's fixed-address annotations (of any dialect)
+	// ask for this interface; nil when none.
+	Fixed *annotations.Fixed
 }
 
 // Family returns the result of f.
@@ -218,6 +234,10 @@ type entry struct {
 	podSel    labels.Selector
 	selErr    string
 	score     int
+	// ips are the pool's addresses (spec.ips), for fixed-address requests;
+	// hasIPs is false when the pool does not parse.
+	ips    ranges.Set
+	hasIPs bool
 }
 
 // Index is a set of pools prepared for selection. Build it once per change
@@ -250,6 +270,9 @@ func NewIndex(pools []*v2beta1.SpiderIPPool) *Index {
 			e.selErr = "invalid spec.podAffinity: " + err.Error()
 		}
 		e.score = score(&p.Spec)
+		if layout, err := ranges.ParsePool(&p.Spec, ranges.Set{}); err == nil {
+			e.ips, e.hasIPs = layout.IPs, true
+		}
 		x.byName[p.Name] = e
 		x.names = append(x.names, p.Name)
 	}
@@ -317,11 +340,25 @@ func (x *Index) Select(req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	fixed, err := s.fixed(res)
+	if err != nil {
+		return nil, err
+	}
+	if len(fixed) > 0 {
+		served := false
+		for _, f := range s.families() {
+			served = served || len(fixed[f]) > 0
+		}
+		if !served {
+			return nil, fmt.Errorf("failed to select addresses for %s of pod %s/%s: %s asks for %s addresses, but this node allocates only %s; change the annotation",
+				req.Interface, req.PodNamespace, req.PodName, strings.Join(res.Fixed.Sources, ", "), otherFamily(fixed), s.familyWords())
+		}
+	}
 	if rule != RuleNone {
 		// Pod annotations decide both families.
 		wanted := false
 		for _, f := range s.families() {
-			if len(names[f]) > 0 {
+			if len(names[f]) > 0 || len(fixed[f]) > 0 {
 				wanted = true
 			}
 		}
@@ -334,12 +371,22 @@ func (x *Index) Select(req *Request) (*Result, error) {
 		fr := res.Family(f)
 		var candNames []string
 		var candEntries []*entry
-		if rule != RuleNone {
-			if len(names[f]) == 0 {
-				continue
-			}
+		fr.Addresses = fixed[f]
+		switch {
+		case rule != RuleNone && len(names[f]) > 0:
 			fr.Rule, candNames = rule, names[f]
-		} else {
+		case len(fr.Addresses) > 0:
+			fr.Rule, candEntries = RuleFixedAddress, x.containing(f, fr.Addresses)
+			if len(candEntries) == 0 {
+				return nil, &NoPoolError{Interface: req.Interface, Family: f, Rule: fr.Rule, Detail: fmt.Sprintf(
+					"no %s pool contains %s (asked by %s); create a SpiderIPPool that does, or change the annotation",
+					f, addrList(fr.Addresses), strings.Join(res.Fixed.Sources, ", "))}
+			}
+		case rule != RuleNone || len(fixed) > 0:
+			// The pod's annotations decide its families (fixed addresses
+			// as Calico's ipAddrs do): this one gets no address.
+			continue
+		default:
 			fr.Rule, candNames, candEntries, err = s.defaultPools(x, f)
 			if err != nil {
 				return nil, err
@@ -501,7 +548,106 @@ func (s *state) podAnnotationPools(res *Result) (map[ranges.Family][]string, Rul
 		}
 		return map[ranges.Family][]string{ranges.V4: sel.IPv4, ranges.V6: sel.IPv6}, RulePodIPPool, nil
 	}
+	if req.Interface == DefaultInterface {
+		out, found := map[ranges.Family][]string{}, false
+		for f, key := range map[ranges.Family]string{ranges.V4: annotations.CalicoIPv4Pools, ranges.V6: annotations.CalicoIPv6Pools} {
+			if v, ok := req.PodAnnotations[key]; ok {
+				names, err := annotations.ParsePoolList(key, v)
+				if err != nil {
+					return nil, RuleNone, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+				}
+				out[f], found = names, true
+			}
+		}
+		if found {
+			return out, RulePodCalicoPools, nil
+		}
+	}
 	return nil, RuleNone, nil
+}
+
+// fixed reads the pod's fixed-address annotations for the interface into
+// res.Fixed and returns the addresses each family may get.
+func (s *state) fixed(res *Result) (map[ranges.Family][]netip.Addr, error) {
+	req := s.req
+	var network *annotations.Network
+	if req.Interface != DefaultInterface {
+		if nw, ok, err := s.interfaceNetwork(); err == nil && ok {
+			if ns, name, found := strings.Cut(nw, "/"); found {
+				network = &annotations.Network{Namespace: ns, Name: name}
+			}
+		}
+	}
+	f, err := annotations.ParseFixed(req.PodAnnotations, req.Interface == DefaultInterface, network)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+	}
+	if f.Empty() {
+		return nil, nil
+	}
+	res.Fixed = f
+	out := map[ranges.Family][]netip.Addr{}
+	add := func(set annotations.AddressSet) {
+		if set.IPv4.IsValid() {
+			out[ranges.V4] = append(out[ranges.V4], set.IPv4)
+		}
+		if set.IPv6.IsValid() {
+			out[ranges.V6] = append(out[ranges.V6], set.IPv6)
+		}
+	}
+	add(f.Addresses)
+	switch {
+	case len(f.List) == 0:
+	case req.Ordinal != nil && *req.Ordinal >= 0 && *req.Ordinal < len(f.List):
+		add(f.List[*req.Ordinal])
+	case req.Ordinal != nil:
+		fam := ranges.V4
+		if !f.List[0].IPv4.IsValid() {
+			fam = ranges.V6
+		}
+		return nil, &NoPoolError{Interface: req.Interface, Family: fam, Rule: RuleFixedAddress, Detail: fmt.Sprintf(
+			"annotation %q lists %d entries and this StatefulSet replica has ordinal %d: the list is used up; add entries",
+			annotations.OVNIPPool, len(f.List), *req.Ordinal)}
+	default:
+		for _, set := range f.List {
+			add(set)
+		}
+	}
+	return out, nil
+}
+
+// containing returns the pools of family f whose addresses include any of
+// addrs, in name order.
+func (x *Index) containing(f ranges.Family, addrs []netip.Addr) []*entry {
+	var out []*entry
+	for _, n := range x.names {
+		e := x.byName[n]
+		if e.familyErr != nil || e.family != f || !e.hasIPs {
+			continue
+		}
+		for _, a := range addrs {
+			if e.ips.Contains(a) {
+				out = append(out, e)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func otherFamily(fixed map[ranges.Family][]netip.Addr) string {
+	if len(fixed[ranges.V4]) > 0 {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func addrList(addrs []netip.Addr) string {
+	parts := make([]string, len(addrs))
+	for i, a := range addrs {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ", ")
 }
 
 // defaultPools applies rules 3 to 5 for one family.

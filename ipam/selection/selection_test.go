@@ -617,3 +617,86 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+func ips(r ...string) poolOpt { return func(p *v2beta1.SpiderIPPool) { p.Spec.IPs = r } }
+
+// Fixed addresses of every dialect: served only from a pool that contains
+// them and that the pod may use; pools named by the pod still decide.
+func TestSelectFixedAddresses(t *testing.T) {
+	pools := []*v2beta1.SpiderIPPool{
+		pool("def", "10.0.0.0/24", ips("10.0.0.10-10.0.0.20"), isDefault),
+		pool("fixed", "10.16.0.0/24", ips("10.16.0.10-10.16.0.20")),
+		pool("fixed-red", "10.16.0.0/24", ips("10.16.0.15"), nsAff("team", "red")),
+		pool("calico-1", "172.23.19.0/30", ips("172.23.19.0-172.23.19.3")),
+		pool("v6", "fd00:10:16::/64", ips("fd00:10:16::10-fd00:10:16::20")),
+	}
+	x := NewIndex(pools)
+	two := 2
+	for _, tc := range []struct {
+		name string
+		mod  func(r *Request)
+		want string // v4 rule, pools, addresses; or the error
+	}{
+		{"Calico address, no pool named: the pools containing it the pod may use", anno(annotations.CalicoIPAddrs, `["10.16.0.15"]`),
+			`pools containing the requested addresses [fixed] [10.16.0.15] rejected=[fixed-red: namespace affinity does not match namespace "app"]`},
+		{"Kube-OVN dual stack", chain(dual, anno(annotations.OVNIPAddress, "10.16.0.15,fd00:10:16::15")),
+			`pools containing the requested addresses [fixed] [10.16.0.15] rejected=[fixed-red: namespace affinity does not match namespace "app"] | v6 pools containing the requested addresses [v6] [fd00:10:16::15]`},
+		{"a dual-stack pod with a fixed IPv4 address only", chain(dual, anno(annotations.KubeIPAMIP, "10.16.0.11")),
+			`pools containing the requested addresses [fixed] [10.16.0.11] | v6 no rule [] []`},
+		{"fixed addresses and pools for the other family", chain(dual, anno(annotations.CalicoIPAddrs, `["10.16.0.11"]`, annotations.CalicoIPv6Pools, `["v6"]`)),
+			`pools containing the requested addresses [fixed] [10.16.0.11] | v6 pod annotations cni.projectcalico.org/ipv4pools/cni.projectcalico.org/ipv6pools [v6] []`},
+		{"pools named by the pod decide", anno(annotations.PodIPPool, `{"ipv4":["def"]}`, annotations.CalicoIPAddrs, `["10.16.0.15"]`),
+			`pod annotation ipam.spidernet.io/ippool [def] [10.16.0.15]`},
+		{"Calico pools", anno(annotations.CalicoIPv4Pools, `["calico-1"]`),
+			`pod annotations cni.projectcalico.org/ipv4pools/cni.projectcalico.org/ipv6pools [calico-1] []`},
+		{"native pools before Calico's", anno(annotations.PodIPPool, `{"ipv4":["def"]}`, annotations.CalicoIPv4Pools, `["calico-1"]`),
+			`pod annotation ipam.spidernet.io/ippool [def] []`},
+		{"no pool contains it", anno(annotations.CalicoIPAddrs, `["192.168.9.9"]`),
+			`error: no pool for eth0 IPv4: no IPv4 pool contains 192.168.9.9 (asked by cni.projectcalico.org/ipAddrs); create a SpiderIPPool that does, or change the annotation`},
+		{"a workload list", anno(annotations.OVNIPPool, "10.16.0.15,10.16.0.16"),
+			`pools containing the requested addresses [fixed] [10.16.0.15 10.16.0.16] rejected=[fixed-red: namespace affinity does not match namespace "app"]`},
+		{"a StatefulSet replica gets its entry", chain(anno(annotations.OVNIPPool, "10.16.0.15,10.16.0.16,10.16.0.17"), func(r *Request) { r.Ordinal = &two }),
+			`pools containing the requested addresses [fixed] [10.16.0.17]`},
+		{"a replica beyond the list", chain(anno(annotations.OVNIPPool, "10.16.0.15,10.16.0.16"), func(r *Request) { r.Ordinal = &two }),
+			`error: no pool for eth0 IPv4: annotation "ovn.kubernetes.io/ip_pool" lists 2 entries and this StatefulSet replica has ordinal 2: the list is used up; add entries`},
+		{"a fixed IPv6 address on an IPv4-only node", anno(annotations.OVNIPAddress, "fd00:10:16::15"),
+			`error: failed to select addresses for eth0 of pod app/web-0: ovn.kubernetes.io/ip_address asks for IPv6 addresses, but this node allocates only IPv4; change the annotation`},
+		{"contradicting dialects", anno(annotations.CalicoIPAddrs, `["10.16.0.15"]`, annotations.OVNIPAddress, "10.16.0.16"),
+			`error: failed to parse pod app/web-0: annotations "cni.projectcalico.org/ipAddrs" (10.16.0.15) and "ovn.kubernetes.io/ip_address" (10.16.0.16) ask for different addresses; keep one of them`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := baseRequest()
+			tc.mod(req)
+			res, err := x.Select(req)
+			var got string
+			if err != nil {
+				got = "error: " + err.Error()
+			} else {
+				got = describeFixed(&res.IPv4)
+				if req.EnableIPv6 {
+					got += " | v6 " + describeFixed(&res.IPv6)
+				}
+			}
+			if got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func describeFixed(fr *FamilyResult) string {
+	s := fr.Rule.String() + " [" + strings.Join(fr.Pools, " ") + "]"
+	var a []string
+	for _, x := range fr.Addresses {
+		a = append(a, x.String())
+	}
+	s += " [" + strings.Join(a, " ") + "]"
+	if len(fr.Rejected) > 0 {
+		var r []string
+		for _, x := range fr.Rejected {
+			r = append(r, x.Name+": "+x.Reason)
+		}
+		s += " rejected=[" + strings.Join(r, "; ") + "]"
+	}
+	return s
+}
