@@ -1054,6 +1054,38 @@ spec:
 		}
 	})
 
+	It("fixed addresses: Kube-OVN's per-network ip_address gives net1 exactly that IPv4 and IPv6 from the pools containing them; a second pod asking for them waits, its event naming the holder", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-ipam-fixed")
+		block := ipamBlockBase + 13
+		pool4, pool6 := "fixed-v4-"+e.ns, "fixed-v6-"+e.ns
+		e.pool(ctx, pool4, 4, block, 10)
+		e.pool(ctx, pool6, 6, block, 10)
+		e.nad(ctx, "underlay", nil) // no default pools: only the addresses name the pools
+		start4, _, err := e.lab.UnderlayRangeV4(block, 100, 10)
+		Expect(err).NotTo(HaveOccurred())
+		start6, _, err := e.lab.UnderlayRangeV6(block, 100, 10)
+		Expect(err).NotTo(HaveOccurred())
+		want4, want6 := start4, start6
+		for range 5 {
+			want4, want6 = want4.Next(), want6.Next()
+		}
+		key := "underlay." + e.ns + ".ovn.kubernetes.io/ip_address"
+		ann := map[string]string{annotNetworks: "underlay", key: want4.String() + "," + want6.String()}
+
+		holder := e.pod(ctx, "fixed-a", "", ann)
+		v4, v6 := e.expectNIC(ctx, holder, "net1", pool4, pool6)
+		Expect(v4).To(Equal(want4))
+		Expect(v6).To(Equal(want6))
+
+		_, err = f.CreatePod(ctx, f.NewPod(e.ns, "fixed-b", framework.PodOptions{Annotations: ann}))
+		Expect(err).NotTo(HaveOccurred())
+		msg := e.sandboxErrors(ctx, "fixed-b")
+		GinkgoWriter.Printf("fixed-b events:\n%s\n", msg)
+		Expect(msg).To(ContainSubstring(fmt.Sprintf("is held by pod %s/fixed-a", e.ns)))
+		e.expectSp(ctx, pool4, 1, 10)
+		e.expectSp(ctx, pool6, 1, 10)
+	})
+
 	// Both nodes' agents allocate from one small pool at the same moment:
 	// every address is handed out exactly once and nothing is refused
 	// while addresses are free.
