@@ -296,16 +296,10 @@ func (e *Engine) claim(ctx context.Context, req *Request, fam Family) (*v2beta1.
 				reject(name, "%d/%d allocated", used, total)
 				break
 			}
-			c := v2beta1.NewClaim(addr, spec)
-			taken, err := e.claims.Create(ctx, c)
-			s.done(addr, err == nil, taken)
-			if err != nil {
-				return nil, APIError(err, "failed to claim address %s of pool %q for pod %q", addr, name, req.Holder)
+			c, err := e.create(ctx, s, addr, spec, req)
+			if err != nil || c != nil {
+				return c, err
 			}
-			if !taken {
-				return c, nil
-			}
-			e.hookTaken()
 			if conflicts++; conflicts >= MaxConflictsPerPool {
 				return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Reason: nodeapi.ReasonAPI,
 					Msg: fmt.Sprintf("failed to allocate %s address for pod %q: pool %q: %d addresses in a row were taken concurrently", fam.Family, req.Holder, name, conflicts)}
@@ -381,16 +375,10 @@ func (e *Engine) claimFixed(ctx context.Context, req *Request, fam Family) (*v2b
 				break
 			}
 			spec.Pool = name
-			c := v2beta1.NewClaim(want, spec)
-			taken, err := e.claims.Create(ctx, c)
-			s.done(want, err == nil, taken)
-			if err != nil {
-				return nil, APIError(err, "failed to claim address %s of pool %q for pod %q", want, name, req.Holder)
+			c, err := e.create(ctx, s, want, spec, req)
+			if err != nil || c != nil {
+				return c, err
 			}
-			if !taken {
-				return c, nil
-			}
-			e.hookTaken()
 			held = e.holderOf(ctx, name, want)
 			break
 		}
@@ -413,6 +401,23 @@ func (e *Engine) claimFixed(ctx context.Context, req *Request, fam Family) (*v2b
 		Msg:     fmt.Sprintf("failed to allocate %s for interface %q of pod %q", what, req.Interface, req.Holder),
 		Details: nodeapi.TrimDetails(strings.Join(why, "; ")),
 	}
+}
+
+// create records the claim of addr, reserved in pool state s, and ends the
+// reservation. It returns nil and no error when someone else claimed the
+// address first (the Taken hook is told).
+func (e *Engine) create(ctx context.Context, s *poolState, addr netip.Addr, spec v2beta1.IPClaimSpec, req *Request) (*v2beta1.SpiderIPClaim, error) {
+	c := v2beta1.NewClaim(addr, spec)
+	taken, err := e.claims.Create(ctx, c)
+	s.done(addr, err == nil, taken)
+	switch {
+	case err != nil:
+		return nil, APIError(err, "failed to claim address %s of pool %q for pod %q", addr, spec.Pool, req.Holder)
+	case taken:
+		e.hookTaken()
+		return nil, nil
+	}
+	return c, nil
 }
 
 // holderOf names who holds addr in pool: "pod ns/name" from its claim.
