@@ -417,3 +417,26 @@ func ParseFixed(ann map[string]string, primary bool, network *Network) (*Fixed, 
 	sort.Strings(f.Sources)
 	return f, nil
 }
+
+// IsRequest reports whether key is one of the annotations that ask for
+// pools or addresses, in any dialect (the native ippool/ippools, Calico,
+// Kube-OVN including its per-network forms, kube-ipam). A pod that carries
+// none of them takes them from its workload.
+func IsRequest(key string) bool {
+	switch key {
+	case PodIPPool, PodIPPools, CalicoIPAddrs, CalicoIPAddrsNoIPAM, CalicoIPv4Pools, CalicoIPv6Pools,
+		OVNIPAddress, OVNMACAddress, OVNIPPool, KubeIPAMIP, KubeIPAMNetmask, KubeIPAMGateway:
+		return true
+	}
+	return strings.HasSuffix(key, "."+OVNIPAddress) || strings.HasSuffix(key, "."+OVNMACAddress)
+}
+
+// HasRequest reports whether ann holds any annotation IsRequest accepts.
+func HasRequest(ann map[string]string) bool {
+	for k := range ann {
+		if IsRequest(k) {
+			return true
+		}
+	}
+	return false
+}

@@ -10,10 +10,20 @@
 //  1. pod annotation ipam.spidernet.io/ippools, the entry of this interface;
 //  2. pod annotation ipam.spidernet.io/ippool (applies to every interface);
 //  3. namespace annotations ipam.spidernet.io/default-ipv4-ippool and
-//     ipam.spidernet.io/default-ipv6-ippool;
+//     ipam.spidernet.io/default-ipv6-ippool (else Calico's
+//     cni.projectcalico.org/ipv4pools and ipv6pools on the namespace);
 //  4. the CNI configuration's default_ipv4_ippool / default_ipv6_ippool;
 //  5. the cluster default pools (spec.default: true) of the family.
 //
+// Between rules 2 and 3 come the other dialects' pod annotations: Calico's
+// pools, then fixed addresses of any dialect (served by the pools that
+// contain them). A pod with none of these annotations (annotations.IsRequest)
+// uses those of its workload (Request.OwnerAnnotations).
+//
+// A network whose CNI configuration names default pools of one family only
+// is a single-family network: the other family gets an address only from
+// the pod's or the namespace's annotations, never from the cluster default
+// pools, and its absence is no error.
 // Pod annotations (rules 1 and 2) decide for the whole interface: a family
 // they name no pool for gets no address, so a pod can ask for IPv4 only in a
 // dual-stack cluster. When the ippools annotation exists but has no entry for
@@ -38,6 +48,8 @@
 // namespaceName (else namespaceAffinity) against the namespace, podAffinity
 // against the pod, multusName against the NetworkAttachmentDefinition of the
 // interface. Affinity is enforced even for pools the pod names explicitly.
+// A pool serving a kube-ipam address must have the subnet length and gateway
+// of the pod's kube-ipam.netmask and kube-ipam.gateway.
 // A multusName entry without a namespace refers to the system namespace
 // (where Spindle is installed).
 //
@@ -51,6 +63,7 @@ package selection
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"path"
 	"slices"
@@ -145,6 +158,14 @@ type Request struct {
 	// Ordinal is the pod's ordinal when it is a StatefulSet replica (nil
 	// otherwise): replica i gets entry i of a workload's address list.
 	Ordinal *int
+
+	// Owner names the pod's top-level workload ("StatefulSet app/web"), and
+	// OwnerAnnotations are that workload's own annotations (its metadata,
+	// not its pod template). A pod with none of the pool and address
+	// annotations (annotations.IsRequest) of its own uses the workload's: a
+	// manifest that puts them on the StatefulSet means them for its pods.
+	Owner            string
+	OwnerAnnotations map[string]string
 }
 
 // FamilyResult is the outcome for one family of an interface.
@@ -333,7 +354,10 @@ func (x *Index) Select(req *Request) (*Result, error) {
 	if !req.EnableIPv4 && !req.EnableIPv6 {
 		return nil, fmt.Errorf("failed to select pools for pod %s/%s: neither IPv4 nor IPv6 is enabled", req.PodNamespace, req.PodName)
 	}
-	s := &state{req: req}
+	s := &state{req: req, ann: req.PodAnnotations, subject: "pod " + req.PodNamespace + "/" + req.PodName}
+	if !annotations.HasRequest(req.PodAnnotations) && annotations.HasRequest(req.OwnerAnnotations) {
+		s.ann, s.subject = req.OwnerAnnotations, req.Owner+" (owner of pod "+req.PodNamespace+"/"+req.PodName+")"
+	}
 	res := &Result{Interface: req.Interface}
 
 	names, rule, err := s.podAnnotationPools(res)
@@ -391,6 +415,14 @@ func (x *Index) Select(req *Request) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
+			if (fr.Rule == RuleNone || fr.Rule == RuleClusterDefault) && s.singleFamilyNetwork(f) {
+				// The network's CNI configuration names default pools of
+				// the other family only: a single-family network, which
+				// the cluster default pools (of the default network) do
+				// not widen.
+				fr.Rule = RuleNone
+				continue
+			}
 			if fr.Rule == RuleNone {
 				return nil, &NoPoolError{Interface: req.Interface, Family: f, Detail: fmt.Sprintf(
 					"no pool is named by the pod, its namespace or the CNI configuration, and no %s pool has spec.default: true; "+
@@ -401,7 +433,11 @@ func (x *Index) Select(req *Request) (*Result, error) {
 			candEntries = x.expand(candNames, &fr.Rejected)
 		}
 		for _, e := range candEntries {
-			if reason := s.refuse(e, f); reason != "" {
+			reason := s.refuse(e, f)
+			if reason == "" && res.Fixed != nil && res.Fixed.KubeIPAM != nil && f == ranges.V4 {
+				reason = refuseKubeIPAM(e, res.Fixed.KubeIPAM)
+			}
+			if reason != "" {
 				fr.Rejected = append(fr.Rejected, RejectedPool{Name: e.pool.Name, Reason: reason})
 				continue
 			}
@@ -464,6 +500,10 @@ func sortBySpecificity(x *Index, pools []string) {
 // state carries per-request state: lazily parsed Multus annotations.
 type state struct {
 	req *Request
+	// ann holds the pool and address annotations in effect: the pod's, or
+	// its workload's when the pod has none; subject names their object.
+	ann     map[string]string
+	subject string
 
 	netDone  bool
 	netErr   error
@@ -517,10 +557,10 @@ func (s *state) interfaceNetwork() (string, bool, error) {
 // podAnnotationPools applies rules 1 and 2.
 func (s *state) podAnnotationPools(res *Result) (map[ranges.Family][]string, Rule, error) {
 	req := s.req
-	if v, ok := req.PodAnnotations[annotations.PodIPPools]; ok {
+	if v, ok := s.ann[annotations.PodIPPools]; ok {
 		list, err := annotations.ParseIPPools(v)
 		if err != nil {
-			return nil, RuleNone, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+			return nil, RuleNone, fmt.Errorf("failed to parse %s: %w", s.subject, err)
 		}
 		for i, item := range list {
 			iface := item.Interface
@@ -541,20 +581,20 @@ func (s *state) podAnnotationPools(res *Result) (map[ranges.Family][]string, Rul
 			`add an entry such as {"interface":%q,"ipv4":["<pool>"]} or remove the annotation`,
 			req.Interface, req.PodNamespace, req.PodName, annotations.PodIPPools, req.Interface, req.Interface)
 	}
-	if v, ok := req.PodAnnotations[annotations.PodIPPool]; ok {
+	if v, ok := s.ann[annotations.PodIPPool]; ok {
 		sel, err := annotations.ParseIPPool(v)
 		if err != nil {
-			return nil, RuleNone, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+			return nil, RuleNone, fmt.Errorf("failed to parse %s: %w", s.subject, err)
 		}
 		return map[ranges.Family][]string{ranges.V4: sel.IPv4, ranges.V6: sel.IPv6}, RulePodIPPool, nil
 	}
 	if req.Interface == DefaultInterface {
 		out, found := map[ranges.Family][]string{}, false
 		for f, key := range map[ranges.Family]string{ranges.V4: annotations.CalicoIPv4Pools, ranges.V6: annotations.CalicoIPv6Pools} {
-			if v, ok := req.PodAnnotations[key]; ok {
+			if v, ok := s.ann[key]; ok {
 				names, err := annotations.ParsePoolList(key, v)
 				if err != nil {
-					return nil, RuleNone, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+					return nil, RuleNone, fmt.Errorf("failed to parse %s: %w", s.subject, err)
 				}
 				out[f], found = names, true
 			}
@@ -578,9 +618,9 @@ func (s *state) fixed(res *Result) (map[ranges.Family][]netip.Addr, error) {
 			}
 		}
 	}
-	f, err := annotations.ParseFixed(req.PodAnnotations, req.Interface == DefaultInterface, network)
+	f, err := annotations.ParseFixed(s.ann, req.Interface == DefaultInterface, network)
 	if err != nil {
-		return nil, fmt.Errorf("failed to parse pod %s/%s: %w", req.PodNamespace, req.PodName, err)
+		return nil, fmt.Errorf("failed to parse %s: %w", s.subject, err)
 	}
 	if f.Empty() {
 		return nil, nil
@@ -653,11 +693,16 @@ func addrList(addrs []netip.Addr) string {
 // defaultPools applies rules 3 to 5 for one family.
 func (s *state) defaultPools(x *Index, f ranges.Family) (Rule, []string, []*entry, error) {
 	req := s.req
-	key, cni := annotations.NamespaceDefaultIPv4Pool, req.DefaultIPv4Pools
+	keys, cni := []string{annotations.NamespaceDefaultIPv4Pool, annotations.CalicoIPv4Pools}, req.DefaultIPv4Pools
 	if f == ranges.V6 {
-		key, cni = annotations.NamespaceDefaultIPv6Pool, req.DefaultIPv6Pools
+		keys, cni = []string{annotations.NamespaceDefaultIPv6Pool, annotations.CalicoIPv6Pools}, req.DefaultIPv6Pools
 	}
-	if v, ok := req.NamespaceAnnotations[key]; ok {
+	// The native key first; Calico's namespace pools mean the same.
+	for _, key := range keys {
+		v, ok := req.NamespaceAnnotations[key]
+		if !ok {
+			continue
+		}
 		names, err := annotations.ParsePoolList(key, v)
 		if err != nil {
 			return RuleNone, nil, nil, fmt.Errorf("failed to parse namespace %q: %w", req.PodNamespace, err)
@@ -673,6 +718,44 @@ func (s *state) defaultPools(x *Index, f ranges.Family) (Rule, []string, []*entr
 		return RuleClusterDefault, nil, d, nil
 	}
 	return RuleNone, nil, nil, nil
+}
+
+// singleFamilyNetwork reports whether the CNI configuration of the
+// interface's network names default pools of the other family than f only.
+func (s *state) singleFamilyNetwork(f ranges.Family) bool {
+	v4, v6 := len(s.req.DefaultIPv4Pools) > 0, len(s.req.DefaultIPv6Pools) > 0
+	if f == ranges.V6 {
+		return v4 && !v6
+	}
+	return v6 && !v4
+}
+
+// refuseKubeIPAM returns why pool e disagrees with the netmask or gateway
+// a pod's kube-ipam annotations expect, or "".
+func refuseKubeIPAM(e *entry, k *annotations.KubeIPAM) string {
+	subnet, err := netip.ParsePrefix(e.pool.Spec.Subnet)
+	if err != nil {
+		return ""
+	}
+	if k.Netmask >= 0 && k.Netmask != subnet.Bits() {
+		mask := net.CIDRMask(k.Netmask, 32)
+		return fmt.Sprintf("%s %s (/%d) disagrees with the pool's subnet %s; change the annotation or serve the address from a pool with that netmask",
+			annotations.KubeIPAMNetmask, net.IP(mask), k.Netmask, subnet)
+	}
+	if k.Gateway.IsValid() {
+		gw := ""
+		if e.pool.Spec.Gateway != nil {
+			gw = *e.pool.Spec.Gateway
+		}
+		if g, err := netip.ParseAddr(gw); err != nil || g != k.Gateway {
+			if gw == "" {
+				gw = "none"
+			}
+			return fmt.Sprintf("%s %s disagrees with the pool's gateway %s; change the annotation or the pool's spec.gateway",
+				annotations.KubeIPAMGateway, k.Gateway, gw)
+		}
+	}
+	return ""
 }
 
 // refuse returns why e cannot serve the request for family f, or "".

@@ -222,6 +222,45 @@ func TestSelect(t *testing.T) {
 			mod: chain(dual, func(r *Request) { r.DefaultIPv4Pools, r.DefaultIPv6Pools = []string{"c4"}, []string{"a6"} }),
 			v4:  []string{"c4"}, v6: []string{"a6"}, rule4: RuleCNIConfig, rule6: RuleCNIConfig,
 		},
+		{
+			name: "Calico's namespace pools mean the namespace default pools", pools: all,
+			mod: chain(dual, func(r *Request) {
+				r.NamespaceAnnotations[annotations.CalicoIPv4Pools] = `["b4"]`
+				r.NamespaceAnnotations[annotations.CalicoIPv6Pools] = `["a6"]`
+			}),
+			v4: []string{"b4"}, v6: []string{"a6"}, rule4: RuleNamespace, rule6: RuleNamespace,
+		},
+		{
+			name: "the native namespace annotation before Calico's", pools: all,
+			mod: func(r *Request) {
+				r.NamespaceAnnotations[annotations.NamespaceDefaultIPv4Pool] = `["c4"]`
+				r.NamespaceAnnotations[annotations.CalicoIPv4Pools] = `["b4"]`
+			},
+			v4: []string{"c4"}, rule4: RuleNamespace,
+		},
+		// A network whose CNI configuration names one family only.
+		{
+			name: "IPv4-only network on a dual-stack node: no IPv6 from the cluster defaults", pools: all,
+			mod: chain(dual, iface("net1"), func(r *Request) { r.DefaultIPv4Pools = []string{"c4"} }),
+			v4:  []string{"c4"}, rule4: RuleCNIConfig,
+		},
+		{
+			name: "IPv6-only network on a dual-stack node, no IPv4 pool anywhere", pools: []*v2beta1.SpiderIPPool{a6},
+			mod: chain(dual, iface("net1"), func(r *Request) { r.DefaultIPv6Pools = []string{"a6"} }),
+			v6:  []string{"a6"}, rule6: RuleCNIConfig,
+		},
+		{
+			name: "a single-family network still takes the namespace's pool of the other family", pools: all,
+			mod: chain(dual, iface("net1"), func(r *Request) {
+				r.DefaultIPv4Pools = []string{"c4"}
+				r.NamespaceAnnotations[annotations.NamespaceDefaultIPv6Pool] = `["b6"]`
+			}),
+			v4: []string{"c4"}, v6: []string{"b6"}, rule4: RuleCNIConfig, rule6: RuleNamespace,
+		},
+		{
+			name: "a network naming no pool needs both families", pools: []*v2beta1.SpiderIPPool{a4, d4}, mod: chain(dual, iface("net1")),
+			errHas: `no pool for net1 IPv6: no pool is named`,
+		},
 		// Rule 5: cluster defaults.
 		{
 			name: "cluster default pools", pools: all, mod: dual,
@@ -618,6 +657,7 @@ func itoa(i int) string {
 	return string(b)
 }
 
+func gateway(gw string) poolOpt  { return func(p *v2beta1.SpiderIPPool) { p.Spec.Gateway = &gw } }
 func ips(r ...string) poolOpt { return func(p *v2beta1.SpiderIPPool) { p.Spec.IPs = r } }
 
 // Fixed addresses of every dialect: served only from a pool that contains
@@ -625,7 +665,7 @@ func ips(r ...string) poolOpt { return func(p *v2beta1.SpiderIPPool) { p.Spec.IP
 func TestSelectFixedAddresses(t *testing.T) {
 	pools := []*v2beta1.SpiderIPPool{
 		pool("def", "10.0.0.0/24", ips("10.0.0.10-10.0.0.20"), isDefault),
-		pool("fixed", "10.16.0.0/24", ips("10.16.0.10-10.16.0.20")),
+		pool("fixed", "10.16.0.0/24", ips("10.16.0.10-10.16.0.20"), gateway("10.16.0.1")),
 		pool("fixed-red", "10.16.0.0/24", ips("10.16.0.15"), nsAff("team", "red")),
 		pool("calico-1", "172.23.19.0/30", ips("172.23.19.0-172.23.19.3")),
 		pool("v6", "fd00:10:16::/64", ips("fd00:10:16::10-fd00:10:16::20")),
@@ -661,6 +701,23 @@ func TestSelectFixedAddresses(t *testing.T) {
 			`error: no pool for eth0 IPv4: annotation "ovn.kubernetes.io/ip_pool" lists 2 entries and this StatefulSet replica has ordinal 2: the list is used up; add entries`},
 		{"a fixed IPv6 address on an IPv4-only node", anno(annotations.OVNIPAddress, "fd00:10:16::15"),
 			`error: failed to select addresses for eth0 of pod app/web-0: ovn.kubernetes.io/ip_address asks for IPv6 addresses, but this node allocates only IPv4; change the annotation`},
+		{"kube-ipam address with the pool's netmask and gateway",
+			anno(annotations.KubeIPAMIP, "10.16.0.12", annotations.KubeIPAMNetmask, "255.255.255.0", annotations.KubeIPAMGateway, "10.16.0.1"),
+			`pools containing the requested addresses [fixed] [10.16.0.12]`},
+		{"kube-ipam netmask disagrees", anno(annotations.KubeIPAMIP, "10.16.0.12", annotations.KubeIPAMNetmask, "255.255.0.0"),
+			`error: no pool for eth0 IPv4: pool "fixed": kube-ipam.netmask 255.255.0.0 (/16) disagrees with the pool's subnet 10.16.0.0/24; change the annotation or serve the address from a pool with that netmask`},
+		{"kube-ipam gateway disagrees", anno(annotations.KubeIPAMIP, "10.16.0.12", annotations.KubeIPAMGateway, "10.16.0.254"),
+			`error: no pool for eth0 IPv4: pool "fixed": kube-ipam.gateway 10.16.0.254 disagrees with the pool's gateway 10.16.0.1; change the annotation or the pool's spec.gateway`},
+		{"the workload's annotations when the pod has none", func(r *Request) {
+			r.Owner, r.OwnerAnnotations = "StatefulSet app/web", map[string]string{annotations.CalicoIPv4Pools: `["calico-1"]`}
+		}, `pod annotations cni.projectcalico.org/ipv4pools/cni.projectcalico.org/ipv6pools [calico-1] []`},
+		{"the pod's own annotations before the workload's", chain(anno(annotations.PodIPPool, `{"ipv4":["def"]}`), func(r *Request) {
+			r.Owner, r.OwnerAnnotations = "StatefulSet app/web", map[string]string{annotations.CalicoIPv4Pools: `["calico-1"]`}
+		}), `pod annotation ipam.spidernet.io/ippool [def] []`},
+		{"a malformed workload annotation names the workload", func(r *Request) {
+			r.Owner, r.OwnerAnnotations = "Deployment app/web", map[string]string{annotations.OVNIPPool: "10.16.0.15,,"}
+		}, `error: failed to parse Deployment app/web (owner of pod app/web-0): invalid annotation "ovn.kubernetes.io/ip_pool": "" is not an IP address; ` +
+			`want addresses separated by commas (10.16.0.15,10.16.0.16), or dual-stack pairs separated by semicolons (10.16.0.15,fd00:10:16::f;10.16.0.16,fd00:10:16::10)`},
 		{"contradicting dialects", anno(annotations.CalicoIPAddrs, `["10.16.0.15"]`, annotations.OVNIPAddress, "10.16.0.16"),
 			`error: failed to parse pod app/web-0: annotations "cni.projectcalico.org/ipAddrs" (10.16.0.15) and "ovn.kubernetes.io/ip_address" (10.16.0.16) ask for different addresses; keep one of them`},
 	} {
