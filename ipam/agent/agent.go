@@ -111,7 +111,6 @@ func Scheme() *runtime.Scheme {
 // What the agent reads and writes; the Helm chart's agent ClusterRole is
 // checked against these markers.
 // +kubebuilder:rbac:groups="",resources=pods;namespaces;nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools;spiderreservedips;spidercoordinators,verbs=get;list;watch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims;spiderendpoints,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints/status,verbs=update
@@ -155,7 +154,7 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 	noCopy := true
 	c, err := cache.New(restCfg, cache.Options{
 		Scheme:           scheme,
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: reduceWorkloadMeta(cache.TransformStripManagedFields()),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName)},
 			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", cfg.NodeName)},
@@ -270,7 +269,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("failed to watch SpiderReservedIPs: %w", err)
 	}
-	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{}, &v2beta1.SpiderCoordinator{}, &v2beta1.SpiderEndpoint{}} {
+	objs := []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{}, &v2beta1.SpiderCoordinator{}, &v2beta1.SpiderEndpoint{}}
+	for _, gvk := range workloadKinds {
+		objs = append(objs, workloadMeta(gvk))
+	}
+	for _, obj := range objs {
 		if _, err := a.cache.GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("failed to get %T informer: %w", obj, err)
 		}

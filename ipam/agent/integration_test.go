@@ -25,7 +25,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/spindle-net/spindle/ipam/agent"
+	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
 	"github.com/spindle-net/spindle/ipam/store"
@@ -467,17 +469,101 @@ func TestStatefulSetKeepsAddress(t *testing.T) {
 		t.Fatalf("want exactly the claim in sts-b, got %+v", c)
 	}
 
-	// Scaled to zero: DEL releases.
-	sts.Spec.Replicas = ptr.To[int32](0)
-	if err := k8s.Update(rootCtx, sts); err != nil {
-		t.Fatal(err)
+	// Scaled to zero: the address is held for the StatefulSet, and the
+	// replica gets it back when it is scaled up again.
+	scale := func(n int32, optOut bool) {
+		t.Helper()
+		if err := k8s.Get(rootCtx, client.ObjectKeyFromObject(sts), sts); err != nil {
+			t.Fatal(err)
+		}
+		sts.Spec.Replicas = ptr.To(n)
+		if optOut {
+			sts.Annotations = map[string]string{lifecycle.ReleaseOnScaleDown: "true"}
+		}
+		if err := k8s.Update(rootCtx, sts); err != nil {
+			t.Fatal(err)
+		}
 	}
+	scale(0, false)
 	deletePod(t, p3)
 	if err := a2.Del(rootCtx, addReq(p3, "eth0", "c3")); err != nil {
 		t.Fatal(err)
 	}
+	if c := claimsOf(t, ns, "web-0"); len(c) != 1 || !strings.HasPrefix(ip0(r3), c[0].Spec.Address+"/") {
+		t.Fatalf("replica scaled away lost its held address: %+v", c)
+	}
+	scale(1, false)
+	p4 := replica("sts-node-1", "sts-b")
+	r4, err := a1.Add(rootCtx, addReq(p4, "eth0", "c4"))
+	if err != nil || ip0(r4) != ip0(r3) {
+		t.Fatalf("replica scaled up again got %v %v, want its held %v", ip0(r4), err, ip0(r3))
+	}
+
+	// A StatefulSet that opts out releases on scale-down.
+	scale(0, true)
+	deletePod(t, p4)
+	if err := a1.Del(rootCtx, addReq(p4, "eth0", "c4")); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(claimsOf(t, ns, "web-0")); n != 0 {
-		t.Fatalf("scaled-down replica kept %d claims", n)
+		t.Fatalf("scaled-down replica of a StatefulSet releasing on scale-down kept %d claims", n)
+	}
+}
+
+// TestWorkloadAnnotations: a pod without pool or address annotations takes
+// those of its controller chain (a StatefulSet's metadata, a Deployment
+// through its ReplicaSet); a pod's own annotations win.
+func TestWorkloadAnnotations(t *testing.T) {
+	requireEnv(t)
+	ns := "workload-ann"
+	ensureNamespace(t, ns)
+	createPool(t, "wl-default", "10.24.0.0/24", "10.24.0.10-10.24.0.20")
+	createPool(t, "wl-calico", "10.24.1.0/24", "10.24.1.10-10.24.1.20")
+	createPool(t, "wl-ovn", "10.24.2.0/24", "10.24.2.10-10.24.2.20")
+	a := startAgent(t, "wl-node")
+	tmpl := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db", Annotations: map[string]string{annotations.CalicoIPv4Pools: `["wl-calico"]`}},
+		Spec:       appsv1.StatefulSetSpec{Selector: sel, Template: tmpl},
+	}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Annotations: map[string]string{annotations.OVNIPPool: "10.24.2.15,10.24.2.16"}},
+		Spec:       appsv1.DeploymentSpec{Selector: sel, Template: tmpl},
+	}
+	for _, o := range []client.Object{sts, dep} {
+		if err := k8s.Create(rootCtx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-5d8f", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: dep.UID, Controller: ptr.To(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Selector: sel, Template: tmpl},
+	}
+	if err := k8s.Create(rootCtx, rs); err != nil {
+		t.Fatal(err)
+	}
+	owned := func(name string, ann map[string]string, kind, owner string, uid types.UID) *corev1.Pod {
+		p := podObj(ns, name, "wl-node", ann)
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: owner, UID: uid, Controller: ptr.To(true)}}
+		return createPod(t, p)
+	}
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want string
+	}{
+		{owned("db-0", nil, "StatefulSet", "db", sts.UID), "10.24.1."},
+		{owned("web-5d8f-abcde", nil, "ReplicaSet", "web-5d8f", rs.UID), "10.24.2.1"},
+		{owned("db-1", map[string]string{annotations.PodIPPool: `{"ipv4":["wl-default"]}`}, "StatefulSet", "db", sts.UID), "10.24.0."},
+	} {
+		res, err := a.Add(rootCtx, addReq(tc.pod, "eth0", "c-"+tc.pod.Name, "wl-default"))
+		if err != nil || !strings.HasPrefix(ip0(res), tc.want) {
+			t.Errorf("pod %s got %q (%v), want an address starting %s", tc.pod.Name, ip0(res), err, tc.want)
+		}
 	}
 }
 

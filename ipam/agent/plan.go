@@ -82,8 +82,14 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 			ordinal = &i
 		}
 	}
+	owner, ownerAnn, err := a.workloadAnnotations(ctx, f.pod)
+	if err != nil {
+		return nil, err
+	}
 	sel, err := idx.Select(&selection.Request{
 		Ordinal:               ordinal,
+		Owner:                 owner,
+		OwnerAnnotations:      ownerAnn,
 		PodNamespace:          f.pod.Namespace,
 		PodName:               f.pod.Name,
 		PodLabels:             f.pod.Labels,

@@ -60,7 +60,7 @@ func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	if len(mine) == 0 {
 		return nil
 	}
-	release, err := a.shouldRelease(ctx, mine[0], true)
+	release, err := a.shouldRelease(ctx, mine, true)
 	if err != nil {
 		return err
 	}
@@ -80,16 +80,25 @@ func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	return nil
 }
 
-// shouldRelease decides for the holder of claim c, with lifecycle.Decide on
-// live reads. sandboxDeleted is true for a CNI DEL: a terminating holder
-// releases at once instead of waiting for its grace period.
-func (a *Agent) shouldRelease(ctx context.Context, c *v2beta1.SpiderIPClaim, sandboxDeleted bool) (bool, error) {
+// shouldRelease decides for the holder of claims (one pod incarnation),
+// with lifecycle.Decide on live reads. sandboxDeleted is true for a CNI DEL:
+// a terminating holder releases at once instead of waiting for its grace
+// period.
+func (a *Agent) shouldRelease(ctx context.Context, claims []*v2beta1.SpiderIPClaim, sandboxDeleted bool) (bool, error) {
+	c := claims[0]
 	pod, err := a.livePod(ctx, c.Spec.PodNamespace, c.Spec.PodName)
 	if err != nil {
 		return false, err
 	}
 	var sts *appsv1.StatefulSet
+	poolOptOut := false
 	if a.cfg.EnableStatefulSet && c.Spec.OwnerKind == "StatefulSet" && c.Spec.OwnerName != "" {
+		for _, x := range claims {
+			p := &v2beta1.SpiderIPPool{}
+			if err := a.cache.Get(ctx, keyOf("", x.Spec.Pool), p); err == nil && lifecycle.ReleasesOnScaleDown(p.Annotations) {
+				poolOptOut = true
+			}
+		}
 		obj := &appsv1.StatefulSet{}
 		err := a.live.Get(ctx, keyOf(c.Spec.PodNamespace, c.Spec.OwnerName), obj)
 		switch {
@@ -111,7 +120,8 @@ func (a *Agent) shouldRelease(ctx context.Context, c *v2beta1.SpiderIPClaim, san
 			OwnerKind: c.Spec.OwnerKind, OwnerName: c.Spec.OwnerName},
 		Pod: pod, Node: node, StatefulSet: sts, Now: time.Now(),
 		Config:         lifecycle.Config{IgnoreStatefulSets: !a.cfg.EnableStatefulSet},
-		SandboxDeleted: sandboxDeleted,
+		SandboxDeleted:          sandboxDeleted,
+		PoolReleasesOnScaleDown: poolOptOut,
 	})
 	return d.Collect, nil
 }
@@ -207,7 +217,7 @@ func (a *Agent) collect(ctx context.Context, skip func(*v2beta1.SpiderIPClaim) b
 		var err error
 		var rel bool
 		if len(cur) > 0 {
-			rel, err = a.shouldRelease(ctx, cur[0], false)
+			rel, err = a.shouldRelease(ctx, cur, false)
 			if err == nil && rel {
 				err = a.engine.Release(ctx, cur)
 			}

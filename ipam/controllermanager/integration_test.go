@@ -28,6 +28,7 @@ import (
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/test/kubeapi"
 	"github.com/spindle-net/spindle/test/prereq"
 )
@@ -237,9 +238,10 @@ func TestIntegrationWithAPIServer(t *testing.T) {
 		return fmt.Errorf("pool still there (%v)", err)
 	})
 
-	// A StatefulSet scaled from 3 to 1: ordinals 1 and 2 are released once
-	// their pods are gone, ordinal 0 keeps its address even when its pod is
-	// deleted (the StatefulSet controller re-creates it). There is no
+	// A StatefulSet scaled from 3 to 1: ordinals 1 and 2 keep their
+	// addresses for the next scale-up until the StatefulSet opts out of
+	// that; ordinal 0 keeps its address even when its pod is deleted (the
+	// StatefulSet controller re-creates it). There is no
 	// kube-controller-manager here, so the test plays its part.
 	sp := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "sts"}, Spec: v2beta1.IPPoolSpec{Subnet: "10.8.0.0/24", IPs: []string{"10.8.0.10-10.8.0.19"}}}
 	if err := c.Create(ctx, sp); err != nil {
@@ -277,6 +279,20 @@ func TestIntegrationWithAPIServer(t *testing.T) {
 		if err := c.Delete(ctx, stsPods[i], client.GracePeriodSeconds(0)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	time.Sleep(3 * time.Second) // more than a full collection pass (--gc-interval=2s)
+	for _, addr := range []string{"10.8.0.10", "10.8.0.11", "10.8.0.12"} {
+		if err := c.Get(ctx, types.NamespacedName{Name: addr}, &v2beta1.SpiderIPClaim{}); err != nil {
+			t.Fatalf("address %s of a replica scaled away is not held for the StatefulSet: %v", addr, err)
+		}
+	}
+	// Opting out releases the scaled-away ordinals at once.
+	if err := c.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
+		t.Fatal(err)
+	}
+	sts.Annotations = map[string]string{lifecycle.ReleaseOnScaleDown: "true"}
+	if err := c.Update(ctx, sts); err != nil {
+		t.Fatal(err)
 	}
 	for _, addr := range []string{"10.8.0.11", "10.8.0.12"} {
 		eventually(t, "scaled-away ordinal released "+addr, 30*time.Second, func() error {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 )
 
 func sortedKeys(reqs []types.NamespacedName) []string {
@@ -45,7 +46,8 @@ func TestStatefulSetEventCollectsKeptReplicas(t *testing.T) {
 	for _, c := range db {
 		c.Spec.OwnerName = "db"
 	}
-	dbSet := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "db", UID: "sts-db"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](1)}}
+	dbSet := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "db", UID: "sts-db",
+		Annotations: map[string]string{lifecycle.ReleaseOnScaleDown: "true"}}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](1)}}
 	objs := []client.Object{web0, web1, web2, pod2, elsewhere, dbSet, db[0], db[1], db[2]}
 	c := newFake(t, objs...).WithIndex(&v2beta1.SpiderIPClaim{}, IndexClaimByOwner, ClaimOwnerKey).Build()
 	r, _ := reconciler(c, c)
@@ -81,7 +83,7 @@ func TestStatefulSetEventCollectsKeptReplicas(t *testing.T) {
 		t.Fatalf("claims left after the StatefulSet was deleted: %v; want only the running replica's, the other namespace's and db's", l)
 	}
 
-	// StatefulSet "db" scaled from 3 to 1.
+	// StatefulSet "db", which releases on scale-down, scaled from 3 to 1.
 	got = collect(dbSet)
 	if want := []string{"ns/db-0", "ns/db-1", "ns/db-2"}; !slices.Equal(got, want) {
 		t.Fatalf("scaled-down StatefulSet enqueued %v, want %v", got, want)

@@ -85,7 +85,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			cached.Status.Phase != corev1.PodSucceeded && cached.Status.Phase != corev1.PodFailed {
 			continue
 		}
-		d, pod, err := r.decideFresh(ctx, h)
+		d, pod, err := r.decideFresh(ctx, h, claims.Items)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -108,8 +108,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // decideFresh reads the pod, its node and (for StatefulSet pods) the
-// StatefulSet from the API server and decides.
-func (r *Reconciler) decideFresh(ctx context.Context, h lifecycle.Holder) (lifecycle.Decision, *corev1.Pod, error) {
+// StatefulSet from the API server, and the pools of the holder's claims from
+// the cache, and decides.
+func (r *Reconciler) decideFresh(ctx context.Context, h lifecycle.Holder, claims []v2beta1.SpiderIPClaim) (lifecycle.Decision, *corev1.Pod, error) {
 	key := types.NamespacedName{Namespace: h.Namespace, Name: h.Name}
 	in := lifecycle.Input{Holder: h, Now: r.now(), Config: r.Config}
 	var pod corev1.Pod
@@ -133,6 +134,13 @@ func (r *Reconciler) decideFresh(ctx context.Context, h lifecycle.Holder) (lifec
 			in.StatefulSet = &sts
 		} else if !apierrors.IsNotFound(err) {
 			return lifecycle.Decision{}, nil, fmt.Errorf("failed to get StatefulSet %q: %w", stsKey, err)
+		}
+		for i := range claims {
+			var p v2beta1.SpiderIPPool
+			if claims[i].Spec.PodUID == string(h.UID) && r.Client.Get(ctx, client.ObjectKey{Name: claims[i].Spec.Pool}, &p) == nil &&
+				lifecycle.ReleasesOnScaleDown(p.Annotations) {
+				in.PoolReleasesOnScaleDown = true
+			}
 		}
 	}
 	return lifecycle.Decide(in), in.Pod, nil
@@ -368,7 +376,7 @@ func ReplicaAllocations(namespace, name string, claims []v2beta1.SpiderIPClaim, 
 
 // statefulSetShrunk passes the StatefulSet events after which fewer
 // ordinals are wanted: deletion (or its start), fewer replicas, a moved
-// ordinal start.
+// ordinal start; and a change of its ReleaseOnScaleDown annotation.
 func statefulSetShrunk() predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return false },
@@ -393,7 +401,8 @@ func statefulSetShrunk() predicate.Predicate {
 				return *s.Spec.Replicas
 			}
 			return (o.DeletionTimestamp == nil && n.DeletionTimestamp != nil) ||
-				replicas(n) < replicas(o) || start(n) != start(o)
+				replicas(n) < replicas(o) || start(n) != start(o) ||
+				lifecycle.ReleasesOnScaleDown(n.Annotations) != lifecycle.ReleasesOnScaleDown(o.Annotations)
 		},
 	}
 }

@@ -177,8 +177,11 @@ func TestRaceRebindBeforeDelete(t *testing.T) {
 				return c.Delete(ctx, obj, opts...)
 			},
 		}).Build()
-	// The StatefulSet was scaled to 2, so web-2 (pod gone) is out of range.
-	reader := newFake(t, lifecycletest.StatefulSet("web", 2)).Build()
+	// The StatefulSet, which releases on scale-down, was scaled to 2, so
+	// web-2 (pod gone) is out of range.
+	sts := lifecycletest.StatefulSet("web", 2)
+	sts.Annotations = map[string]string{lifecycle.ReleaseOnScaleDown: "true"}
+	reader := newFake(t, sts).Build()
 	r, _ := reconciler(base, reader)
 	res, err := r.Reconcile(ctx, req("web-2"))
 	if err != nil {
@@ -261,24 +264,49 @@ func TestCachedLivePodIsNeverCollected(t *testing.T) {
 	}
 }
 
+// A StatefulSet scaled from 3 to 1 holds the addresses of ordinals 1 and 2
+// for its next scale-up, unless it or a pool of the replica opts out.
 func TestStatefulSetScaleDown(t *testing.T) {
-	sts := lifecycletest.StatefulSet("web", 1)
-	c := newFake(t, sts, lifecycletest.StsPod("web-0", "u0", sts),
-		stsClaim("10.6.0.10", "web-0", "u0"), stsClaim("10.6.0.11", "web-1", "u1"), stsClaim("10.6.0.12", "web-2", "u2"),
-		newEndpoint("web-1", "u1"), newEndpoint("web-2", "u2")).Build()
-	r, _ := reconciler(c, c)
-	for _, p := range []string{"web-0", "web-1", "web-2"} {
-		if _, err := r.Reconcile(context.Background(), req(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !exists(t, c, &v2beta1.SpiderIPClaim{}, claimKey("10.6.0.10")) {
-		t.Error("ordinal 0 lost its address")
-	}
-	for _, a := range []string{"10.6.0.11", "10.6.0.12"} {
-		if exists(t, c, &v2beta1.SpiderIPClaim{}, claimKey(a)) {
-			t.Errorf("scaled-away ordinal kept %s", a)
-		}
+	for _, tc := range []struct {
+		name          string
+		stsOptOut     bool
+		poolOptOut    bool
+		wantScaledOff bool
+	}{
+		{"held by default", false, false, false},
+		{"released: the StatefulSet opts out", true, false, true},
+		{"released: the pool opts out", false, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sts := lifecycletest.StatefulSet("web", 1)
+			if tc.stsOptOut {
+				sts.Annotations = map[string]string{lifecycle.ReleaseOnScaleDown: "true"}
+			}
+			pool := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "p4"}, Spec: v2beta1.IPPoolSpec{Subnet: "10.6.0.0/16"}}
+			if tc.poolOptOut {
+				pool.Annotations = map[string]string{lifecycle.ReleaseOnScaleDown: "true"}
+			}
+			claims := []*v2beta1.SpiderIPClaim{stsClaim("10.6.0.10", "web-0", "u0"), stsClaim("10.6.0.11", "web-1", "u1"), stsClaim("10.6.0.12", "web-2", "u2")}
+			for _, cl := range claims {
+				cl.Spec.Pool = "p4"
+			}
+			c := newFake(t, sts, pool, lifecycletest.StsPod("web-0", "u0", sts), claims[0], claims[1], claims[2],
+				newEndpoint("web-1", "u1"), newEndpoint("web-2", "u2")).Build()
+			r, _ := reconciler(c, c)
+			for _, p := range []string{"web-0", "web-1", "web-2"} {
+				if _, err := r.Reconcile(context.Background(), req(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !exists(t, c, &v2beta1.SpiderIPClaim{}, claimKey("10.6.0.10")) {
+				t.Error("ordinal 0 lost its address")
+			}
+			for _, a := range []string{"10.6.0.11", "10.6.0.12"} {
+				if kept := exists(t, c, &v2beta1.SpiderIPClaim{}, claimKey(a)); kept == tc.wantScaledOff {
+					t.Errorf("scaled-away ordinal's %s: kept %v, want kept %v", a, kept, !tc.wantScaledOff)
+				}
+			}
+		})
 	}
 }
 

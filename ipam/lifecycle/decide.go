@@ -1,8 +1,15 @@
 // Package lifecycle is the one decision of whether an allocation (the claims
 // and SpiderEndpoint made for a pod) is kept or released, and why: its pod is
 // gone, finished, stuck terminating, replaced by a pod of the same name, or a
-// StatefulSet replica that was scaled away; or it is alive, a StatefulSet
-// replica waiting for its next incarnation, or still within its grace period.
+// StatefulSet replica whose StatefulSet is gone (or that opted out of
+// keeping addresses across scale-down and was scaled away); or it is alive,
+// a StatefulSet replica waiting for its next incarnation, or still within its
+// grace period.
+//
+// A StatefulSet keeps the addresses of every ordinal it ever ran for its
+// whole life: a replica scaled away gets them back when the StatefulSet is
+// scaled up again. ReleaseOnScaleDown on the StatefulSet or on a pool of the
+// allocation gives them back to the pool at scale-down instead.
 //
 // Decide is pure. The controller's garbage collector, the agent's periodic
 // pass, CNI DEL and CNI GC all feed it fresh reads and act on its answer with
@@ -35,12 +42,26 @@ const (
 	ReasonStatefulSetScaledDown    Reason = "StatefulSetScaledDown"
 	ReasonStatefulSetDeleted       Reason = "StatefulSetDeleted"
 	ReasonStatefulSetWithinOrdinal Reason = "StatefulSetWithinReplicas" // kept
+	ReasonStatefulSetOrdinalHeld   Reason = "StatefulSetOrdinalHeld"    // kept: scaled away, held for scale-up
 	ReasonPodAlive                 Reason = "PodAlive"                  // kept
 	ReasonTerminatingWithinGrace   Reason = "TerminatingWithinGrace"    // kept
 	ReasonTerminatingDisabled      Reason = "TerminatingCollectionDisabled"
 	ReasonUnknownHolder            Reason = "UnknownHolder" // kept: no pod UID recorded
 	ReasonSandboxDeleted           Reason = "SandboxDeleted"
 )
+
+// ReleaseOnScaleDown, set to "true" on a StatefulSet or on a SpiderIPPool,
+// releases a replica's addresses when its StatefulSet is scaled below its
+// ordinal, instead of holding them until the StatefulSet is scaled up again
+// or deleted.
+const ReleaseOnScaleDown = "spindle.spidernet.io/release-on-scale-down"
+
+// ReleasesOnScaleDown reports whether annotations opt out of holding
+// addresses across scale-down.
+func ReleasesOnScaleDown(annotations map[string]string) bool {
+	b, _ := strconv.ParseBool(annotations[ReleaseOnScaleDown])
+	return b
+}
 
 // Holder is the pod an allocation (claims and SpiderEndpoint) was made for,
 // as recorded in the allocation.
@@ -81,6 +102,9 @@ type Input struct {
 	// holder's sandbox, so a terminating holder releases at once instead of
 	// waiting for its deadline.
 	SandboxDeleted bool
+	// PoolReleasesOnScaleDown is set when a pool of the allocation carries
+	// ReleaseOnScaleDown.
+	PoolReleasesOnScaleDown bool
 }
 
 // Decision is the outcome for one holder.
@@ -105,13 +129,13 @@ func Decide(in Input) Decision {
 	if pod != nil && pod.UID != h.UID {
 		// Same name, different pod: the holder is gone. A StatefulSet replica
 		// within its ordinals keeps its addresses for the new incarnation.
-		if keep, r := statefulSetKeeps(h, in.StatefulSet, pod); keep {
+		if keep, r := statefulSetKeeps(h, &in, pod); keep {
 			return Decision{Reason: r}
 		}
 		return Decision{Collect: true, Reason: ReasonPodUIDMismatch}
 	}
 	if pod == nil {
-		if keep, r := statefulSetKeeps(h, in.StatefulSet, nil); keep {
+		if keep, r := statefulSetKeeps(h, &in, nil); keep {
 			return Decision{Reason: r}
 		} else if r != "" {
 			return Decision{Collect: true, Reason: r}
@@ -120,11 +144,11 @@ func Decide(in Input) Decision {
 	}
 
 	// The holder is the live pod object.
-	stsKeep, _ := statefulSetKeeps(h, in.StatefulSet, pod)
+	stsKeep, stsReason := statefulSetKeeps(h, &in, pod)
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded, corev1.PodFailed:
 		if stsKeep {
-			return Decision{Reason: ReasonStatefulSetWithinOrdinal}
+			return Decision{Reason: stsReason}
 		}
 		switch {
 		case pod.Status.Phase == corev1.PodSucceeded:
@@ -139,7 +163,7 @@ func Decide(in Input) Decision {
 		return Decision{Reason: ReasonPodAlive}
 	}
 	if stsKeep {
-		return Decision{Reason: ReasonStatefulSetWithinOrdinal}
+		return Decision{Reason: stsReason}
 	}
 	if in.SandboxDeleted {
 		return Decision{Collect: true, Reason: ReasonSandboxDeleted}
@@ -161,12 +185,14 @@ func Decide(in Input) Decision {
 }
 
 // statefulSetKeeps says whether the holder is a StatefulSet replica whose
-// ordinal is still wanted, so its addresses stay reserved for it. When the
+// addresses stay reserved for it: its ordinal is wanted, or it was scaled
+// away and neither the StatefulSet nor a pool opted out of holding. When the
 // holder is a StatefulSet pod that is no longer wanted it returns the reason
 // (scaled down or StatefulSet deleted); for other holders the reason is "".
 // pod is the live pod of the holder's name, if any: a pod controlled by
 // something else than the StatefulSet means the name was taken over.
-func statefulSetKeeps(h Holder, sts *appsv1.StatefulSet, pod *corev1.Pod) (bool, Reason) {
+func statefulSetKeeps(h Holder, in *Input, pod *corev1.Pod) (bool, Reason) {
+	sts := in.StatefulSet
 	if h.OwnerKind != "StatefulSet" || h.OwnerName == "" {
 		return false, ""
 	}
@@ -190,7 +216,10 @@ func statefulSetKeeps(h Holder, sts *appsv1.StatefulSet, pod *corev1.Pod) (bool,
 		replicas = int64(*sts.Spec.Replicas)
 	}
 	if ordinal < start || ordinal >= start+replicas {
-		return false, ReasonStatefulSetScaledDown
+		if ReleasesOnScaleDown(sts.Annotations) || in.PoolReleasesOnScaleDown {
+			return false, ReasonStatefulSetScaledDown
+		}
+		return true, ReasonStatefulSetOrdinalHeld
 	}
 	return true, ReasonStatefulSetWithinOrdinal
 }
@@ -258,7 +287,9 @@ func (r Reason) Explain() string {
 	case ReasonTerminatingOnNotReady:
 		return "the pod is still terminating past its grace period on a NotReady node"
 	case ReasonStatefulSetScaledDown:
-		return "the StatefulSet was scaled below this pod's ordinal"
+		return "the StatefulSet was scaled below this pod's ordinal and releases addresses on scale-down"
+	case ReasonStatefulSetOrdinalHeld:
+		return "the StatefulSet was scaled below this pod's ordinal; its addresses are held until it is scaled up again or deleted"
 	case ReasonStatefulSetDeleted:
 		return "the pod's StatefulSet no longer exists"
 	case ReasonSandboxDeleted:

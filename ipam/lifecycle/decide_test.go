@@ -20,6 +20,8 @@ func TestDecide(t *testing.T) {
 		return Holder{Namespace: "ns", Name: "web-" + i, UID: types.UID("old-" + i), OwnerKind: "StatefulSet", OwnerName: "web"}
 	}
 	sts3, sts1 := lifecycletest.StatefulSet("web", 3), lifecycletest.StatefulSet("web", 1)
+	sts1optOut := lifecycletest.StatefulSet("web", 1)
+	sts1optOut.Annotations = map[string]string{ReleaseOnScaleDown: "true"}
 	failed := lifecycletest.LivePod("app-1", "u1")
 	failed.Status.Phase = corev1.PodFailed
 	evicted := lifecycletest.LivePod("app-1", "u1")
@@ -48,7 +50,10 @@ func TestDecide(t *testing.T) {
 		{"terminating past grace+delay on NotReady node", Input{Holder: holder, Pod: lifecycletest.Terminating(lifecycletest.LivePod("app-1", "u1"), lifecycletest.T0.Add(-31*time.Second)), Node: lifecycletest.Node(false)}, true, ReasonTerminatingOnNotReady, false},
 		{"terminating past grace+delay on missing node", Input{Holder: holder, Pod: lifecycletest.Terminating(lifecycletest.LivePod("app-1", "u1"), lifecycletest.T0.Add(-31*time.Second))}, true, ReasonTerminatingOnNotReady, false},
 		{"terminating past grace+delay on Ready node", Input{Holder: holder, Pod: lifecycletest.Terminating(lifecycletest.LivePod("app-1", "u1"), lifecycletest.T0.Add(-31*time.Second)), Node: lifecycletest.Node(true)}, true, ReasonTerminatingOnReadyNode, false},
-		{"sts scaled down, pod gone", Input{Holder: web("2"), StatefulSet: sts1}, true, ReasonStatefulSetScaledDown, false},
+		{"sts opting out scaled down, pod gone", Input{Holder: web("2"), StatefulSet: sts1optOut}, true, ReasonStatefulSetScaledDown, false},
+		{"sts scaled down, pod gone, a pool opting out", Input{Holder: web("2"), StatefulSet: sts1, PoolReleasesOnScaleDown: true}, true, ReasonStatefulSetScaledDown, false},
+		{"sts opting out scaled down, replica terminating", Input{Holder: web("2"), StatefulSet: sts1optOut, SandboxDeleted: true,
+			Pod: lifecycletest.Terminating(lifecycletest.StsPod("web-2", "old-2", sts1optOut), lifecycletest.T0.Add(10*time.Second))}, true, ReasonSandboxDeleted, false},
 		{"sts deleted, pod gone", Input{Holder: web("0")}, true, ReasonStatefulSetDeleted, false},
 		{"sts being deleted, pod gone", Input{Holder: web("0"), StatefulSet: func() *appsv1.StatefulSet {
 			s := lifecycletest.StatefulSet("web", 3)
@@ -71,6 +76,10 @@ func TestDecide(t *testing.T) {
 		{"sts pod recreated within ordinals", Input{Holder: web("1"), StatefulSet: sts3, Pod: lifecycletest.StsPod("web-1", "new-1", sts3)}, false, ReasonStatefulSetWithinOrdinal, false},
 		{"sts pod terminating within ordinals", Input{Holder: web("1"), StatefulSet: sts3, Pod: lifecycletest.Terminating(lifecycletest.StsPod("web-1", "old-1", sts3), lifecycletest.T0.Add(-time.Hour)), Node: lifecycletest.Node(false)}, false, ReasonStatefulSetWithinOrdinal, false},
 		{"sts pod failed within ordinals", Input{Holder: web("0"), StatefulSet: sts3, Pod: stsFailed}, false, ReasonStatefulSetWithinOrdinal, false},
+		{"sts scaled down, pod gone: held for scale-up", Input{Holder: web("2"), StatefulSet: sts1}, false, ReasonStatefulSetOrdinalHeld, false},
+		{"sts scaled down, replica terminating: held", Input{Holder: web("2"), StatefulSet: sts1, SandboxDeleted: true,
+			Pod: lifecycletest.Terminating(lifecycletest.StsPod("web-2", "old-2", sts1), lifecycletest.T0.Add(10*time.Second))}, false, ReasonStatefulSetOrdinalHeld, false},
+		{"sts scaled to zero: held", Input{Holder: web("0"), StatefulSet: lifecycletest.StatefulSet("web", 0)}, false, ReasonStatefulSetOrdinalHeld, false},
 		{"sts pod out of range but still running", Input{Holder: web("2"), StatefulSet: sts1, Pod: lifecycletest.StsPod("web-2", "old-2", sts1)}, false, ReasonPodAlive, false},
 		{"sts start ordinal", Input{Holder: web("5"), StatefulSet: func() *appsv1.StatefulSet {
 			s := lifecycletest.StatefulSet("web", 2)

@@ -74,6 +74,8 @@ type IPClaimSpec struct {
 // +kubebuilder:printcolumn:name="POD",type=string,JSONPath=`.spec.podName`,description="pod holding the address"
 // +kubebuilder:printcolumn:name="INTERFACE",type=string,JSONPath=`.spec.interface`,description="pod interface"
 // +kubebuilder:printcolumn:name="NODE",type=string,JSONPath=`.spec.node`,description="node of the pod"
+// +kubebuilder:printcolumn:name="OWNER-KIND",type=string,JSONPath=`.spec.ownerKind`,description="kind of the pod's controller; a StatefulSet holds its replicas' addresses while they are scaled away"
+// +kubebuilder:printcolumn:name="OWNER",type=string,JSONPath=`.spec.ownerName`,description="the pod's controller"
 type SpiderIPClaim struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/spindle-net/spindle/ipam/allocator"
+	"github.com/spindle-net/spindle/ipam/annotations"
+)
+
+// workloadKinds are the controllers whose own annotations (not their pod
+// template's) a pod without pool or address annotations inherits: a
+// StatefulSet's metadata carrying cni.projectcalico.org/ipv4pools means its
+// pods. The agent caches only their metadata, reduced by
+// reduceWorkloadMeta to what it reads.
+var workloadKinds = map[string]schema.GroupVersionKind{
+	"ReplicaSet":  {Group: "apps", Version: "v1", Kind: "ReplicaSet"},
+	"Deployment":  {Group: "apps", Version: "v1", Kind: "Deployment"},
+	"StatefulSet": {Group: "apps", Version: "v1", Kind: "StatefulSet"},
+	"DaemonSet":   {Group: "apps", Version: "v1", Kind: "DaemonSet"},
+	"Job":         {Group: "batch", Version: "v1", Kind: "Job"},
+	"CronJob":     {Group: "batch", Version: "v1", Kind: "CronJob"},
+}
+
+// +kubebuilder:rbac:groups=apps,resources=replicasets;deployments;statefulsets;daemonsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
+
+func workloadMeta(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
+}
+
+// reduceWorkloadMeta is the cache transform: workload metadata keeps its
+// identity, owners and pool and address annotations only, so an agent's
+// cache of every ReplicaSet in the cluster stays small; other objects lose
+// their managed fields.
+func reduceWorkloadMeta(strip toolscache.TransformFunc) toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		m, ok := in.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return strip(in)
+		}
+		out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+			Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+			OwnerReferences: m.OwnerReferences, DeletionTimestamp: m.DeletionTimestamp,
+		}}
+		for k, v := range m.Annotations {
+			if annotations.IsRequest(k) {
+				if out.Annotations == nil {
+					out.Annotations = map[string]string{}
+				}
+				out.Annotations[k] = v
+			}
+		}
+		return out, nil
+	}
+}
+
+// workloadAnnotations returns the pool and address annotations a pod
+// inherits from its controllers, and the controller they come from ("Kind
+// namespace/name"). A pod with such annotations of its own inherits none.
+// The chain is followed upwards (ReplicaSet, then its Deployment; Job, then
+// its CronJob); the first controller that carries any wins.
+func (a *Agent) workloadAnnotations(ctx context.Context, pod *corev1.Pod) (string, map[string]string, error) {
+	if annotations.HasRequest(pod.Annotations) {
+		return "", nil, nil
+	}
+	ref := metav1.GetControllerOf(pod)
+	for depth := 0; ref != nil && depth < 3; depth++ {
+		gvk, ok := workloadKinds[ref.Kind]
+		if !ok || schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind) != gvk {
+			return "", nil, nil
+		}
+		m := workloadMeta(gvk)
+		if err := a.cache.Get(ctx, keyOf(pod.Namespace, ref.Name), m); err != nil {
+			if isNotFound(err) {
+				return "", nil, nil
+			}
+			return "", nil, allocator.APIError(err, "failed to get %s %q", ref.Kind, pod.Namespace+"/"+ref.Name)
+		}
+		if ref.UID != "" && m.UID != ref.UID {
+			return "", nil, nil // a new object of that name, not this pod's controller
+		}
+		if annotations.HasRequest(m.Annotations) {
+			return fmt.Sprintf("%s %s/%s", ref.Kind, pod.Namespace, ref.Name), m.Annotations, nil
+		}
+		ref = metav1.GetControllerOf(m)
+	}
+	return "", nil, nil
+}
