@@ -28,6 +28,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/test/e2e/framework"
 )
 
@@ -797,7 +798,7 @@ var _ = Describe("spindle-controller", func() {
 		Expect([]string{a4, a6}).To(Equal([]string{r4, r6}))
 	})
 
-	It("frees ordinals 1 and 2 of a StatefulSet scaled from 3 to 1, keeps ordinal 0's address and scales back to 3", func(ctx SpecContext) {
+	It("holds the addresses of ordinals 1 and 2 while a StatefulSet is scaled from 3 to 1 and gives them back at 3; one that opts out releases them", func(ctx SpecContext) {
 		lab := requireLab()
 		const size = 10
 		p := underlayPools(ctx, c, lab, "e2e-sts-"+framework.RandSuffix(4), blockStatefulSet, size)
@@ -816,18 +817,19 @@ var _ = Describe("spindle-controller", func() {
 		}
 		sts.Spec.Template.Namespace, sts.Spec.Template.Name = "", ""
 		Expect(c.Create(ctx, sts)).To(Succeed())
-		scale := func(n int32) {
+		update := func(mutate func(*appsv1.StatefulSet)) {
 			GinkgoHelper()
 			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				if err := c.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
 					return err
 				}
-				sts.Spec.Replicas = ptr.To(n)
+				mutate(sts)
 				return c.Update(ctx, sts)
 			})).To(Succeed())
 		}
+		scale := func(n int32) { update(func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To(n) }) }
 		// running waits for web-i Running with net1 addresses from the
-		// pools, recorded in its claims.
+		// pools, recorded in its claims and configured inside the pod.
 		running := func(i int) string {
 			GinkgoHelper()
 			name := fmt.Sprintf("web-%d", i)
@@ -847,26 +849,31 @@ var _ = Describe("spindle-controller", func() {
 			Expect(inSlice(lab, blockStatefulSet, size, v6)).To(BeTrue(), "%s got %s, outside the pool", name, v6)
 			return v4 + "," + v6
 		}
-		web0 := running(0)
-		running(1)
-		running(2)
+		gone := func(names ...string) {
+			GinkgoHelper()
+			for _, name := range names {
+				Eventually(func() bool {
+					_, err := f.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+					return apierrors.IsNotFound(err)
+				}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeTrue(), "%s not gone", name)
+			}
+		}
+		before := []string{running(0), running(1), running(2)}
+		web0 := before[0]
 
 		scale(1)
+		gone("web-1", "web-2")
+		By("the scaled-away ordinals' claims stay, held for the StatefulSet")
+		Consistently(func() int {
+			return len(poolClaims(ctx, c, p.V4.Name)) + len(poolClaims(ctx, c, p.V6.Name))
+		}).WithContext(ctx).WithTimeout(5*time.Second).Should(Equal(6), "a scaled-away ordinal's address was released")
 		for _, name := range []string{"web-1", "web-2"} {
-			Eventually(func() []v2beta1.SpiderIPClaim {
-				return podClaims(ctx, c, p, ns, name)
-			}).WithContext(ctx).WithTimeout(90*time.Second).Should(BeEmpty(), "claims of %s not released", name)
-			Eventually(func() bool {
-				return apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &v2beta1.SpiderEndpoint{}))
-			}).WithContext(ctx).WithTimeout(30*time.Second).Should(BeTrue(), "SpiderEndpoint of %s not removed", name)
-			Eventually(func() bool {
-				_, err := f.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-				return apierrors.IsNotFound(err)
-			}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeTrue(), "%s not gone", name)
+			for _, cl := range podClaims(ctx, c, p, ns, name) {
+				Expect(cl.Spec.OwnerKind).To(Equal("StatefulSet"))
+				Expect(cl.Spec.OwnerName).To(Equal("web"))
+			}
 		}
 		Expect(running(0)).To(Equal(web0))
-		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(1))
-		Expect(poolClaims(ctx, c, p.V6.Name)).To(HaveLen(1))
 
 		By("a deleted replica within the ordinals comes back with its addresses")
 		old, err := f.Client.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
@@ -878,15 +885,33 @@ var _ = Describe("spindle-controller", func() {
 			g.Expect(pod.UID).NotTo(Equal(old.UID))
 		}).WithContext(ctx).WithTimeout(60 * time.Second).Should(Succeed())
 		Expect(running(0)).To(Equal(web0))
-		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(1))
+		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(3))
 
+		By("scaled back to 3, every replica has the IPv4 and IPv6 addresses it had before")
 		scale(3)
-		all := []string{running(0), running(1), running(2)}
-		Expect(all[0]).To(Equal(web0))
-		Expect(all[1]).NotTo(Equal(all[2]))
-		Expect(all[1:]).NotTo(ContainElement(web0))
+		Expect([]string{running(0), running(1), running(2)}).To(Equal(before))
 		Expect(poolClaims(ctx, c, p.V4.Name)).To(HaveLen(3))
 		Expect(poolClaims(ctx, c, p.V6.Name)).To(HaveLen(3))
+
+		By("a StatefulSet that opts out releases ordinals 1 and 2 at scale-down")
+		update(func(s *appsv1.StatefulSet) {
+			s.Annotations = map[string]string{lifecycle.ReleaseOnScaleDown: "true"}
+			s.Spec.Replicas = ptr.To[int32](1)
+		})
+		gone("web-1", "web-2")
+		for _, name := range []string{"web-1", "web-2"} {
+			Eventually(func() []v2beta1.SpiderIPClaim {
+				return podClaims(ctx, c, p, ns, name)
+			}).WithContext(ctx).WithTimeout(90*time.Second).Should(BeEmpty(), "claims of %s not released", name)
+			Eventually(func() bool {
+				return apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &v2beta1.SpiderEndpoint{}))
+			}).WithContext(ctx).WithTimeout(30*time.Second).Should(BeTrue(), "SpiderEndpoint of %s not removed", name)
+		}
+		Expect(running(0)).To(Equal(web0))
+		scale(3)
+		Expect(running(0)).To(Equal(web0))
+		running(1)
+		running(2)
 
 		By("deleting the namespace releases every replica's addresses, although its pods go before the StatefulSet")
 		Expect(f.DeleteNamespace(ctx, ns)).To(Succeed())
