@@ -338,8 +338,8 @@ type Planned struct {
 	// DefaultNIC is the NIC carrying the default route, per family; absent
 	// when no NIC has a gateway of that family.
 	DefaultNIC map[routing.Family]string
-	// MAC is the new MAC of the interface being added, when podMACPrefix
-	// sets one.
+	// MAC is the new MAC of the interface being added: the one the pod
+	// asked for, or one derived from podMACPrefix.
 	MAC net.HardwareAddr
 	// ResultRoutes are the previous result's routes that stay in the main
 	// table; the plugin's result lists only these.
@@ -559,10 +559,28 @@ func (p *planner) planNICTables() {
 	routing.SortRoutes(pod.Routes)
 }
 
+// requestedMAC is the MAC the pod asked for on the added NIC; nil for none
+// (or one the agent recorded in a form that does not parse, which the claim
+// validation rules out).
+func (p *planner) requestedMAC() net.HardwareAddr {
+	if p.in.Pod == nil {
+		return nil
+	}
+	mac, err := net.ParseMAC(p.in.Pod.Interfaces[p.added.name].MAC)
+	if err != nil {
+		return nil
+	}
+	return mac
+}
+
 // planAddedLink: MAC and queue length of the added NIC, rp_filter.
 func (p *planner) planAddedLink() {
 	pod := &p.out.Plan.Pod
-	if p.cfg.PodMACPrefix != nil {
+	if mac := p.requestedMAC(); mac != nil {
+		// A MAC the pod asked for (recorded in its claims) wins over one
+		// derived from podMACPrefix.
+		p.out.MAC = mac
+	} else if p.cfg.PodMACPrefix != nil {
 		p.out.MAC = DeriveMAC(p.cfg.PodMACPrefix, p.added.addrs)
 	}
 	if p.out.MAC != nil || p.cfg.TxQueueLen > 0 {

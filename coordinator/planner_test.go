@@ -285,6 +285,20 @@ func TestBuildPlan(t *testing.T) {
 			},
 		},
 		{
+			name:     "a MAC the pod asked for wins over podMACPrefix",
+			settings: Settings{PodMACPrefix: "0a:1b"},
+			pod: &nodeapi.PodInfo{Namespace: "ns", Name: "p", Interfaces: map[string]nodeapi.Result{
+				"net1": {Interface: "net1", MAC: "02:42:0a:10:00:0f"}}},
+			check: func(t *testing.T, p *Planned) {
+				if got := p.MAC.String(); got != "02:42:0a:10:00:0f" {
+					t.Errorf("MAC %s, want the requested 02:42:0a:10:00:0f", got)
+				}
+				if len(p.Plan.Pod.Links) != 1 || p.Plan.Pod.Links[0].MAC.String() != "02:42:0a:10:00:0f" {
+					t.Errorf("links %+v, want net1 with the requested MAC", p.Plan.Pod.Links)
+				}
+			},
+		},
+		{
 			name:     "podRPFilter -1 leaves rp_filter alone",
 			settings: Settings{PodRPFilter: ptr(-1)},
 			check: func(t *testing.T, p *Planned) {

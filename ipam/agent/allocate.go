@@ -99,6 +99,7 @@ func (a *Agent) allocation(f *podFacts, req *nodeapi.Request, plan *ifacePlan) *
 		ContainerID:  req.ContainerID,
 		Interface:    req.IfName,
 		CleanGateway: plan.cleanGateway,
+		MAC:          plan.mac,
 	}
 	for _, fp := range plan.families {
 		r.Families = append(r.Families, allocator.Family{Family: fp.family, Rule: fp.rule, Pools: fp.pools, Rejected: fp.rejected, Addresses: fp.addresses})
@@ -124,6 +125,9 @@ func (a *Agent) result(ctx context.Context, ifName string, claims []*v2beta1.Spi
 	res := &nodeapi.Result{Interface: ifName, CleanGateway: plan.cleanGateway}
 	var subnets []netip.Prefix
 	for _, c := range claims {
+		if c.Spec.MAC != "" {
+			res.MAC = c.Spec.MAC
+		}
 		facts := a.poolFacts(ctx, c.Spec.Pool)
 		addr, err := netip.ParseAddr(c.Spec.Address)
 		if err != nil {

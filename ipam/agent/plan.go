@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -35,6 +36,9 @@ type ifacePlan struct {
 	// podRoutes is the pod's ipam.spidernet.io/routes annotation; the
 	// entries whose gateway lies in a subnet of the interface apply.
 	podRoutes []annotations.Route
+	// mac is the MAC address the pod asks for on the interface; nil for
+	// none.
+	mac net.HardwareAddr
 }
 
 // selectionIndex caches the selection index of all pools; any pool event
@@ -116,6 +120,9 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Msg: nodeapi.TrimDetails(err.Error())}
 	}
 	p := &ifacePlan{ifName: req.IfName, cleanGateway: sel.CleanGateway}
+	if sel.Fixed != nil {
+		p.mac = sel.Fixed.MAC
+	}
 	for _, fam := range []ranges.Family{ranges.V4, ranges.V6} {
 		fr := sel.Family(fam)
 		if len(fr.Pools) == 0 {

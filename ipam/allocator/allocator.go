@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -55,6 +56,9 @@ type ClaimStore interface {
 	ByPod(ctx context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error)
 	// ByPool returns the claims of a pool.
 	ByPool(ctx context.Context, pool string) ([]*v2beta1.SpiderIPClaim, error)
+	// ByMAC returns the claims that record the MAC address mac, read from
+	// the source of truth after every write that preceded the call.
+	ByMAC(ctx context.Context, mac string) ([]*v2beta1.SpiderIPClaim, error)
 }
 
 // ErrChanged is returned by ClaimStore.Release for a claim that was
@@ -150,6 +154,9 @@ type Request struct {
 	CleanGateway bool
 	// Families are allocated in order; a family without pools is skipped.
 	Families []Family
+	// MAC is the MAC address the pod asks for on the interface; nil for
+	// none. It is recorded in the claims, and no two holders get one MAC.
+	MAC net.HardwareAddr
 }
 
 // Allocate gives the request's interface one address per family: the
@@ -167,15 +174,22 @@ func (e *Engine) Allocate(ctx context.Context, req *Request) ([]*v2beta1.SpiderI
 	if err := e.Release(ctx, stale); err != nil {
 		return nil, err
 	}
-	var got, created []*v2beta1.SpiderIPClaim
+	// standing: the claims that recorded the requested MAC before another
+	// holder could have seen this request (created now, or bound and
+	// carrying it already).
+	var got, created, standing []*v2beta1.SpiderIPClaim
 	for _, fam := range req.Families {
 		if have := find(keep, req.Interface, fam.Family); have != nil {
+			hadMAC := req.MAC != nil && have.Spec.MAC == req.MAC.String()
 			c, err := e.bind(ctx, have, req)
 			if err != nil {
 				e.rollbackClaims(created)
 				return nil, err
 			}
 			got = append(got, c)
+			if hadMAC {
+				standing = append(standing, c)
+			}
 			continue
 		}
 		claim := e.claim
@@ -188,12 +202,83 @@ func (e *Engine) Allocate(ctx context.Context, req *Request) ([]*v2beta1.SpiderI
 			return nil, err
 		}
 		created = append(created, c)
+		standing = append(standing, c)
 		got = append(got, c)
+	}
+	if err := e.checkMAC(ctx, req, standing); err != nil {
+		e.rollbackClaims(created)
+		e.dropMAC(ctx, got, standing, created)
+		return nil, err
 	}
 	for _, c := range created {
 		e.hook(e.cfg.Hooks.Allocated, c)
 	}
 	return got, nil
+}
+
+// checkMAC makes sure no other holder has the MAC the request asks for.
+// The claims that record it are listed from the API server after this
+// request's claims were written, so of two requests racing for one MAC at
+// least one sees the other: the holder whose claim recorded it first
+// (creation time, then name) keeps it and the other is refused. A claim that
+// only now recorded the MAC (re-bound with a new one) has no standing: it
+// yields to any other holder.
+func (e *Engine) checkMAC(ctx context.Context, req *Request, standing []*v2beta1.SpiderIPClaim) error {
+	if req.MAC == nil {
+		return nil
+	}
+	mac := req.MAC.String()
+	var since *v2beta1.SpiderIPClaim // our earliest claim with standing
+	for _, c := range standing {
+		if since == nil || earlier(c, since) {
+			since = c
+		}
+	}
+	holders, err := e.claims.ByMAC(ctx, mac)
+	if err != nil {
+		return APIError(err, "failed to check that MAC address %s is free for pod %q", mac, req.Holder)
+	}
+	for _, o := range holders {
+		if o.Spec.PodNamespace == req.Holder.Namespace && o.Spec.PodName == req.Holder.Name && o.Spec.Interface == req.Interface {
+			continue // this interface's own claims, of this or an inherited incarnation
+		}
+		if since != nil && earlier(since, o) {
+			continue // it yields to us
+		}
+		return &nodeapi.ErrorResponse{
+			Code:   nodeapi.CodeTryAgainLater,
+			Reason: nodeapi.ReasonFixedUnavailable,
+			Msg:    fmt.Sprintf("failed to give interface %q of pod %q the MAC address %s", req.Interface, req.Holder, mac),
+			Details: fmt.Sprintf("%s is held by pod %s/%s on interface %q (SpiderIPClaim %q)",
+				mac, o.Spec.PodNamespace, o.Spec.PodName, o.Spec.Interface, o.Name),
+		}
+	}
+	return nil
+}
+
+// dropMAC takes the refused MAC off the claims that were re-bound with it,
+// so that they do not stand in the way of its holder. A failure is left to
+// the next ADD of the pod, which writes the claims again.
+func (e *Engine) dropMAC(ctx context.Context, got, standing, created []*v2beta1.SpiderIPClaim) {
+	for _, c := range got {
+		if slices.Contains(standing, c) || slices.Contains(created, c) {
+			continue
+		}
+		clear := c.DeepCopy()
+		clear.Spec.MAC = ""
+		clear.SyncLabels()
+		if err := e.claims.Rebind(ctx, clear); err != nil && e.cfg.Hooks.RollbackFailed != nil {
+			e.cfg.Hooks.RollbackFailed(c, err)
+		}
+	}
+}
+
+// earlier orders claims by creation time, then name.
+func earlier(a, b *v2beta1.SpiderIPClaim) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }
 
 // Sort splits the claims held under the request's pod name into those the
@@ -246,7 +331,8 @@ func find(claims []*v2beta1.SpiderIPClaim, ifName string, fam ranges.Family) *v2
 func (e *Engine) bind(ctx context.Context, c *v2beta1.SpiderIPClaim, req *Request) (*v2beta1.SpiderIPClaim, error) {
 	want := c.DeepCopy()
 	e.holderSpec(&want.Spec, req)
-	if equality.Semantic.DeepEqual(want.Spec, c.Spec) {
+	want.SyncLabels()
+	if equality.Semantic.DeepEqual(want.Spec, c.Spec) && equality.Semantic.DeepEqual(want.Labels, c.Labels) {
 		return c, nil
 	}
 	if err := e.claims.Rebind(ctx, want); err != nil {
@@ -265,6 +351,10 @@ func (e *Engine) holderSpec(spec *v2beta1.IPClaimSpec, req *Request) {
 	spec.OwnerKind, spec.OwnerName = h.OwnerKind, h.OwnerName
 	spec.Interface, spec.ContainerID, spec.Node = req.Interface, req.ContainerID, e.cfg.Node
 	spec.CleanGateway = req.CleanGateway
+	spec.MAC = ""
+	if req.MAC != nil {
+		spec.MAC = req.MAC.String()
+	}
 }
 
 // claim creates a claim for a new address of one family from the first

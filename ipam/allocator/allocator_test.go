@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -380,5 +381,106 @@ func TestReplicaAskingForAnotherFixedAddressGetsIt(t *testing.T) {
 	}
 	if n := len(f.mem.Claims()); n != 1 {
 		t.Fatalf("%d claims, want only the new address", n)
+	}
+}
+
+// macStore runs before the first ByMAC listing, to interleave another
+// request between this request's writes and its check.
+type macStore struct {
+	*Memory
+	before func()
+}
+
+func (s *macStore) ByMAC(ctx context.Context, mac string) ([]*v2beta1.SpiderIPClaim, error) {
+	if f := s.before; f != nil {
+		s.before = nil
+		f()
+	}
+	return s.Memory.ByMAC(ctx, mac)
+}
+
+func withMAC(r *Request, mac string) *Request {
+	m, err := net.ParseMAC(mac)
+	if err != nil {
+		panic(err)
+	}
+	r.MAC = m
+	return r
+}
+
+func TestRequestedMACIsRecordedAndHeldByOneHolder(t *testing.T) {
+	f := newFixture(t, false)
+	got := mustAllocate(t, f, withMAC(request("a", "ua", "c1"), "02:00:00:00:00:0A"))
+	for _, c := range got {
+		if c.Spec.MAC != "02:00:00:00:00:0a" || c.Labels[v2beta1.LabelMAC] != "02-00-00-00-00-0a" {
+			t.Fatalf("claim %s records MAC %q label %q", c.Name, c.Spec.MAC, c.Labels[v2beta1.LabelMAC])
+		}
+	}
+	_, err := f.e.Allocate(ctx, withMAC(request("b", "ub", "c2"), "02:00:00:00:00:0a"))
+	want := `failed to give interface "eth0" of pod "ns/b" the MAC address 02:00:00:00:00:0a: ` +
+		`02:00:00:00:00:0a is held by pod ns/a on interface "eth0" (SpiderIPClaim "10.0.0.10")`
+	if err == nil || err.Error() != want {
+		t.Fatalf("second holder of the MAC: %v\nwant %s", err, want)
+	}
+	if n := len(f.mem.Claims()); n != 2 {
+		t.Fatalf("the refused request left claims behind: %d claims, want a's 2", n)
+	}
+	// Re-running the holder's ADD (a new sandbox) is not a conflict.
+	if _, err := f.e.Allocate(ctx, withMAC(request("a", "ua", "c3"), "02:00:00:00:00:0a")); err != nil {
+		t.Fatal(err)
+	}
+	// Once a is gone the MAC is free.
+	if err := f.e.Release(ctx, f.mem.Claims()); err != nil {
+		t.Fatal(err)
+	}
+	mustAllocate(t, f, withMAC(request("b", "ub", "c2"), "02:00:00:00:00:0a"))
+}
+
+// Two pods race for one MAC on different nodes: b writes its claims and
+// checks while a has written its own but not yet checked. Whatever the
+// interleaving, exactly one of them keeps the MAC.
+func TestRacingRequestsForOneMACLeaveOneHolder(t *testing.T) {
+	mem := NewMemory()
+	mem.SetPool(pool("v4", "10.0.0.0/24", "10.0.0.10-10.0.0.12"))
+	mem.SetPool(pool("v6", "fd00::/64", "fd00::10-fd00::12"))
+	sa, sb := &macStore{Memory: mem}, &macStore{Memory: mem}
+	ea := New(Config{Node: "node1"}, mem, sa)
+	eb := New(Config{Node: "node2"}, mem, sb)
+	var errB error
+	sa.before = func() { _, errB = eb.Allocate(ctx, withMAC(request("b", "ub", "c2"), "02:00:00:00:00:0b")) }
+	_, errA := ea.Allocate(ctx, withMAC(request("a", "ua", "c1"), "02:00:00:00:00:0b"))
+	if errA != nil || errB == nil {
+		t.Fatalf("a (claims first): %v; b (claims second): %v; want a to keep the MAC", errA, errB)
+	}
+	holders, _ := mem.ByMAC(ctx, "02:00:00:00:00:0b")
+	for _, c := range holders {
+		if c.Spec.PodName != "a" {
+			t.Fatalf("claim %s of pod %s still records the MAC", c.Name, c.Spec.PodName)
+		}
+	}
+}
+
+// A StatefulSet replica's next incarnation inherits its claims with the
+// MAC they record; a replica that newly asks for a MAC someone holds yields.
+func TestReplicaKeepsItsMACAndANewRequestYields(t *testing.T) {
+	f := newFixture(t, true)
+	mustAllocate(t, f, withMAC(replica("web-0", "u1", "c1"), "02:00:00:00:00:01"))
+	got := mustAllocate(t, f, withMAC(replica("web-0", "u2", "c2"), "02:00:00:00:00:01"))
+	if got[0].Spec.PodUID != "u2" || got[0].Spec.MAC != "02:00:00:00:00:01" {
+		t.Fatalf("next incarnation got %+v", got[0].Spec)
+	}
+	mustAllocate(t, f, withMAC(request("other", "uo", "c3", Family{Family: ranges.V4, Pools: []string{"v4"}}), "02:00:00:00:00:02"))
+	// web-0's template now asks for other's MAC: its re-bound claims have no
+	// standing, so it yields although they are older.
+	_, err := f.e.Allocate(ctx, withMAC(replica("web-0", "u3", "c4"), "02:00:00:00:00:02"))
+	if err == nil || !strings.Contains(err.Error(), "is held by pod ns/other") {
+		t.Fatalf("replica asking for a held MAC: %v", err)
+	}
+	// The refused replica does not stand in the holder's way afterwards.
+	if holders, _ := f.mem.ByMAC(ctx, "02:00:00:00:00:02"); len(holders) != 1 || holders[0].Spec.PodName != "other" {
+		t.Fatalf("holders of the MAC after the refusal: %v", addrs(holders))
+	}
+	if _, err := f.e.Allocate(ctx, withMAC(request("other", "uo", "c5", Family{Family: ranges.V4, Pools: []string{"v4"}}), "02:00:00:00:00:02")); err != nil {
+		t.Fatalf("the holder's next sandbox: %v", err)
 	}
 }

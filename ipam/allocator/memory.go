@@ -1,11 +1,15 @@
 package allocator
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"sort"
 	"strconv"
 	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -99,6 +103,7 @@ func (m *Memory) Create(_ context.Context, c *v2beta1.SpiderIPClaim) (bool, erro
 	m.version++
 	c.UID = types.UID(fmt.Sprintf("claim-%d", m.version))
 	c.ResourceVersion = strconv.FormatInt(m.version, 10)
+	c.CreationTimestamp = metav1.NewTime(time.Unix(m.version, 0)) // one second apart: creation order
 	m.claims[c.Name] = c.DeepCopy()
 	return false, nil
 }
@@ -147,6 +152,15 @@ func (m *Memory) ByPod(_ context.Context, namespace, name string) ([]*v2beta1.Sp
 	defer m.mu.Unlock()
 	return m.list(func(c *v2beta1.SpiderIPClaim) bool {
 		return c.Spec.PodNamespace == namespace && c.Spec.PodName == name
+	}), nil
+}
+
+// ByMAC implements ClaimStore.
+func (m *Memory) ByMAC(_ context.Context, mac string) ([]*v2beta1.SpiderIPClaim, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.list(func(c *v2beta1.SpiderIPClaim) bool {
+		return c.Labels[v2beta1.LabelMAC] == v2beta1.MACLabelValue(mac)
 	}), nil
 }
 

@@ -82,6 +82,9 @@ type Result struct {
 	IPs          []IP    `json:"ips"`
 	Routes       []Route `json:"routes,omitempty"`
 	CleanGateway bool    `json:"cleanGateway,omitempty"`
+	// MAC is the MAC address the pod asked for on the interface (lower
+	// case, colons); the coordinator sets it on the interface.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Attachment identifies one CNI attachment for gc.

@@ -147,6 +147,20 @@ func (s *Store) list(ctx context.Context, index, value string) ([]*v2beta1.Spide
 	return out, nil
 }
 
+// ByMAC lists, from the API server (not a cache), the claims that record
+// the MAC address mac.
+func (s *Store) ByMAC(ctx context.Context, mac string) ([]*v2beta1.SpiderIPClaim, error) {
+	list := &v2beta1.SpiderIPClaimList{}
+	if err := s.W.List(ctx, list, client.MatchingLabels{v2beta1.LabelMAC: v2beta1.MACLabelValue(mac)}); err != nil {
+		return nil, fmt.Errorf("failed to list SpiderIPClaims with MAC %s: %w", mac, err)
+	}
+	out := make([]*v2beta1.SpiderIPClaim, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
+}
+
 // Create creates the claim. taken is true (and err nil) when the address is
 // already claimed by someone else (AlreadyExists).
 func (s *Store) Create(ctx context.Context, c *v2beta1.SpiderIPClaim) (taken bool, err error) {

@@ -254,6 +254,17 @@ func ifaceAddrs(ctx context.Context, pod *corev1.Pod, ifName string) []netip.Pre
 	return addrs
 }
 
+// ifaceMAC returns the MAC address of ifName inside the pod, read with
+// `ip -br link` in the pod's network namespace.
+func ifaceMAC(ctx context.Context, pod *corev1.Pod, ifName string) string {
+	GinkgoHelper()
+	out, _, err := requireExec().ExecInPod(ctx, pod, "ip", "-br", "link", "show", "dev", ifName)
+	Expect(err).NotTo(HaveOccurred())
+	fields := strings.Fields(out) // net1@if5 UP 02:42:0a:10:00:0f <BROADCAST,...>
+	Expect(len(fields)).To(BeNumerically(">=", 3), "ip -br link: %q", out)
+	return fields[2]
+}
+
 // defaultRoutes returns the devices that carry a default route of the
 // family (4 or 6) inside the pod, ignoring router-advertisement routes.
 func defaultRoutes(ctx context.Context, pod *corev1.Pod, family int) []string {
@@ -1054,13 +1065,25 @@ spec:
 		}
 	})
 
-	It("fixed addresses: Kube-OVN's per-network ip_address gives net1 exactly that IPv4 and IPv6 from the pools containing them; a second pod asking for them waits, its event naming the holder", func(ctx SpecContext) {
+	It("fixed addresses: Kube-OVN's per-network ip_address and mac_address give net1 exactly that IPv4, IPv6 and MAC inside the pod; pods asking for the held addresses or MAC wait, their events naming the holder, and start once it is gone", func(ctx SpecContext) {
+		requireCoordinatorLab(ctx)
 		e := newIPAMEnv(ctx, "e2e-ipam-fixed")
 		block := ipamBlockBase + 13
 		pool4, pool6 := "fixed-v4-"+e.ns, "fixed-v6-"+e.ns
 		e.pool(ctx, pool4, 4, block, 10)
 		e.pool(ctx, pool6, 6, block, 10)
-		e.nad(ctx, "underlay", nil) // no default pools: only the addresses name the pools
+		// No default pools: only the addresses name the pools. The
+		// coordinator in the chain sets the MAC.
+		conf, err := json.Marshal(map[string]any{
+			"cniVersion": "1.0.0", "name": e.ns + "-underlay",
+			"plugins": []any{
+				map[string]any{"type": "macvlan", "master": e.lab.UnderlayIf, "mode": "bridge", "ipam": map[string]any{"type": "spiderpool"}},
+				map[string]any{"type": "coordinator"},
+			},
+		})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = f.CreateNAD(ctx, e.ns, "underlay", string(conf))
+		Expect(err).NotTo(HaveOccurred())
 		start4, _, err := e.lab.UnderlayRangeV4(block, 100, 10)
 		Expect(err).NotTo(HaveOccurred())
 		start6, _, err := e.lab.UnderlayRangeV6(block, 100, 10)
@@ -1069,21 +1092,51 @@ spec:
 		for range 5 {
 			want4, want6 = want4.Next(), want6.Next()
 		}
-		key := "underlay." + e.ns + ".ovn.kubernetes.io/ip_address"
-		ann := map[string]string{annotNetworks: "underlay", key: want4.String() + "," + want6.String()}
+		const mac = "02:42:0a:10:00:0f"
+		ipKey := "underlay." + e.ns + ".ovn.kubernetes.io/ip_address"
+		macKey := "underlay." + e.ns + ".ovn.kubernetes.io/mac_address"
+		ann := map[string]string{annotNetworks: "underlay", ipKey: want4.String() + "," + want6.String(), macKey: strings.ToUpper(mac)}
 
 		holder := e.pod(ctx, "fixed-a", "", ann)
 		v4, v6 := e.expectNIC(ctx, holder, "net1", pool4, pool6)
 		Expect(v4).To(Equal(want4))
 		Expect(v6).To(Equal(want6))
+		Expect(ifaceMAC(ctx, holder, "net1")).To(Equal(mac))
+		for _, a := range []netip.Addr{v4, v6} {
+			cl := &v2beta1.SpiderIPClaim{}
+			Expect(e.c.Get(ctx, client.ObjectKey{Name: v2beta1.ClaimName(a)}, cl)).To(Succeed())
+			Expect(cl.Spec.MAC).To(Equal(mac), "claim of %s", a)
+		}
 
-		_, err = f.CreatePod(ctx, f.NewPod(e.ns, "fixed-b", framework.PodOptions{Annotations: ann}))
+		By("a second pod asking for the same addresses waits")
+		_, err = f.CreatePod(ctx, f.NewPod(e.ns, "fixed-b", framework.PodOptions{Annotations: map[string]string{annotNetworks: "underlay", ipKey: ann[ipKey]}}))
 		Expect(err).NotTo(HaveOccurred())
 		msg := e.sandboxErrors(ctx, "fixed-b")
 		GinkgoWriter.Printf("fixed-b events:\n%s\n", msg)
 		Expect(msg).To(ContainSubstring(fmt.Sprintf("is held by pod %s/fixed-a", e.ns)))
+
+		By("a third pod asking for the same MAC with another address waits")
+		other4 := want4.Next()
+		_, err = f.CreatePod(ctx, f.NewPod(e.ns, "fixed-c", framework.PodOptions{Annotations: map[string]string{annotNetworks: "underlay", ipKey: other4.String(), macKey: mac}}))
+		Expect(err).NotTo(HaveOccurred())
+		msg = e.sandboxErrors(ctx, "fixed-c")
+		GinkgoWriter.Printf("fixed-c events:\n%s\n", msg)
+		Expect(msg).To(ContainSubstring(fmt.Sprintf(`%s is held by pod %s/fixed-a on interface "net1"`, mac, e.ns)))
 		e.expectSp(ctx, pool4, 1, 10)
 		e.expectSp(ctx, pool6, 1, 10)
+
+		By("once the holder is gone, both waiting pods start with what they asked for")
+		Expect(f.Client.CoreV1().Pods(e.ns).Delete(ctx, "fixed-a", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})).To(Succeed())
+		b, err := f.WaitPodRunning(ctx, e.ns, "fixed-b")
+		Expect(err).NotTo(HaveOccurred())
+		v4, v6 = e.expectNIC(ctx, b, "net1", pool4, pool6)
+		Expect([]netip.Addr{v4, v6}).To(Equal([]netip.Addr{want4, want6}))
+		Expect(ifaceMAC(ctx, b, "net1")).NotTo(Equal(mac))
+		c, err := f.WaitPodRunning(ctx, e.ns, "fixed-c")
+		Expect(err).NotTo(HaveOccurred())
+		v4, _ = e.expectNIC(ctx, c, "net1", pool4, "")
+		Expect(v4).To(Equal(other4))
+		Expect(ifaceMAC(ctx, c, "net1")).To(Equal(mac))
 	})
 
 	// Both nodes' agents allocate from one small pool at the same moment:

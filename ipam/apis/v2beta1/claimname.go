@@ -55,11 +55,25 @@ func NewClaim(addr netip.Addr, spec IPClaimSpec) *SpiderIPClaim {
 	if addr.Is6() {
 		spec.IPVersion = IPv6
 	}
-	return &SpiderIPClaim{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:   ClaimName(addr),
-			Labels: map[string]string{LabelPool: spec.Pool},
-		},
-		Spec: spec,
+	c := &SpiderIPClaim{ObjectMeta: metav1.ObjectMeta{Name: ClaimName(addr)}, Spec: spec}
+	c.SyncLabels()
+	return c
+}
+
+// SyncLabels sets the labels that mirror the spec: LabelPool, and LabelMAC
+// when the claim records a requested MAC (removed otherwise).
+func (c *SpiderIPClaim) SyncLabels() {
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	c.Labels[LabelPool] = c.Spec.Pool
+	if c.Spec.MAC != "" {
+		c.Labels[LabelMAC] = MACLabelValue(c.Spec.MAC)
+	} else {
+		delete(c.Labels, LabelMAC)
 	}
 }
+
+// MACLabelValue is the LabelMAC value of a MAC address: lower case, ':'
+// replaced by '-' (02-42-ac-11-00-02).
+func MACLabelValue(mac string) string { return strings.ReplaceAll(strings.ToLower(mac), ":", "-") }

@@ -24,6 +24,11 @@ const (
 // with a label selector.
 const LabelPool = "ipam.spidernet.io/pool"
 
+// LabelMAC is set on the SpiderIPClaims of an interface that asked for a
+// fixed MAC address, to the MAC (MACLabelValue), so every holder of a MAC can
+// be listed from the API server.
+const LabelMAC = "spindle.spidernet.io/mac"
+
 // LabelAppNamespace is the podAffinity matchLabels key Spiderpool puts on the
 // pools it creates automatically for an application; the APP-NAMESPACE printer
 // column of SpiderIPPool reads it.

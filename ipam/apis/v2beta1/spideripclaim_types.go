@@ -60,6 +60,12 @@ type IPClaimSpec struct {
 	// pool's gateway.
 	// +optional
 	CleanGateway bool `json:"cleanGateway,omitempty"`
+
+	// mac is the MAC address the pod asked for on this interface, in lower
+	// case with colons; empty when it asked for none.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^([0-9a-f]{2}:){5}[0-9a-f]{2}$`
+	MAC string `json:"mac,omitempty"`
 }
 
 // SpiderIPClaim is the allocation record of one address. Its name is the
@@ -76,6 +82,7 @@ type IPClaimSpec struct {
 // +kubebuilder:printcolumn:name="NODE",type=string,JSONPath=`.spec.node`,description="node of the pod"
 // +kubebuilder:printcolumn:name="OWNER-KIND",type=string,JSONPath=`.spec.ownerKind`,description="kind of the pod's controller; a StatefulSet holds its replicas' addresses while they are scaled away"
 // +kubebuilder:printcolumn:name="OWNER",type=string,JSONPath=`.spec.ownerName`,description="the pod's controller"
+// +kubebuilder:printcolumn:name="MAC",type=string,JSONPath=`.spec.mac`,priority=1,description="MAC address the pod asked for"
 type SpiderIPClaim struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
