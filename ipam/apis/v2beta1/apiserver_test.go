@@ -251,7 +251,7 @@ spec:
 		[]string{"Name", "INTERFACE", "IPV4POOL", "IPV4", "IPV6POOL", "IPV6", "NODE"},
 		[]any{"web-0", "eth0", "test-pod-ippool", "10.6.168.101/16", nil, nil, "worker1"})
 	checkTable(t, rc, "/apis/spiderpool.spidernet.io/v2beta1/spideripclaims/"+addr,
-		[]string{"Name", "POOL", "NAMESPACE", "POD", "INTERFACE", "NODE", "OWNER-KIND", "OWNER"},
+		[]string{"Name", "POOL", "NAMESPACE", "POD", "INTERFACE", "NODE", "OWNER-KIND", "OWNER", "MAC"},
 		[]any{addr, "test-pod-ippool", "default", "web-0", "net1", "worker1"})
 }
 
