@@ -66,6 +66,12 @@ func HostVethName(containerID string) string {
 	return "veth" + hex.EncodeToString(sum[:])[:11]
 }
 
+// StatefulSetMACPrefix is the prefix of the MAC a StatefulSet replica's
+// interface gets when the pod asks for none and no podMACPrefix is set: a
+// locally administered unicast prefix, followed by the interface's address
+// (DeriveMAC), which the replica keeps across incarnations.
+var StatefulSetMACPrefix = net.HardwareAddr{0x02, 0x73}
+
 // DeriveMAC builds a MAC address from a two-byte prefix and the NIC's first
 // IPv4 address (its 4 bytes), or, without IPv4, the last 4 bytes of its
 // first IPv6 address. It returns nil when there is no address.
@@ -576,12 +582,17 @@ func (p *planner) requestedMAC() net.HardwareAddr {
 // planAddedLink: MAC and queue length of the added NIC, rp_filter.
 func (p *planner) planAddedLink() {
 	pod := &p.out.Plan.Pod
-	if mac := p.requestedMAC(); mac != nil {
+	switch mac := p.requestedMAC(); {
+	case mac != nil:
 		// A MAC the pod asked for (recorded in its claims) wins over one
 		// derived from podMACPrefix.
 		p.out.MAC = mac
-	} else if p.cfg.PodMACPrefix != nil {
+	case p.cfg.PodMACPrefix != nil:
 		p.out.MAC = DeriveMAC(p.cfg.PodMACPrefix, p.added.addrs)
+	case p.in.Pod != nil && p.in.Pod.OwnerKind == "StatefulSet":
+		// A replica keeps its addresses, so a MAC derived from them is
+		// the same in every incarnation: its network identity is whole.
+		p.out.MAC = DeriveMAC(StatefulSetMACPrefix, p.added.addrs)
 	}
 	if p.out.MAC != nil || p.cfg.TxQueueLen > 0 {
 		pod.Links = append(pod.Links, routing.LinkSettings{Name: p.added.name, MAC: p.out.MAC, TxQueueLen: p.cfg.TxQueueLen})

@@ -299,6 +299,24 @@ func TestBuildPlan(t *testing.T) {
 			},
 		},
 		{
+			name: "a StatefulSet replica's MAC follows its fixed address",
+			pod:  &nodeapi.PodInfo{Namespace: "ns", Name: "web-0", OwnerKind: "StatefulSet"},
+			check: func(t *testing.T, p *Planned) {
+				if got := p.MAC.String(); got != "02:73:0a:0a:00:0b" {
+					t.Errorf("MAC %s, want 02:73:0a:0a:00:0b", got)
+				}
+			},
+		},
+		{
+			name: "other pods keep the MAC their main plugin gave them",
+			pod:  &nodeapi.PodInfo{Namespace: "ns", Name: "app-x", OwnerKind: "ReplicaSet"},
+			check: func(t *testing.T, p *Planned) {
+				if p.MAC != nil {
+					t.Errorf("MAC %s, want none", p.MAC)
+				}
+			},
+		},
+		{
 			name:     "podRPFilter -1 leaves rp_filter alone",
 			settings: Settings{PodRPFilter: ptr(-1)},
 			check: func(t *testing.T, p *Planned) {

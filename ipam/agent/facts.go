@@ -97,6 +97,9 @@ func (a *Agent) Pod(ctx context.Context, namespace, name string) (*nodeapi.PodIn
 	}
 	info := &nodeapi.PodInfo{Namespace: namespace, Name: name, UID: string(pod.UID), Node: pod.Spec.NodeName,
 		Annotations: pod.Annotations, Interfaces: map[string]nodeapi.Result{}}
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		info.OwnerKind = ref.Kind
+	}
 	byIface := map[string][]*v2beta1.SpiderIPClaim{}
 	for _, c := range a.podClaims(key) {
 		if c.Spec.PodUID == string(pod.UID) {

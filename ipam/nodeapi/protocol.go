@@ -304,6 +304,8 @@ type PodInfo struct {
 	UID         string            `json:"uid"`
 	Node        string            `json:"node"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// OwnerKind is the kind of the pod's controller ("StatefulSet", ...).
+	OwnerKind string `json:"ownerKind,omitempty"`
 	// Interfaces maps each pod interface name to its current allocation
 	// (addresses, gateway, routes, cleanGateway).
 	Interfaces map[string]Result `json:"interfaces"`

@@ -798,12 +798,12 @@ var _ = Describe("spindle-controller", func() {
 		Expect([]string{a4, a6}).To(Equal([]string{r4, r6}))
 	})
 
-	It("holds the addresses of ordinals 1 and 2 while a StatefulSet is scaled from 3 to 1 and gives them back at 3; one that opts out releases them", func(ctx SpecContext) {
-		lab := requireLab()
+	It("holds the addresses of ordinals 1 and 2 while a StatefulSet is scaled from 3 to 1 and gives IPv4, IPv6 and MAC back at 3; one that opts out releases them", func(ctx SpecContext) {
+		lab := requireCoordinatorLab(ctx).lab
 		const size = 10
 		p := underlayPools(ctx, c, lab, "e2e-sts-"+framework.RandSuffix(4), blockStatefulSet, size)
 		ns := newTestNamespace(ctx, "e2e-sts")
-		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
+		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, true) // the coordinator keeps the MAC
 		tmpl := net1Pod(ns, "", smc.Name, "")
 		tmpl.Labels = map[string]string{"app": "web"}
 		sts := &appsv1.StatefulSet{
@@ -829,7 +829,8 @@ var _ = Describe("spindle-controller", func() {
 		}
 		scale := func(n int32) { update(func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To(n) }) }
 		// running waits for web-i Running with net1 addresses from the
-		// pools, recorded in its claims and configured inside the pod.
+		// pools, recorded in its claims and configured inside the pod, and
+		// returns them with net1's MAC.
 		running := func(i int) string {
 			GinkgoHelper()
 			name := fmt.Sprintf("web-%d", i)
@@ -847,7 +848,7 @@ var _ = Describe("spindle-controller", func() {
 			v4, v6 := expectPodHolds(ctx, c, lab, p, pod)
 			Expect(inSlice(lab, blockStatefulSet, size, v4)).To(BeTrue(), "%s got %s, outside the pool", name, v4)
 			Expect(inSlice(lab, blockStatefulSet, size, v6)).To(BeTrue(), "%s got %s, outside the pool", name, v6)
-			return v4 + "," + v6
+			return v4 + "," + v6 + "," + ifaceMAC(ctx, pod, "net1")
 		}
 		gone := func(names ...string) {
 			GinkgoHelper()
