@@ -94,6 +94,7 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 		Ordinal:               ordinal,
 		Owner:                 owner,
 		OwnerAnnotations:      ownerAnn,
+		KubeIPAMInterface:     a.kubeIPAMInterface(f, req.IfName, ownerAnn),
 		PodNamespace:          f.pod.Namespace,
 		PodName:               f.pod.Name,
 		PodLabels:             f.pod.Labels,
@@ -148,4 +149,32 @@ func (p *ifacePlan) annotationRoutes(subnets []netip.Prefix) []nodeapi.Route {
 		out = append(out, nodeapi.Route{Dst: r.Dst.String(), GW: r.Gw.String()})
 	}
 	return out
+}
+
+// kubeIPAMInterface is the interface kube-ipam's annotations address: the
+// pod's first interface that Spindle serves, as kube-ipam's address the
+// interface kube-ipam allocates for (often net1 on a database network, eth0
+// coming from another plugin). Multus sets interfaces up in order, so an
+// interface before ifName that Spindle serves already has claims. Empty
+// when the pod has no kube-ipam address.
+func (a *Agent) kubeIPAMInterface(f *podFacts, ifName string, ownerAnn map[string]string) string {
+	_, onPod := f.pod.Annotations[annotations.KubeIPAMIP]
+	_, onOwner := ownerAnn[annotations.KubeIPAMIP]
+	if !onPod && !onOwner {
+		return ""
+	}
+	nets, err := selection.ParsePodNetworks(f.pod.Namespace, f.pod.Annotations, a.cfg.ClusterDefaultNetwork)
+	if err != nil {
+		return "" // selection reports the malformed annotation
+	}
+	served := map[string]bool{}
+	for _, c := range a.podClaims(f.key()) {
+		served[c.Spec.Interface] = true
+	}
+	for i := 0; i <= len(nets.Additional); i++ {
+		if name := nets.InterfaceAt(i); name == ifName || served[name] {
+			return name
+		}
+	}
+	return ifName
 }

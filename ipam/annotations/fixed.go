@@ -311,17 +311,23 @@ func NetworkKey(nadNamespace, nadName, key string) string {
 
 // ParseFixed reads the fixed-address annotations of every dialect for one
 // interface. primary is true for the pod's first interface (eth0), which the
-// unprefixed Kube-OVN, Calico and kube-ipam annotations address; network is
-// the NetworkAttachmentDefinition of a secondary interface, whose
-// Kube-OVN annotations carry its name and namespace as a prefix.
+// unprefixed Kube-OVN and Calico annotations address; kubeIPAM is true for
+// the interface kube-ipam's annotations address (the pod's first interface
+// that Spindle serves, as kube-ipam's serve the interface kube-ipam
+// allocates for); network is the NetworkAttachmentDefinition of a secondary
+// interface, whose Kube-OVN annotations carry its name and namespace as a
+// prefix.
 //
 // Two dialects that ask for different addresses, pools or MACs for the same
 // interface are refused with an error naming both annotations; asking for
 // the same thing twice is accepted.
-func ParseFixed(ann map[string]string, primary bool, network *Network) (*Fixed, error) {
+func ParseFixed(ann map[string]string, primary, kubeIPAM bool, network *Network) (*Fixed, error) {
 	f := &Fixed{}
 	var addrFrom, macFrom string
 	setAddrs := func(key string, set AddressSet) error {
+		if len(f.List) > 0 {
+			return fmt.Errorf("annotations %q and %q both fix the addresses; keep one of them", key, OVNIPPool)
+		}
 		if !f.Addresses.Empty() && f.Addresses != set {
 			return fmt.Errorf("annotations %q (%s) and %q (%s) ask for different addresses; keep one of them", addrFrom, f.Addresses, key, set)
 		}
@@ -356,16 +362,6 @@ func ParseFixed(ann map[string]string, primary bool, network *Network) (*Fixed, 
 				return nil, err
 			}
 		}
-		k, ok, err := ParseKubeIPAM(ann)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			if err := setAddrs(KubeIPAMIP, AddressSet{IPv4: k.IP}); err != nil {
-				return nil, err
-			}
-			f.KubeIPAM = &k
-		}
 		for _, p := range []struct {
 			key  string
 			into *[]string
@@ -389,6 +385,18 @@ func ParseFixed(ann map[string]string, primary bool, network *Network) (*Fixed, 
 			}
 			f.List = list
 			f.Sources = append(f.Sources, OVNIPPool)
+		}
+	}
+	if kubeIPAM {
+		k, ok, err := ParseKubeIPAM(ann)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if err := setAddrs(KubeIPAMIP, AddressSet{IPv4: k.IP}); err != nil {
+				return nil, err
+			}
+			f.KubeIPAM = &k
 		}
 	}
 	if keys.ip != "" {

@@ -141,7 +141,7 @@ func TestParseFixed(t *testing.T) {
 			`error: annotation "cni.projectcalico.org/ipAddrsNoIpam" is not supported: Spindle always allocates through its pools; use "cni.projectcalico.org/ipAddrs" with an address of a SpiderIPPool instead`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := ParseFixed(tc.ann, tc.primary, tc.network)
+			f, err := ParseFixed(tc.ann, tc.primary, tc.primary, tc.network)
 			if got := describeFixed(f, err); got != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}

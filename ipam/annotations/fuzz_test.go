@@ -189,7 +189,7 @@ func FuzzParseFixed(f *testing.F) {
 				ann[k] = v
 			}
 		}
-		fx, err := ParseFixed(ann, true, nil)
+		fx, err := ParseFixed(ann, true, true, nil)
 		if err != nil {
 			return
 		}

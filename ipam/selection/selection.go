@@ -166,6 +166,10 @@ type Request struct {
 	// manifest that puts them on the StatefulSet means them for its pods.
 	Owner            string
 	OwnerAnnotations map[string]string
+
+	// KubeIPAMInterface is the interface kube-ipam's annotations address:
+	// the pod's first interface Spindle serves (empty means eth0).
+	KubeIPAMInterface string
 }
 
 // FamilyResult is the outcome for one family of an interface.
@@ -618,7 +622,11 @@ func (s *state) fixed(res *Result) (map[ranges.Family][]netip.Addr, error) {
 			}
 		}
 	}
-	f, err := annotations.ParseFixed(s.ann, req.Interface == DefaultInterface, network)
+	kubeIPAM := req.KubeIPAMInterface
+	if kubeIPAM == "" {
+		kubeIPAM = DefaultInterface
+	}
+	f, err := annotations.ParseFixed(s.ann, req.Interface == DefaultInterface, req.Interface == kubeIPAM, network)
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse %s: %w", s.subject, err)
 	}
