@@ -14,8 +14,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 )
@@ -35,7 +35,7 @@ func applyManifest(ctx context.Context, c client.Client, ns, manifest string, su
 	for k, v := range subst {
 		manifest = strings.ReplaceAll(manifest, k, v)
 	}
-	Expect(yaml.UnmarshalStrict([]byte(manifest), obj)).To(Succeed(), "manifest:\n%s", manifest)
+	decodeInto(manifest, obj)
 	obj.SetNamespace(ns)
 	for _, a := range adjust {
 		a()
@@ -168,6 +168,17 @@ spec:
 			GinkgoWriter.Printf("%s %s (%s)\n", pods[i].Name, a, cl.Spec.Pool)
 		}
 		Expect(pools).To(Equal(map[string]int{"pool-1": 4, "pool-2": 2}), "pool-1 first, in the order the annotation names them")
+		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")
+		e.show(ctx, "get", "sic", "-l", "ipam.spidernet.io/pool in (pool-1,pool-2)")
+		By("scaled to 3, ordinals 3 to 5 keep their addresses for the StatefulSet")
+		Expect(e.c.Get(ctx, client.ObjectKeyFromObject(sts), sts)).To(Succeed())
+		sts.Spec.Replicas = ptr.To[int32](3)
+		Expect(e.c.Update(ctx, sts)).To(Succeed())
+		e.workloadPods(ctx, "app=redis-cluster", 3)
+		Consistently(func() int {
+			return len(e.claims(ctx, Default, "pool-1")) + len(e.claims(ctx, Default, "pool-2"))
+		}).WithContext(ctx).WithTimeout(3*time.Second).Should(Equal(6), "addresses of scaled-away replicas released")
+		e.show(ctx, "get", "sic", "-l", "ipam.spidernet.io/pool in (pool-1,pool-2)")
 		e.expectSp(ctx, "pool-1", 4, 4)
 		e.expectSp(ctx, "pool-2", 2, 4)
 	})
@@ -285,6 +296,8 @@ spec:
 			Expect(p.Name).To(Equal(fmt.Sprintf("web-%d", i)))
 			Expect(podAddrs(ctx, &p, "eth0")).To(Equal([]netip.Addr{nth(v4, 6+i), nth(v6, 6+i)}), "%s", p.Name)
 		}
+		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")
+		e.show(ctx, "get", "sic", "-o", "wide", "-l", "ipam.spidernet.io/pool in (ovn-v4-"+e.ns+",ovn-v6-"+e.ns+")")
 	})
 
 	It("kube-ipam (seed 002): the fixed-ip-test Deployment keeps 10.188.0.216's counterpart across pod re-creation; web and database pods reach each other on the database network by fixed address; a netmask that disagrees with the pool is refused with both values", func(ctx SpecContext) {
@@ -346,6 +359,8 @@ spec:
 			second = pods[0]
 		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
 		Expect(podAddrs(ctx, &second, "net1")).To(Equal([]netip.Addr{nth(v4, 6)}), "the re-created pod %s", second.Name)
+		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")
+		e.show(ctx, "get", "sic", "-l", "ipam.spidernet.io/pool="+db.Name)
 
 		By("the layered layout: two database pods and a web pod, fixed on the database network")
 		layered := `

@@ -428,20 +428,34 @@ func claimFor(pool string, pod *corev1.Pod, ifName string, addr netip.Addr) Omeg
 
 // spRows runs `kubectl get sp NAMES...` and returns the rows by name.
 func (e *ipamEnv) spRows(ctx context.Context, names ...string) map[string]map[string]string {
-	if e.kubectl == "" {
-		wd, err := os.Getwd()
-		Expect(err).NotTo(HaveOccurred())
-		e.kubectl, err = framework.KubectlPath(ctx, framework.RepoRoot(wd))
-		Expect(err).NotTo(HaveOccurred())
-	}
-	out, err := f.Kubectl(ctx, e.kubectl, append([]string{"get", "sp"}, names...)...)
-	Expect(err).NotTo(HaveOccurred())
+	out := e.run(ctx, append([]string{"get", "sp"}, names...)...)
 	e.lastSp = out
 	rows := map[string]map[string]string{}
 	for _, r := range framework.ParseTable(out) {
 		rows[r["NAME"]] = r
 	}
 	return rows
+}
+
+// run runs kubectl with args and returns its output.
+func (e *ipamEnv) run(ctx context.Context, args ...string) string {
+	GinkgoHelper()
+	if e.kubectl == "" {
+		wd, err := os.Getwd()
+		Expect(err).NotTo(HaveOccurred())
+		e.kubectl, err = framework.KubectlPath(ctx, framework.RepoRoot(wd))
+		Expect(err).NotTo(HaveOccurred())
+	}
+	out, err := f.Kubectl(ctx, e.kubectl, args...)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// show prints `kubectl args` and its output to the spec's log (the pages
+// in docs/ quote them).
+func (e *ipamEnv) show(ctx context.Context, args ...string) {
+	GinkgoHelper()
+	GinkgoWriter.Printf("$ kubectl %s\n%s\n", strings.Join(args, " "), e.run(ctx, args...))
 }
 
 // expectSp waits until `kubectl get sp` shows pool with the given
