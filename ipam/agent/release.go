@@ -119,7 +119,7 @@ func (a *Agent) shouldRelease(ctx context.Context, claims []*v2beta1.SpiderIPCla
 		Holder: lifecycle.Holder{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName, UID: types.UID(c.Spec.PodUID),
 			OwnerKind: c.Spec.OwnerKind, OwnerName: c.Spec.OwnerName},
 		Pod: pod, Node: node, StatefulSet: sts, Now: time.Now(),
-		Config:         lifecycle.Config{IgnoreStatefulSets: !a.cfg.EnableStatefulSet},
+		Config:                  lifecycle.Config{IgnoreStatefulSets: !a.cfg.EnableStatefulSet},
 		SandboxDeleted:          sandboxDeleted,
 		PoolReleasesOnScaleDown: poolOptOut,
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/lifecycle"
+	"github.com/spindle-net/spindle/ipam/store"
 )
 
 func sortedKeys(reqs []types.NamespacedName) []string {
@@ -49,7 +50,12 @@ func TestStatefulSetEventCollectsKeptReplicas(t *testing.T) {
 	dbSet := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "db", UID: "sts-db",
 		Annotations: map[string]string{lifecycle.ReleaseOnScaleDown: "true"}}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](1)}}
 	objs := []client.Object{web0, web1, web2, pod2, elsewhere, dbSet, db[0], db[1], db[2]}
-	c := newFake(t, objs...).WithIndex(&v2beta1.SpiderIPClaim{}, IndexClaimByOwner, ClaimOwnerKey).Build()
+	c := newFake(t, objs...).WithIndex(&v2beta1.SpiderIPClaim{}, store.IndexClaimByOwner, func(o client.Object) []string {
+		if k := store.ClaimOwnerKey(o.(*v2beta1.SpiderIPClaim)); k != "" {
+			return []string{k}
+		}
+		return nil
+	}).Build()
 	r, _ := reconciler(c, c)
 
 	collect := func(sts *appsv1.StatefulSet) []string {

@@ -302,10 +302,7 @@ func holdersOf(key types.NamespacedName, claims []v2beta1.SpiderIPClaim, ep *v2b
 func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duration) error {
 	registerMetrics()
 	// The indexes this reconciler reads: claims by pod and by owner.
-	if err := store.IndexClaims(context.Background(), mgr.GetFieldIndexer(), store.IndexClaimByPod); err != nil {
-		return err
-	}
-	if err := indexClaimsByOwner(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	if err := store.IndexClaims(context.Background(), mgr.GetFieldIndexer(), store.IndexClaimByPod, store.IndexClaimByOwner); err != nil {
 		return err
 	}
 	resync := make(chan event.TypedGenericEvent[reconcile.Request], 1024)
@@ -334,8 +331,8 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duratio
 // were made for a replica of the StatefulSet.
 func (r *Reconciler) statefulSetReplicas(ctx context.Context, o client.Object) []reconcile.Request {
 	var claims v2beta1.SpiderIPClaimList
-	owner := OwnerKey(o.GetNamespace(), "StatefulSet", o.GetName())
-	if err := r.Client.List(ctx, &claims, client.MatchingFields{IndexClaimByOwner: owner}); err != nil {
+	owner := store.OwnerKey(o.GetNamespace(), "StatefulSet", o.GetName())
+	if err := r.Client.List(ctx, &claims, client.MatchingFields{store.IndexClaimByOwner: owner}); err != nil {
 		log.FromContext(ctx).Error(err, "failed to list SpiderIPClaims of a StatefulSet's replicas", "statefulset", o.GetNamespace()+"/"+o.GetName())
 		return nil
 	}

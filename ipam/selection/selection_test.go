@@ -657,8 +657,8 @@ func itoa(i int) string {
 	return string(b)
 }
 
-func gateway(gw string) poolOpt  { return func(p *v2beta1.SpiderIPPool) { p.Spec.Gateway = &gw } }
-func ips(r ...string) poolOpt { return func(p *v2beta1.SpiderIPPool) { p.Spec.IPs = r } }
+func gateway(gw string) poolOpt { return func(p *v2beta1.SpiderIPPool) { p.Spec.Gateway = &gw } }
+func ips(r ...string) poolOpt   { return func(p *v2beta1.SpiderIPPool) { p.Spec.IPs = r } }
 
 // Fixed addresses of every dialect: served only from a pool that contains
 // them and that the pod may use; pools named by the pod still decide.

@@ -23,10 +23,25 @@ import (
 
 // Index names registered on the claim informer by IndexClaims.
 const (
-	IndexClaimByPod  = "spec.podKey" // "<namespace>/<name>"
-	IndexClaimByNode = "spec.node"
-	IndexClaimByPool = "spec.pool"
+	IndexClaimByPod   = "spec.podKey" // "<namespace>/<name>"
+	IndexClaimByNode  = "spec.node"
+	IndexClaimByPool  = "spec.pool"
+	IndexClaimByOwner = "spec.ownerKey" // OwnerKey of the pod's controller
 )
+
+// OwnerKey is the IndexClaimByOwner value of a pod controller:
+// "<namespace>/<kind>/<name>". A StatefulSet finds its replicas' claims
+// with it, and a virtual machine's next launcher pod its predecessor's.
+func OwnerKey(namespace, kind, name string) string { return namespace + "/" + kind + "/" + name }
+
+// ClaimOwnerKey returns the owner key of a claim ("" when its pod had no
+// controller).
+func ClaimOwnerKey(c *v2beta1.SpiderIPClaim) string {
+	if c.Spec.OwnerKind == "" || c.Spec.OwnerName == "" {
+		return ""
+	}
+	return OwnerKey(c.Spec.PodNamespace, c.Spec.OwnerKind, c.Spec.OwnerName)
+}
 
 // PodKey is the index value of a pod: "<namespace>/<name>".
 func PodKey(namespace, name string) string { return namespace + "/" + name }
@@ -46,9 +61,10 @@ type Indexer interface {
 
 // claimIndexes are the fields IndexClaims knows, and how each is extracted.
 var claimIndexes = map[string]func(*v2beta1.SpiderIPClaim) string{
-	IndexClaimByPod:  ClaimPodKey,
-	IndexClaimByNode: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Node },
-	IndexClaimByPool: func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Pool },
+	IndexClaimByPod:   ClaimPodKey,
+	IndexClaimByNode:  func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Node },
+	IndexClaimByPool:  func(c *v2beta1.SpiderIPClaim) string { return c.Spec.Pool },
+	IndexClaimByOwner: ClaimOwnerKey,
 }
 
 // indexed remembers which claim indexes each informer cache already has, so
@@ -64,7 +80,7 @@ var indexed = struct {
 // each reconciler registers exactly the indexes it reads.
 func IndexClaims(ctx context.Context, idx Indexer, fields ...string) error {
 	if len(fields) == 0 {
-		fields = []string{IndexClaimByPod, IndexClaimByNode, IndexClaimByPool}
+		fields = []string{IndexClaimByPod, IndexClaimByNode, IndexClaimByPool, IndexClaimByOwner}
 	}
 	indexed.Lock()
 	defer indexed.Unlock()
@@ -125,6 +141,11 @@ func (s *Store) Release(ctx context.Context, c *v2beta1.SpiderIPClaim) error {
 // ByPod implements allocator.ClaimStore from R.
 func (s *Store) ByPod(ctx context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error) {
 	return s.list(ctx, IndexClaimByPod, PodKey(namespace, name))
+}
+
+// ByOwner implements allocator.ClaimStore from R.
+func (s *Store) ByOwner(ctx context.Context, namespace, kind, name string) ([]*v2beta1.SpiderIPClaim, error) {
+	return s.list(ctx, IndexClaimByOwner, OwnerKey(namespace, kind, name))
 }
 
 // ByPool implements allocator.ClaimStore from R.
