@@ -66,8 +66,8 @@ func HostVethName(containerID string) string {
 	return "veth" + hex.EncodeToString(sum[:])[:11]
 }
 
-// StatefulSetMACPrefix is the prefix of the MAC a StatefulSet replica's
-// interface gets when the pod asks for none and no podMACPrefix is set: a
+// StatefulSetMACPrefix is the prefix of the MAC a StatefulSet replica's (or
+// a virtual machine's launcher pod's) interface gets when the pod asks for none and no podMACPrefix is set: a
 // locally administered unicast prefix, followed by the interface's address
 // (DeriveMAC), which the replica keeps across incarnations.
 var StatefulSetMACPrefix = net.HardwareAddr{0x02, 0x73}
@@ -589,9 +589,10 @@ func (p *planner) planAddedLink() {
 		p.out.MAC = mac
 	case p.cfg.PodMACPrefix != nil:
 		p.out.MAC = DeriveMAC(p.cfg.PodMACPrefix, p.added.addrs)
-	case p.in.Pod != nil && p.in.Pod.OwnerKind == "StatefulSet":
-		// A replica keeps its addresses, so a MAC derived from them is
-		// the same in every incarnation: its network identity is whole.
+	case p.in.Pod != nil && (p.in.Pod.OwnerKind == "StatefulSet" || p.in.Pod.OwnerKind == "VirtualMachineInstance"):
+		// A replica (a virtual machine's launcher pod) keeps its
+		// addresses, so a MAC derived from them is the same in every
+		// incarnation: its network identity is whole.
 		p.out.MAC = DeriveMAC(StatefulSetMACPrefix, p.added.addrs)
 	}
 	if p.out.MAC != nil || p.cfg.TxQueueLen > 0 {

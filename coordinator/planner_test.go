@@ -308,6 +308,15 @@ func TestBuildPlan(t *testing.T) {
 			},
 		},
 		{
+			name: "a virtual machine's launcher pod too",
+			pod:  &nodeapi.PodInfo{Namespace: "ns", Name: "virt-launcher-vm1-abcde", OwnerKind: "VirtualMachineInstance"},
+			check: func(t *testing.T, p *Planned) {
+				if got := p.MAC.String(); got != "02:73:0a:0a:00:0b" {
+					t.Errorf("MAC %s, want 02:73:0a:0a:00:0b", got)
+				}
+			},
+		},
+		{
 			name: "other pods keep the MAC their main plugin gave them",
 			pod:  &nodeapi.PodInfo{Namespace: "ns", Name: "app-x", OwnerKind: "ReplicaSet"},
 			check: func(t *testing.T, p *Planned) {

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/allocator"
@@ -108,6 +109,12 @@ func (a *Agent) shouldRelease(ctx context.Context, claims []*v2beta1.SpiderIPCla
 			return false, allocator.APIError(err, "failed to get StatefulSet %q", c.Spec.PodNamespace+"/"+c.Spec.OwnerName)
 		}
 	}
+	var vm, vmi *metav1.PartialObjectMetadata
+	if c.Spec.OwnerKind == lifecycle.KindVirtualMachineInstance && c.Spec.OwnerName != "" {
+		if vm, vmi, err = store.VirtualMachineOf(ctx, a.live, c.Spec.PodNamespace, c.Spec.OwnerName); err != nil {
+			return false, allocator.APIError(err, "failed to read the virtual machine of pod %q", c.Spec.PodNamespace+"/"+c.Spec.PodName)
+		}
+	}
 	var node *corev1.Node
 	if pod != nil && pod.Spec.NodeName == a.cfg.NodeName {
 		node = &corev1.Node{}
@@ -122,6 +129,8 @@ func (a *Agent) shouldRelease(ctx context.Context, claims []*v2beta1.SpiderIPCla
 		Config:                  lifecycle.Config{IgnoreStatefulSets: !a.cfg.EnableStatefulSet},
 		SandboxDeleted:          sandboxDeleted,
 		PoolReleasesOnScaleDown: poolOptOut,
+		VirtualMachine:          vm,
+		VirtualMachineInstance:  vmi,
 	})
 	return d.Collect, nil
 }

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/selection"
@@ -54,6 +55,8 @@ type ClaimStore interface {
 	Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) error
 	// ByPod returns the claims held under a pod's name, whatever its UID.
 	ByPod(ctx context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error)
+	// ByOwner returns the claims made for the pods of a controller.
+	ByOwner(ctx context.Context, namespace, kind, name string) ([]*v2beta1.SpiderIPClaim, error)
 	// ByPool returns the claims of a pool.
 	ByPool(ctx context.Context, pool string) ([]*v2beta1.SpiderIPClaim, error)
 	// ByMAC returns the claims that record the MAC address mac, read from
@@ -128,7 +131,15 @@ type Holder struct {
 
 func (h Holder) String() string { return h.Namespace + "/" + h.Name }
 
-func (h Holder) statefulSet() bool { return h.OwnerKind == "StatefulSet" && h.OwnerName != "" }
+func (h Holder) statefulSet() bool {
+	return h.OwnerKind == lifecycle.KindStatefulSet && h.OwnerName != ""
+}
+
+// virtualMachine: a KubeVirt launcher pod, whose allocation belongs to its
+// virtual machine rather than to the pod's name.
+func (h Holder) virtualMachine() bool {
+	return h.OwnerKind == lifecycle.KindVirtualMachineInstance && h.OwnerName != ""
+}
 
 // Family is the ordered list of candidate pools for one IP family, and the
 // candidates selection refused (for the error when none has an address).
@@ -169,6 +180,19 @@ func (e *Engine) Allocate(ctx context.Context, req *Request) ([]*v2beta1.SpiderI
 	held, err := e.claims.ByPod(ctx, req.Holder.Namespace, req.Holder.Name)
 	if err != nil {
 		return nil, APIError(err, "failed to list the claims of pod %q", req.Holder)
+	}
+	if h := req.Holder; h.virtualMachine() {
+		// A new launcher pod (a restart, a replacement, the target of a
+		// live migration) takes over the virtual machine's claims.
+		vm, err := e.claims.ByOwner(ctx, h.Namespace, h.OwnerKind, h.OwnerName)
+		if err != nil {
+			return nil, APIError(err, "failed to list the claims of virtual machine %q", h.Namespace+"/"+h.OwnerName)
+		}
+		for _, c := range vm {
+			if !slices.ContainsFunc(held, func(x *v2beta1.SpiderIPClaim) bool { return x.Name == c.Name }) {
+				held = append(held, c)
+			}
+		}
 	}
 	keep, stale := e.Sort(req, held)
 	if err := e.Release(ctx, stale); err != nil {
@@ -294,12 +318,19 @@ func (e *Engine) Sort(req *Request, held []*v2beta1.SpiderIPClaim) (keep, stale 
 	return keep, stale
 }
 
-// inherits says whether the holder takes over claim c of an earlier pod of
-// the same name: a StatefulSet replica keeps its addresses as long as the
-// claim was made for the same StatefulSet and its pool is still a candidate.
+// inherits says whether the holder takes over claim c of an earlier pod: a
+// StatefulSet replica keeps the addresses of the earlier pod of its name,
+// and a virtual machine's launcher pod those of the machine's earlier
+// launcher pods, as long as the claim was made for the same owner and its
+// pool is still a candidate.
 func (e *Engine) inherits(req *Request, c *v2beta1.SpiderIPClaim) bool {
 	h := req.Holder
-	if !e.cfg.EnableStatefulSet || !h.statefulSet() || c.Spec.OwnerKind != "StatefulSet" || c.Spec.OwnerName != h.OwnerName {
+	switch {
+	case c.Spec.OwnerKind != h.OwnerKind || c.Spec.OwnerName != h.OwnerName:
+		return false
+	case h.statefulSet() && e.cfg.EnableStatefulSet:
+	case h.virtualMachine():
+	default:
 		return false
 	}
 	if c.Spec.Interface != req.Interface {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -482,5 +483,32 @@ func TestReplicaKeepsItsMACAndANewRequestYields(t *testing.T) {
 	}
 	if _, err := f.e.Allocate(ctx, withMAC(request("other", "uo", "c5", Family{Family: ranges.V4, Pools: []string{"v4"}}), "02:00:00:00:00:02")); err != nil {
 		t.Fatalf("the holder's next sandbox: %v", err)
+	}
+}
+
+func launcher(name, uid, container, vm string) *Request {
+	r := request(name, uid, container)
+	r.Holder.OwnerKind, r.Holder.OwnerName = "VirtualMachineInstance", vm
+	return r
+}
+
+// A virtual machine's next launcher pod (another name: a restart, a
+// replacement or a migration target) takes over its addresses; another
+// machine's pod does not.
+func TestLauncherPodTakesOverItsVirtualMachinesAddresses(t *testing.T) {
+	f := newFixture(t, false) // StatefulSet support plays no part
+	first := addrs(mustAllocate(t, f, launcher("virt-launcher-vm1-aaaaa", "l1", "c1", "vm1")))
+	other := addrs(mustAllocate(t, f, launcher("virt-launcher-vm2-ccccc", "l3", "c3", "vm2")))
+	got := mustAllocate(t, f, launcher("virt-launcher-vm1-bbbbb", "l2", "c2", "vm1"))
+	if !slices.Equal(addrs(got), first) {
+		t.Fatalf("migration target got %v, want the machine's %v", addrs(got), first)
+	}
+	for _, c := range got {
+		if c.Spec.PodName != "virt-launcher-vm1-bbbbb" || c.Spec.PodUID != "l2" {
+			t.Fatalf("claim %s not re-bound to the new launcher pod: %+v", c.Name, c.Spec)
+		}
+	}
+	if slices.Equal(other, first) || len(f.mem.Claims()) != 4 {
+		t.Fatalf("claims %v: want vm1's two and vm2's two", addrs(f.mem.Claims()))
 	}
 }

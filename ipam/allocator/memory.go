@@ -155,6 +155,15 @@ func (m *Memory) ByPod(_ context.Context, namespace, name string) ([]*v2beta1.Sp
 	}), nil
 }
 
+// ByOwner implements ClaimStore.
+func (m *Memory) ByOwner(_ context.Context, namespace, kind, name string) ([]*v2beta1.SpiderIPClaim, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.list(func(c *v2beta1.SpiderIPClaim) bool {
+		return c.Spec.PodNamespace == namespace && c.Spec.OwnerKind == kind && c.Spec.OwnerName == name
+	}), nil
+}
+
 // ByMAC implements ClaimStore.
 func (m *Memory) ByMAC(_ context.Context, mac string) ([]*v2beta1.SpiderIPClaim, error) {
 	m.mu.Lock()

@@ -61,7 +61,7 @@ func TestStatefulSetEventCollectsKeptReplicas(t *testing.T) {
 	collect := func(sts *appsv1.StatefulSet) []string {
 		t.Helper()
 		var keys []types.NamespacedName
-		for _, req := range r.statefulSetReplicas(ctx, sts) {
+		for _, req := range r.ownerAllocations(lifecycle.KindStatefulSet)(ctx, sts) {
 			keys = append(keys, req.NamespacedName)
 			if _, err := r.Reconcile(ctx, req); err != nil {
 				t.Fatal(err)

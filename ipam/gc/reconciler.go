@@ -11,6 +11,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -141,6 +143,12 @@ func (r *Reconciler) decideFresh(ctx context.Context, h lifecycle.Holder, claims
 				lifecycle.ReleasesOnScaleDown(p.Annotations) {
 				in.PoolReleasesOnScaleDown = true
 			}
+		}
+	}
+	if h.OwnerKind == lifecycle.KindVirtualMachineInstance && h.OwnerName != "" {
+		var err error
+		if in.VirtualMachine, in.VirtualMachineInstance, err = store.VirtualMachineOf(ctx, r.Reader, h.Namespace, h.OwnerName); err != nil {
+			return lifecycle.Decision{}, nil, err
 		}
 	}
 	return lifecycle.Decide(in), in.Pod, nil
@@ -309,7 +317,16 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duratio
 	if err := mgr.Add(&resyncer{client: mgr.GetClient(), interval: interval, out: resync}); err != nil {
 		return fmt.Errorf("failed to add gc resync: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if kubeVirtServed(mgr.GetRESTMapper()) {
+		// A virtual machine or instance being deleted makes its launcher
+		// pods' allocations collectable without any pod event.
+		for _, kind := range []string{lifecycle.KindVirtualMachineInstance, lifecycle.KindVirtualMachine} {
+			b = b.Watches(store.KubeVirtObject(kind), handler.EnqueueRequestsFromMapFunc(r.ownerAllocations(lifecycle.KindVirtualMachineInstance)),
+				builder.WithPredicates(deletionStarted()))
+		}
+	}
+	return b.
 		Named("ipgc").
 		For(&corev1.Pod{}, builder.WithPredicates(podChanged())).
 		Watches(&v2beta1.SpiderIPClaim{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -320,33 +337,38 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, interval time.Duratio
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Spec.PodNamespace, Name: c.Spec.PodName}}}
 		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
 		Watches(&v2beta1.SpiderEndpoint{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(endpointHolderChanged())).
-		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetReplicas), builder.WithPredicates(statefulSetShrunk())).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.ownerAllocations(lifecycle.KindStatefulSet)), builder.WithPredicates(statefulSetShrunk())).
 		WatchesRawSource(source.Channel(resync, handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, r reconcile.Request) []reconcile.Request {
 			return []reconcile.Request{r}
 		}))).
 		Complete(r)
 }
 
-// statefulSetReplicas returns the pod names whose claims or SpiderEndpoint
-// were made for a replica of the StatefulSet.
-func (r *Reconciler) statefulSetReplicas(ctx context.Context, o client.Object) []reconcile.Request {
-	var claims v2beta1.SpiderIPClaimList
-	owner := store.OwnerKey(o.GetNamespace(), "StatefulSet", o.GetName())
-	if err := r.Client.List(ctx, &claims, client.MatchingFields{store.IndexClaimByOwner: owner}); err != nil {
-		log.FromContext(ctx).Error(err, "failed to list SpiderIPClaims of a StatefulSet's replicas", "statefulset", o.GetNamespace()+"/"+o.GetName())
-		return nil
+// ownerAllocations returns, for an event of a StatefulSet or of a virtual
+// machine (its claims record the VirtualMachineInstance of the same name as
+// the owner: kind), the pod names whose claims or SpiderEndpoint were made
+// for it.
+func (r *Reconciler) ownerAllocations(kind string) func(ctx context.Context, o client.Object) []reconcile.Request {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var claims v2beta1.SpiderIPClaimList
+		owner := store.OwnerKey(o.GetNamespace(), kind, o.GetName())
+		if err := r.Client.List(ctx, &claims, client.MatchingFields{store.IndexClaimByOwner: owner}); err != nil {
+			log.FromContext(ctx).Error(err, "failed to list SpiderIPClaims of an owner's pods", "owner", owner)
+			return nil
+		}
+		var eps v2beta1.SpiderEndpointList
+		if err := r.Client.List(ctx, &eps, client.InNamespace(o.GetNamespace())); err != nil {
+			log.FromContext(ctx).Error(err, "failed to list SpiderEndpoints of an owner's pods", "owner", owner)
+			return nil
+		}
+		return OwnerAllocations(o.GetNamespace(), kind, o.GetName(), claims.Items, eps.Items)
 	}
-	var eps v2beta1.SpiderEndpointList
-	if err := r.Client.List(ctx, &eps, client.InNamespace(o.GetNamespace())); err != nil {
-		log.FromContext(ctx).Error(err, "failed to list SpiderEndpoints of a StatefulSet's replicas", "statefulset", o.GetNamespace()+"/"+o.GetName())
-		return nil
-	}
-	return ReplicaAllocations(o.GetNamespace(), o.GetName(), claims.Items, eps.Items)
 }
 
-// ReplicaAllocations picks the pod names of the StatefulSet namespace/name
-// among the holders recorded in claims and SpiderEndpoints.
-func ReplicaAllocations(namespace, name string, claims []v2beta1.SpiderIPClaim, eps []v2beta1.SpiderEndpoint) []reconcile.Request {
+// OwnerAllocations picks the pod names of the pods of controller
+// namespace/kind/name among the holders recorded in claims and
+// SpiderEndpoints.
+func OwnerAllocations(namespace, kind, name string, claims []v2beta1.SpiderIPClaim, eps []v2beta1.SpiderEndpoint) []reconcile.Request {
 	seen := map[types.NamespacedName]bool{}
 	var out []reconcile.Request
 	add := func(pod string) {
@@ -358,17 +380,38 @@ func ReplicaAllocations(namespace, name string, claims []v2beta1.SpiderIPClaim, 
 	}
 	for i := range claims {
 		c := &claims[i].Spec
-		if c.PodNamespace == namespace && c.OwnerKind == "StatefulSet" && c.OwnerName == name {
+		if c.PodNamespace == namespace && c.OwnerKind == kind && c.OwnerName == name {
 			add(c.PodName)
 		}
 	}
 	for i := range eps {
 		e := &eps[i]
-		if e.Namespace == namespace && e.Status.OwnerControllerType == "StatefulSet" && e.Status.OwnerControllerName == name {
+		if e.Namespace == namespace && e.Status.OwnerControllerType == kind && e.Status.OwnerControllerName == name {
 			add(e.Name)
 		}
 	}
 	return out
+}
+
+// kubeVirtServed reports whether the API server serves KubeVirt's
+// VirtualMachineInstance (KubeVirt installed before the controller
+// started); without it, the periodic pass collects launcher pods'
+// allocations.
+func kubeVirtServed(m meta.RESTMapper) bool {
+	_, err := m.RESTMapping(schema.GroupKind{Group: lifecycle.KubeVirtGroup, Kind: lifecycle.KindVirtualMachineInstance}, "v1")
+	return err == nil
+}
+
+// deletionStarted passes deletions and the updates that start one.
+func deletionStarted() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetDeletionTimestamp() == nil && e.ObjectNew.GetDeletionTimestamp() != nil
+		},
+	}
 }
 
 // statefulSetShrunk passes the StatefulSet events after which fewer

@@ -27,14 +27,14 @@ func TestStatefulSetEventsEnqueueItsReplicas(t *testing.T) {
 	epOther := newEndpoint("db-0", "u9")
 	epOther.Status.OwnerControllerType, epOther.Status.OwnerControllerName = "StatefulSet", "db"
 	claims := []v2beta1.SpiderIPClaim{*stsClaim("10.0.0.1", "web-0", "u0"), *stsClaim("10.0.0.2", "web-0", "u0"), *other, *plain}
-	got := ReplicaAllocations("ns", "web", claims, []v2beta1.SpiderEndpoint{*ep, *epOther})
+	got := OwnerAllocations("ns", "StatefulSet", "web", claims, []v2beta1.SpiderEndpoint{*ep, *epOther})
 	want := []types.NamespacedName{{Namespace: "ns", Name: "web-0"}, {Namespace: "ns", Name: "web-1"}}
 	var names []types.NamespacedName
 	for _, r := range got {
 		names = append(names, r.NamespacedName)
 	}
 	if !reflect.DeepEqual(names, want) {
-		t.Fatalf("ReplicaAllocations = %v, want %v", names, want)
+		t.Fatalf("OwnerAllocations = %v, want %v", names, want)
 	}
 
 	sts := func(replicas int32, start int32, deleting bool) *appsv1.StatefulSet {

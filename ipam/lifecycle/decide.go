@@ -6,6 +6,11 @@
 // a StatefulSet replica waiting for its next incarnation, or still within its
 // grace period.
 //
+// A KubeVirt virtual machine keeps its launcher pods' addresses while the
+// VirtualMachine (or, for a VirtualMachineInstance without one, the
+// instance) exists: across instance restarts, launcher pod replacement and
+// live migration, whatever the launcher pod's name.
+//
 // A StatefulSet keeps the addresses of every ordinal it ever ran for its
 // whole life: a replica scaled away gets them back when the StatefulSet is
 // scaled up again. ReleaseOnScaleDown on the StatefulSet or on a pool of the
@@ -23,6 +28,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -48,6 +54,18 @@ const (
 	ReasonTerminatingDisabled      Reason = "TerminatingCollectionDisabled"
 	ReasonUnknownHolder            Reason = "UnknownHolder" // kept: no pod UID recorded
 	ReasonSandboxDeleted           Reason = "SandboxDeleted"
+	ReasonVirtualMachineDeleted    Reason = "VirtualMachineDeleted"
+	ReasonVirtualMachineExists     Reason = "VirtualMachineExists" // kept
+)
+
+// KubeVirt's kinds: a launcher pod's controller is the
+// VirtualMachineInstance, whose controller (of the same name) is the
+// VirtualMachine, in API group KubeVirtGroup.
+const (
+	KubeVirtGroup              = "kubevirt.io"
+	KindVirtualMachineInstance = "VirtualMachineInstance"
+	KindVirtualMachine         = "VirtualMachine"
+	KindStatefulSet            = "StatefulSet"
 )
 
 // ReleaseOnScaleDown, set to "true" on a StatefulSet or on a SpiderIPPool,
@@ -105,6 +123,10 @@ type Input struct {
 	// PoolReleasesOnScaleDown is set when a pool of the allocation carries
 	// ReleaseOnScaleDown.
 	PoolReleasesOnScaleDown bool
+	// VirtualMachine and VirtualMachineInstance are the objects named
+	// after the holder's VirtualMachineInstance owner (nil when they do not
+	// exist, or KubeVirt is not installed).
+	VirtualMachine, VirtualMachineInstance *metav1.PartialObjectMetadata
 }
 
 // Decision is the outcome for one holder.
@@ -119,13 +141,16 @@ type Decision struct {
 // Decide says whether the allocation of in.Holder must be collected.
 func Decide(in Input) Decision {
 	h := in.Holder
-	if in.Config.IgnoreStatefulSets {
+	if in.Config.IgnoreStatefulSets && h.OwnerKind == KindStatefulSet {
 		h.OwnerKind = ""
 	}
 	if h.UID == "" {
 		return Decision{Reason: ReasonUnknownHolder}
 	}
 	pod := in.Pod
+	if h.OwnerKind == KindVirtualMachineInstance && h.OwnerName != "" {
+		return decideVirtualMachine(&in)
+	}
 	if pod != nil && pod.UID != h.UID {
 		// Same name, different pod: the holder is gone. A StatefulSet replica
 		// within its ordinals keeps its addresses for the new incarnation.
@@ -182,6 +207,22 @@ func Decide(in Input) Decision {
 		return Decision{Reason: ReasonTerminatingDisabled}
 	}
 	return Decision{Collect: true, Reason: ReasonTerminatingOnNotReady}
+}
+
+// decideVirtualMachine decides for a launcher pod's allocation: alive while
+// its pod runs, kept for the next launcher pod while the virtual machine
+// exists, released when it is gone.
+func decideVirtualMachine(in *Input) Decision {
+	pod := in.Pod
+	if pod != nil && pod.UID == in.Holder.UID && pod.DeletionTimestamp == nil &&
+		pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+		return Decision{Reason: ReasonPodAlive}
+	}
+	live := func(m *metav1.PartialObjectMetadata) bool { return m != nil && m.DeletionTimestamp == nil }
+	if live(in.VirtualMachine) || live(in.VirtualMachineInstance) {
+		return Decision{Reason: ReasonVirtualMachineExists}
+	}
+	return Decision{Collect: true, Reason: ReasonVirtualMachineDeleted}
 }
 
 // statefulSetKeeps says whether the holder is a StatefulSet replica whose
@@ -294,6 +335,10 @@ func (r Reason) Explain() string {
 		return "the pod's StatefulSet no longer exists"
 	case ReasonSandboxDeleted:
 		return "the pod is terminating and its sandbox was deleted"
+	case ReasonVirtualMachineDeleted:
+		return "the pod's virtual machine no longer exists"
+	case ReasonVirtualMachineExists:
+		return "the pod's virtual machine exists; its next launcher pod gets the addresses"
 	}
 	return string(r)
 }

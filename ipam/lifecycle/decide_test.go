@@ -130,3 +130,43 @@ func TestOrdinal(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideVirtualMachine(t *testing.T) {
+	launcher := Holder{Namespace: "ns", Name: "virt-launcher-vm1-abcde", UID: "l1", OwnerKind: KindVirtualMachineInstance, OwnerName: "vm1"}
+	obj := func(kind string, deleting bool) *metav1.PartialObjectMetadata {
+		m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: KubeVirtGroup + "/v1", Kind: kind}, ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "vm1"}}
+		if deleting {
+			m.DeletionTimestamp = ptr.To(metav1.NewTime(lifecycletest.T0))
+		}
+		return m
+	}
+	vm, vmi := obj(KindVirtualMachine, false), obj(KindVirtualMachineInstance, false)
+	completed := lifecycletest.LivePod("virt-launcher-vm1-abcde", "l1")
+	completed.Status.Phase = corev1.PodSucceeded
+	for _, tt := range []struct {
+		name    string
+		in      Input
+		collect bool
+		reason  Reason
+	}{
+		{"launcher pod running", Input{Holder: launcher, Pod: lifecycletest.LivePod("virt-launcher-vm1-abcde", "l1")}, false, ReasonPodAlive},
+		{"launcher pod gone, VM and VMI exist (replaced, migrated)", Input{Holder: launcher, VirtualMachine: vm, VirtualMachineInstance: vmi}, false, ReasonVirtualMachineExists},
+		{"launcher pod completed, VM stopped (no VMI)", Input{Holder: launcher, Pod: completed, VirtualMachine: vm}, false, ReasonVirtualMachineExists},
+		{"launcher pod gone, VMI without a VM", Input{Holder: launcher, VirtualMachineInstance: vmi}, false, ReasonVirtualMachineExists},
+		{"DEL of a terminating launcher pod, VM exists", Input{Holder: launcher, SandboxDeleted: true, VirtualMachine: vm,
+			Pod: lifecycletest.Terminating(lifecycletest.LivePod("virt-launcher-vm1-abcde", "l1"), lifecycletest.T0)}, false, ReasonVirtualMachineExists},
+		{"VM deleted, VMI being deleted", Input{Holder: launcher, VirtualMachineInstance: obj(KindVirtualMachineInstance, true)}, true, ReasonVirtualMachineDeleted},
+		{"VM being deleted", Input{Holder: launcher, VirtualMachine: obj(KindVirtualMachine, true)}, true, ReasonVirtualMachineDeleted},
+		{"VMI without a VM deleted", Input{Holder: launcher}, true, ReasonVirtualMachineDeleted},
+		{"StatefulSet switch off does not touch VMs", Input{Holder: launcher, VirtualMachine: vm, Config: Config{IgnoreStatefulSets: true}}, false, ReasonVirtualMachineExists},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			in.Now = lifecycletest.T0
+			d := Decide(in)
+			if d.Collect != tt.collect || d.Reason != tt.reason {
+				t.Fatalf("Decide = collect %v reason %s, want collect %v reason %s", d.Collect, d.Reason, tt.collect, tt.reason)
+			}
+		})
+	}
+}

@@ -54,10 +54,18 @@ func eth0Through(t *corev1.PodTemplateSpec, ns, nad string) {
 
 // underlayNAD creates a NetworkAttachmentDefinition named name: macvlan on
 // the lab underlay with spiderpool IPAM (no default pools: the pods'
-// annotations decide), chained with the coordinator when coordinator is set.
-func (e *ipamEnv) underlayNAD(ctx context.Context, name string, coordinator bool) {
+// annotations decide; defaultPools names the network's IPv4 and IPv6 default
+// pools), chained with the coordinator when coordinator is set.
+func (e *ipamEnv) underlayNAD(ctx context.Context, name string, coordinator bool, defaultPools ...string) {
 	GinkgoHelper()
-	plugins := []any{map[string]any{"type": "macvlan", "master": e.lab.UnderlayIf, "mode": "bridge", "ipam": map[string]any{"type": "spiderpool"}}}
+	ipam := map[string]any{"type": "spiderpool"}
+	if len(defaultPools) > 0 {
+		ipam["default_ipv4_ippool"] = defaultPools[:1]
+	}
+	if len(defaultPools) > 1 {
+		ipam["default_ipv6_ippool"] = defaultPools[1:]
+	}
+	plugins := []any{map[string]any{"type": "macvlan", "master": e.lab.UnderlayIf, "mode": "bridge", "ipam": ipam}}
 	if coordinator {
 		plugins = append(plugins, map[string]any{"type": "coordinator"})
 	}

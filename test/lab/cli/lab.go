@@ -204,7 +204,7 @@ func (l *Lab) applyManifests(ctx context.Context) error {
 	for _, m := range []struct {
 		name string
 		data []byte
-	}{{"NetworkAttachmentDefinition CRD", manifests.NADCRD}, {"Multus RBAC", manifests.MultusRBAC}} {
+	}{{"NetworkAttachmentDefinition CRD", manifests.NADCRD}, {"Multus RBAC", manifests.MultusRBAC}, {"KubeVirt CRDs", manifests.KubeVirtCRDs}} {
 		objs, err := controlplane.DecodeObjects(m.data)
 		if err != nil {
 			return fmt.Errorf("failed to decode %s: %w", m.name, err)

@@ -1,5 +1,6 @@
 // Package manifests embeds the Kubernetes objects the lab installs itself:
-// the NetworkAttachmentDefinition CRD and Multus's RBAC.
+// the NetworkAttachmentDefinition CRD, Multus's RBAC and KubeVirt's
+// VirtualMachine and VirtualMachineInstance CRDs.
 package manifests
 
 import _ "embed"
@@ -13,3 +14,9 @@ var NADCRD []byte
 //
 //go:embed multus-rbac.yaml
 var MultusRBAC []byte
+
+// KubeVirtCRDs are KubeVirt's VirtualMachine and VirtualMachineInstance
+// CRDs, so that the lab can run pods shaped like virt-launcher pods.
+//
+//go:embed kubevirt-crds.yaml
+var KubeVirtCRDs []byte
