@@ -1153,6 +1153,16 @@ spec:
 		Expect(ifaceMAC(ctx, c, "net1")).To(Equal(mac))
 	})
 
+	It("single-family network: a NAD naming only IPv4 default pools gives net1 an IPv4 address on the dual-stack lab, with no pod annotation", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-ipam-v4net")
+		pool4 := "v4net-" + e.ns
+		e.pool(ctx, pool4, 4, ipamBlockBase+18, 4)
+		e.nad(ctx, "underlay", map[string]any{"default_ipv4_ippool": []string{pool4}})
+		pod := e.pod(ctx, "v4only", "", map[string]string{annotNetworks: "underlay"})
+		e.expectNIC(ctx, pod, "net1", pool4, "")
+		e.expectSp(ctx, pool4, 1, 4)
+	})
+
 	// Both nodes' agents allocate from one small pool at the same moment:
 	// every address is handed out exactly once and nothing is refused
 	// while addresses are free.
