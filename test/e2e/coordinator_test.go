@@ -18,7 +18,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -620,41 +619,27 @@ var _ = Describe("coordinator", func() {
 		conflictSpec(ctx, true)
 	})
 
-	It("lets a peer reach a recreated StatefulSet pod at once: its neighbour entry has the new MAC", func(ctx SpecContext) {
+	It("lets a peer reach a re-created pod with a fixed address at once: its neighbour entry has the new MAC", func(ctx SpecContext) {
 		cl := requireCoordinatorLab(ctx)
-		p4, p6 := cl.pools(ctx, "e2e-co-sts", 4, 4, 4)
-		ns := newTestNamespace(ctx, "e2e-co-sts")
+		p4, p6 := cl.pools(ctx, "e2e-co-garp", 4, 4, 4)
+		ns := newTestNamespace(ctx, "e2e-co-garp")
 		cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "underlay"})
-		tmpl := f.NewPod(ns, "", framework.PodOptions{Node: cl.node1, Annotations: map[string]string{
-			"v1.multus-cni.io/default-network": ns + "/underlay"}})
-		tmpl.Labels = map[string]string{"app": "garp"}
-		tmpl.Namespace = ""
-		sts := &appsv1.StatefulSet{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "garp"},
-			Spec: appsv1.StatefulSetSpec{
-				Replicas: ptr.To[int32](1),
-				Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels},
-				Template: corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec},
-			},
+		// The pool's first addresses, fixed with Kube-OVN's annotation: the
+		// re-created pod gets them again, with the new MAC its main plugin
+		// gives it (it is no StatefulSet replica, whose MAC would stay).
+		first := func(p *v2beta1.SpiderIPPool) netip.Addr {
+			return netip.MustParseAddr(strings.SplitN(p.Spec.IPs[0], "-", 2)[0])
 		}
-		Expect(cl.c.Create(ctx, sts)).To(Succeed())
-		// Delete the StatefulSet before its namespace and wait for its pod
-		// to go: its CNI DEL then finds the StatefulSet gone and releases
-		// the addresses instead of keeping them for a next replica.
-		DeferCleanup(func(ctx SpecContext) {
-			_ = cl.c.Delete(ctx, sts)
-			Eventually(func() bool {
-				_, err := f.Client.CoreV1().Pods(ns).Get(ctx, "garp-0", metav1.GetOptions{})
-				return apierrors.IsNotFound(err)
-			}).WithContext(ctx).WithTimeout(framework.PodDeleteTimeout).Should(BeTrue())
-		}, NodeTimeout(2*time.Minute))
-		var pod *corev1.Pod
-		Eventually(func() (err error) {
-			pod, err = f.WaitPodRunning(ctx, ns, "garp-0")
-			return err
-		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
-		u4, u6 := ifAddrs(pod, "eth0")
-		Expect(u4.IsValid() && u6.IsValid()).To(BeTrue())
+		u4, u6 := first(p4), first(p6)
+		create := func() *corev1.Pod {
+			GinkgoHelper()
+			return startPod(ctx, ns, "garp", framework.PodOptions{Node: cl.node1, Annotations: map[string]string{
+				"v1.multus-cni.io/default-network": ns + "/underlay",
+				"ovn.kubernetes.io/ip_address":     u4.String() + "," + u6.String()}})
+		}
+		pod := create()
+		a4, a6 := ifAddrs(pod, "eth0")
+		Expect([]netip.Addr{a4, a6}).To(Equal([]netip.Addr{u4, u6}))
 		oldMAC, _ := linkInfo(ctx, pod, "eth0")
 
 		ul := cl.lab.UnderlayIf
@@ -682,20 +667,15 @@ var _ = Describe("coordinator", func() {
 			"(arp and arp[14:4] = 0x%x and arp[24:4] = 0x%[1]x) or (icmp6 and ip6[40] == 136 and ip6 src %s and ip6 dst ff02::1)",
 			uint32(u4b[0])<<24|uint32(u4b[1])<<16|uint32(u4b[2])<<8|uint32(u4b[3]), u6))
 
-		// The StatefulSet controller recreates garp-0 under the same name:
-		// wait for the new incarnation (another UID) to run.
-		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "garp-0", metav1.DeleteOptions{})).To(Succeed())
-		var again *corev1.Pod
-		Eventually(func(g Gomega) {
-			p, err := f.Client.CoreV1().Pods(ns).Get(ctx, "garp-0", metav1.GetOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(p.UID).NotTo(Equal(pod.UID))
-			g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning))
-			g.Expect(p.Status.PodIP).NotTo(BeEmpty())
-			again = p
-		}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
-		a4, a6 := ifAddrs(again, "eth0")
-		Expect([]netip.Addr{a4, a6}).To(Equal([]netip.Addr{u4, u6}), "the StatefulSet replica keeps its addresses")
+		// The pod is deleted and created again under the same name.
+		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "garp", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func() bool {
+			_, err := f.Client.CoreV1().Pods(ns).Get(ctx, "garp", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}).WithContext(ctx).WithTimeout(framework.PodDeleteTimeout).Should(BeTrue())
+		again := create()
+		a4, a6 = ifAddrs(again, "eth0")
+		Expect([]netip.Addr{a4, a6}).To(Equal([]netip.Addr{u4, u6}), "the re-created pod has its fixed addresses")
 		newMAC, _ := linkInfo(ctx, again, "eth0")
 		Expect(newMAC).NotTo(Equal(oldMAC))
 

@@ -984,10 +984,20 @@ spec:
 		e.expectSp(ctx, pool4, 2, 10)
 		e.expectSp(ctx, pool6, 2, 10)
 
-		// Scaling down releases the dropped replica's addresses.
+		// Scaling down holds the dropped replica's addresses for the
+		// StatefulSet; opting out of that releases them.
 		_, err = f.Client.AppsV1().StatefulSets(e.ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		e.workloadPods(ctx, "app=web", 1)
+		Consistently(func(g Gomega) {
+			for _, a := range []netip.Addr{before["web-1"].v4, before["web-1"].v6} {
+				g.Expect(e.c.Get(ctx, client.ObjectKey{Name: v2beta1.ClaimName(a)}, &v2beta1.SpiderIPClaim{})).To(Succeed(), "claim of web-1's %s after scale-down", a)
+			}
+		}).WithContext(ctx).WithTimeout(3 * time.Second).Should(Succeed())
+		e.expectSp(ctx, pool4, 2, 10)
+		_, err = f.Client.AppsV1().StatefulSets(e.ns).Patch(ctx, "web", types.MergePatchType,
+			[]byte(`{"metadata":{"annotations":{"spindle.spidernet.io/release-on-scale-down":"true"}}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
 			for _, a := range []netip.Addr{before["web-1"].v4, before["web-1"].v6} {
 				err := e.c.Get(ctx, client.ObjectKey{Name: v2beta1.ClaimName(a)}, &v2beta1.SpiderIPClaim{})
