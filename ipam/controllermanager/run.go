@@ -26,6 +26,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
+	"github.com/spindle-net/spindle/ipam/subnets"
 	spwebhook "github.com/spindle-net/spindle/ipam/webhook"
 	"github.com/spindle-net/spindle/ipam/webhook/certs"
 	nadcontroller "github.com/spindle-net/spindle/nad/controller"
@@ -127,6 +128,9 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 		if err := (&poolstatus.Reconciler{}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("failed to set up the pool status controller: %w", err)
 		}
+	}
+	if err := (&subnets.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("spindle-subnets")}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the SpiderSubnet controller: %w", err)
 	}
 	if err := (&poolfinalizer.Reconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-pool-finalizer")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the pool finalizer controller: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/ranges"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // FinalizerPoolInUse keeps a SpiderIPPool with live allocations from being
@@ -32,8 +33,17 @@ type Admission struct {
 type poolHooks struct{ a *Admission }
 
 // Default implements admission.Defaulter.
-func (h poolHooks) Default(_ context.Context, p *v2beta1.SpiderIPPool) error {
+func (h poolHooks) Default(ctx context.Context, p *v2beta1.SpiderIPPool) error {
 	DefaultIPPool(p)
+	// A pool created into an existing subnet is its child at once (the
+	// subnet controller adopts pools created before their subnet).
+	var subs v2beta1.SpiderSubnetList
+	if err := h.a.Cached.List(ctx, &subs); err != nil {
+		return fmt.Errorf("failed to list SpiderSubnets: %w", err)
+	}
+	if s := subnets.Of(p, subs.Items); s != nil && s.DeletionTimestamp == nil {
+		subnets.Adopt(p, s)
+	}
 	if p.DeletionTimestamp == nil && !hasString(p.Finalizers, FinalizerPoolInUse) {
 		p.Finalizers = append(p.Finalizers, FinalizerPoolInUse)
 	}
@@ -45,7 +55,11 @@ func (h poolHooks) validate(ctx context.Context, p, old *v2beta1.SpiderIPPool) (
 	if err := h.a.Cached.List(ctx, &pools); err != nil {
 		return nil, fmt.Errorf("failed to list SpiderIPPools: %w", err)
 	}
-	st := PoolState{Old: old, Others: pools.Items}
+	var subs v2beta1.SpiderSubnetList
+	if err := h.a.Cached.List(ctx, &subs); err != nil {
+		return nil, fmt.Errorf("failed to list SpiderSubnets: %w", err)
+	}
+	st := PoolState{Old: old, Others: pools.Items, Subnets: subs.Items}
 	if old != nil {
 		var claims v2beta1.SpiderIPClaimList
 		if err := h.a.Live.List(ctx, &claims, client.MatchingLabels{v2beta1.LabelPool: p.Name}); err != nil {
@@ -89,7 +103,11 @@ func (h subnetHooks) validate(ctx context.Context, s, old *v2beta1.SpiderSubnet)
 	if err := h.a.Cached.List(ctx, &list); err != nil {
 		return nil, fmt.Errorf("failed to list SpiderSubnets: %w", err)
 	}
-	return nil, ValidateSubnet(s, old, list.Items)
+	var pools v2beta1.SpiderIPPoolList
+	if err := h.a.Cached.List(ctx, &pools); err != nil {
+		return nil, fmt.Errorf("failed to list SpiderIPPools: %w", err)
+	}
+	return nil, ValidateSubnet(s, old, list.Items, pools.Items)
 }
 
 func (h subnetHooks) ValidateCreate(ctx context.Context, s *v2beta1.SpiderSubnet) (admission.Warnings, error) {

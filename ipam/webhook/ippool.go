@@ -9,6 +9,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // PoolState is the cluster state the SpiderIPPool rules depend on.
@@ -19,6 +20,9 @@ type PoolState struct {
 	Others []v2beta1.SpiderIPPool
 	// Claims are the SpiderIPClaims of this pool.
 	Claims []v2beta1.SpiderIPClaim
+	// Subnets are the SpiderSubnets of the cluster: the one with the pool's
+	// prefix must give the pool all its addresses.
+	Subnets []v2beta1.SpiderSubnet
 }
 
 // ValidateIPPool checks a SpiderIPPool. It returns Errors (or nil).
@@ -80,6 +84,15 @@ func ValidateIPPool(p *v2beta1.SpiderIPPool, st PoolState) error {
 		}
 		if both := intersect(usable, op.Usable); !both.Empty() {
 			es.add("spec.ips", "%s already belong to SpiderIPPool %q: an address can be in one pool only; remove them from spec.ips or add them to spec.excludeIPs", short(both), o.Name)
+		}
+	}
+
+	// A subnet with the pool's prefix gives it all its addresses.
+	if sub := subnets.Of(p, st.Subnets); sub != nil {
+		if l, err := subnets.Parse(sub); err == nil {
+			if out := usable.Subtract(l.Usable); !out.Empty() {
+				es.add("spec.ips", "%s are not given to pools by SpiderSubnet %q (its spec.ips minus spec.excludeIPs and spec.gateway): remove them from the pool, or add them to the subnet", short(out), sub.Name)
+			}
 		}
 	}
 

@@ -32,17 +32,17 @@ func subnet(name, cidr string, ips ...string) *v2beta1.SpiderSubnet {
 }
 
 func TestValidateSubnet(t *testing.T) {
-	check(t, ValidateSubnet(subnet("s", "10.6.0.0/16", "10.6.0.1-10.6.0.9"), nil, nil), "")
-	check(t, ValidateSubnet(subnet("s", "10.6.0.0/16", "10.5.0.1"), nil, nil),
+	check(t, ValidateSubnet(subnet("s", "10.6.0.0/16", "10.6.0.1-10.6.0.9"), nil, nil, nil), "")
+	check(t, ValidateSubnet(subnet("s", "10.6.0.0/16", "10.5.0.1"), nil, nil, nil),
 		"spec.ips[0]: 10.5.0.1 is outside spec.subnet 10.6.0.0/16: move it into the subnet or widen the subnet")
-	check(t, ValidateSubnet(subnet("s", "10.7.0.0/16"), subnet("s", "10.6.0.0/16"), nil),
+	check(t, ValidateSubnet(subnet("s", "10.7.0.0/16"), subnet("s", "10.6.0.0/16"), nil, nil),
 		"spec.subnet: changing the subnet from 10.6.0.0/16 to 10.7.0.0/16 is not allowed: create a new SpiderSubnet instead")
-	check(t, ValidateSubnet(subnet("s", "10.6.0.0/16"), nil, []v2beta1.SpiderSubnet{*subnet("t", "10.6.8.0/21")}),
+	check(t, ValidateSubnet(subnet("s", "10.6.0.0/16"), nil, []v2beta1.SpiderSubnet{*subnet("t", "10.6.8.0/21")}, nil),
 		`spec.subnet: 10.6.0.0/16 overlaps spec.subnet 10.6.8.0/21 of SpiderSubnet "t": SpiderSubnets must not overlap; pick a disjoint subnet`)
 	s := subnet("s", "10.6.0.0/16")
 	s.Spec.Gateway = ptr.To("fd00::1")
-	check(t, ValidateSubnet(s, nil, nil), "spec.gateway: fd00::1 is an IPv6 address in an IPv4 object: use an IPv4 address")
-	check(t, ValidateSubnet(subnet("s", "10.6.0.0/33"), nil, nil), `spec.subnet: "10.6.0.0/33" is not a CIDR`)
+	check(t, ValidateSubnet(s, nil, nil, nil), "spec.gateway: fd00::1 is an IPv6 address in an IPv4 object: use an IPv4 address")
+	check(t, ValidateSubnet(subnet("s", "10.6.0.0/33"), nil, nil, nil), `spec.subnet: "10.6.0.0/33" is not a CIDR`)
 
 	d := subnet("s", "10.6.0.0/16", "10.6.0.3", "10.6.0.1-10.6.0.2")
 	DefaultSubnet(d)
@@ -209,7 +209,7 @@ func FuzzValidateSubnet(f *testing.F) {
 		s := subnet("s", cidr, strings.Split(ips, ",")...)
 		s.Spec.Gateway = &gw
 		s.Spec.Routes = []v2beta1.Route{{Dst: other, Gw: gw}}
-		_ = ValidateSubnet(s, subnet("s", other), []v2beta1.SpiderSubnet{*subnet("t", other)})
+		_ = ValidateSubnet(s, subnet("s", other), []v2beta1.SpiderSubnet{*subnet("t", other)}, nil)
 		DefaultSubnet(s)
 	})
 }
@@ -235,4 +235,29 @@ func FuzzValidateCoordinator(f *testing.F) {
 		}}
 		_ = ValidateCoordinator(c)
 	})
+}
+
+// A subnet and its pools: the pools' addresses stay inside what the subnet
+// gives, whichever is created or changed.
+func TestSubnetAndItsPools(t *testing.T) {
+	team := subnet("team", "10.6.0.0/16", "10.6.1.0-10.6.1.255")
+	inside, outside := pool("a", "10.6.0.0/16", "10.6.1.10-10.6.1.19"), pool("b", "10.6.0.0/16", "10.6.2.1-10.6.2.2")
+	elsewhere := pool("c", "10.7.0.0/16", "10.7.2.1")
+	subs := []v2beta1.SpiderSubnet{*team}
+	check(t, ValidateIPPool(inside, PoolState{Subnets: subs}), "")
+	check(t, ValidateIPPool(elsewhere, PoolState{Subnets: subs}), "")
+	check(t, ValidateIPPool(outside, PoolState{Subnets: subs}),
+		`spec.ips: 10.6.2.1-10.6.2.2 are not given to pools by SpiderSubnet "team" (its spec.ips minus spec.excludeIPs and spec.gateway): remove them from the pool, or add them to the subnet`)
+
+	// A subnet created after its pools must contain them.
+	check(t, ValidateSubnet(team, nil, nil, []v2beta1.SpiderIPPool{*inside, *elsewhere}), "")
+	check(t, ValidateSubnet(team, nil, nil, []v2beta1.SpiderIPPool{*inside, *outside}),
+		`spec.ips: 10.6.2.1-10.6.2.2 are used by SpiderIPPool "b" and would no longer be given to pools by this subnet`)
+	// Excluding an address a pool uses is refused.
+	narrowed := team.DeepCopy()
+	narrowed.Spec.ExcludeIPs = []string{"10.6.1.15"}
+	check(t, ValidateSubnet(narrowed, team, nil, []v2beta1.SpiderIPPool{*inside}),
+		`spec.excludeIPs: 10.6.1.15 are used by SpiderIPPool "a"`)
+	narrowed.Spec.ExcludeIPs = []string{"10.6.1.200"}
+	check(t, ValidateSubnet(narrowed, team, nil, []v2beta1.SpiderIPPool{*inside}), "")
 }

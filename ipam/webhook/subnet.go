@@ -7,11 +7,14 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // ValidateSubnet checks a SpiderSubnet. old is the subnet before an update
-// (nil on create); others are the other SpiderSubnets.
-func ValidateSubnet(s *v2beta1.SpiderSubnet, old *v2beta1.SpiderSubnet, others []v2beta1.SpiderSubnet) error {
+// (nil on create); others are the other SpiderSubnets; pools are the
+// SpiderIPPools of the cluster, of which those with the subnet's prefix must
+// keep their addresses inside the subnet's usable addresses.
+func ValidateSubnet(s *v2beta1.SpiderSubnet, old *v2beta1.SpiderSubnet, others []v2beta1.SpiderSubnet, pools []v2beta1.SpiderIPPool) error {
 	var es Errors
 	subnet, ok := parseSubnet(&es, "spec.subnet", s.Spec.Subnet)
 	if !ok {
@@ -44,6 +47,37 @@ func ValidateSubnet(s *v2beta1.SpiderSubnet, old *v2beta1.SpiderSubnet, others [
 		if on.Masked().Overlaps(subnet) {
 			es.add("spec.subnet", "%s overlaps spec.subnet %s of SpiderSubnet %q: SpiderSubnets must not overlap; pick a disjoint subnet", subnet, on.Masked(), o.Name)
 		}
+	}
+	if len(es) > 0 {
+		return es
+	}
+	// The pools of the subnet keep their addresses.
+	l, err := subnets.Parse(s)
+	if err != nil {
+		return es.Err()
+	}
+	var excluded ranges.Set
+	if old != nil {
+		if ol, err := subnets.Parse(old); err == nil {
+			excluded = ol.Usable.Subtract(l.Usable)
+		}
+	}
+	sortedPools := append([]v2beta1.SpiderIPPool(nil), pools...)
+	sort.Slice(sortedPools, func(i, j int) bool { return sortedPools[i].Name < sortedPools[j].Name })
+	for i := range sortedPools {
+		p := &sortedPools[i]
+		if subnets.Of(p, []v2beta1.SpiderSubnet{*s}) == nil || p.DeletionTimestamp != nil {
+			continue
+		}
+		out, err := subnets.Outside(l, p)
+		if err != nil || out.Empty() {
+			continue
+		}
+		field := "spec.ips"
+		if !intersect(out, excluded).Empty() && len(s.Spec.ExcludeIPs) > 0 {
+			field = "spec.excludeIPs"
+		}
+		es.add(field, "%s are used by SpiderIPPool %q and would no longer be given to pools by this subnet: remove them from the pool first, or keep them in spec.ips (and out of spec.excludeIPs and spec.gateway)", short(out), p.Name)
 	}
 	return es.Err()
 }

@@ -56,8 +56,10 @@ type SubnetStatus struct {
 	AllocatedIPCount *int64 `json:"allocatedIPCount,omitempty"`
 }
 
-// SpiderSubnet is a subnet that pools can be carved out of. Spindle stores it
-// for compatibility; it does not create pools from subnets.
+// SpiderSubnet is a subnet that pools are carved out of: it is the parent of
+// every SpiderIPPool with the same spec.subnet, gives them their addresses
+// (spec.ips minus spec.excludeIPs), gateway and routes, and counts in its
+// status what they use.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -67,6 +69,7 @@ type SubnetStatus struct {
 // +kubebuilder:printcolumn:name="SUBNET",type=string,JSONPath=`.spec.subnet`,description="subnet"
 // +kubebuilder:printcolumn:name="ALLOCATED-IP-COUNT",type=integer,JSONPath=`.status.allocatedIPCount`,description="addresses given to pools"
 // +kubebuilder:printcolumn:name="TOTAL-IP-COUNT",type=integer,JSONPath=`.status.totalIPCount`,description="addresses of the subnet"
+// +kubebuilder:printcolumn:name="CONTROLLED-IPPOOLS",type=string,JSONPath=`.status.controlledIPPools`,priority=1,description="pools of the subnet and their addresses"
 type SpiderSubnet struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -1,0 +1,109 @@
+package subnets
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+)
+
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidersubnets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidersubnets/status,verbs=update
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools,verbs=get;list;watch;update
+
+// Reconciler adopts the pools of every SpiderSubnet (Adopt) and keeps its
+// status equal to a recount of them (Status). A pool event reconciles the
+// subnet of its prefix, so the order in which a subnet and its pools are
+// created does not matter.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+// Reconcile handles one SpiderSubnet.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var s v2beta1.SpiderSubnet
+	if err := r.Client.Get(ctx, req.NamespacedName, &s); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if s.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil // its pools follow through their owner reference
+	}
+	l, err := Parse(&s)
+	if err != nil {
+		return reconcile.Result{}, nil // the webhook refuses such subnets; nothing to count
+	}
+	var list v2beta1.SpiderIPPoolList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to list SpiderIPPools: %w", err)
+	}
+	var pools []*v2beta1.SpiderIPPool
+	for i := range list.Items {
+		p := &list.Items[i]
+		if Of(p, []v2beta1.SpiderSubnet{s}) == nil || p.DeletionTimestamp != nil {
+			continue
+		}
+		pools = append(pools, p)
+		if out, err := Outside(l, p); err == nil && !out.Empty() && r.Recorder != nil {
+			r.Recorder.Eventf(&s, p, corev1.EventTypeWarning, "PoolOutsideSubnet", "Check",
+				"SpiderIPPool %q uses %v, which SpiderSubnet %q does not give to pools: add them to the subnet's ips or remove them from the pool", p.Name, out.Strings(), s.Name)
+		}
+		want := p.DeepCopy()
+		if !Adopt(want, &s) {
+			continue
+		}
+		if err := r.Client.Update(ctx, want); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return reconcile.Result{Requeue: true}, nil
+			}
+			return reconcile.Result{}, fmt.Errorf("failed to adopt SpiderIPPool %q into SpiderSubnet %q: %w", p.Name, s.Name, err)
+		}
+		log.FromContext(ctx).Info("adopted pool", "pool", p.Name, "subnet", s.Name)
+	}
+	st := Status(l, pools)
+	if equality.Semantic.DeepEqual(st, s.Status) {
+		return reconcile.Result{}, nil
+	}
+	s.Status = st
+	if err := r.Client.Status().Update(ctx, &s); err != nil {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("failed to update the status of SpiderSubnet %q: %w", s.Name, err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// SetupWithManager registers the reconciler: SpiderSubnets, and pools
+// mapped to the subnet of their prefix.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("subnets").
+		For(&v2beta1.SpiderSubnet{}).
+		Watches(&v2beta1.SpiderIPPool{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			p, ok := o.(*v2beta1.SpiderIPPool)
+			if !ok {
+				return nil
+			}
+			var subs v2beta1.SpiderSubnetList
+			if err := r.Client.List(ctx, &subs); err != nil {
+				log.FromContext(ctx).Error(err, "failed to list SpiderSubnets for a pool event", "pool", p.Name)
+				return nil
+			}
+			if s := Of(p, subs.Items); s != nil {
+				return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(s)}}
+			}
+			return nil
+		})).
+		Complete(r)
+}

@@ -1,0 +1,109 @@
+package subnets
+
+import (
+	"net/netip"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+)
+
+func subnet(cidr string, ips ...string) *v2beta1.SpiderSubnet {
+	s := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "team", UID: "s-uid"}, Spec: v2beta1.SubnetSpec{Subnet: cidr, IPs: ips}}
+	return s
+}
+
+func pool(name, cidr string, ips ...string) *v2beta1.SpiderIPPool {
+	return &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v2beta1.IPPoolSpec{Subnet: cidr, IPs: ips}}
+}
+
+func TestCIDRLabel(t *testing.T) {
+	for in, want := range map[string]string{"10.244.0.0/16": "10-244-0-0-16", "fd00:10::/64": "fd00-10---64", "10.244.1.7/16": "10-244-0-0-16"} {
+		if got := CIDRLabel(netip.MustParsePrefix(in)); got != want {
+			t.Errorf("CIDRLabel(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	gw := "10.6.0.1"
+	s := subnet("10.6.0.0/24", "10.6.0.1-10.6.0.100")
+	s.Spec.ExcludeIPs = []string{"10.6.0.50-10.6.0.59"}
+	s.Spec.Gateway = &gw
+	l, err := Parse(s)
+	if err != nil || l.Usable.Count() != 89 {
+		t.Fatalf("usable %v (%d), err %v; want 100 - 10 excluded - gateway = 89", l.Usable.Strings(), l.Usable.Count(), err)
+	}
+	whole, err := Parse(subnet("10.7.0.0/28"))
+	if err != nil || whole.Usable.Count() != 16 {
+		t.Fatalf("a subnet without ips gives its whole prefix: %v %v", whole, err)
+	}
+	v6, err := Parse(subnet("fd00:7::/120"))
+	if err != nil || v6.Usable.Count() != 256 {
+		t.Fatalf("IPv6 /120 without ips: %v %v", v6, err)
+	}
+	if _, err := Parse(subnet("10.8.0.0/24", "10.9.0.1")); err == nil {
+		t.Fatal("ips outside the subnet accepted")
+	}
+}
+
+func TestAdoptSetsOwnerLabelAndInheritsOnlyWhatThePoolLeavesUnset(t *testing.T) {
+	gw := "10.6.0.1"
+	s := subnet("10.6.0.0/24", "10.6.0.2-10.6.0.100")
+	s.Spec.Gateway = &gw
+	s.Spec.Routes = []v2beta1.Route{{Dst: "10.9.0.0/16", Gw: "10.6.0.254"}}
+	p := pool("a", "10.6.0.0/24", "10.6.0.10-10.6.0.19")
+	if !Adopt(p, s) {
+		t.Fatal("Adopt changed nothing")
+	}
+	if p.Labels[LabelSubnetCIDR] != "10-6-0-0-24" || *p.Spec.Gateway != gw || len(p.Spec.Routes) != 1 {
+		t.Fatalf("pool after Adopt: labels %v gateway %v routes %v", p.Labels, p.Spec.Gateway, p.Spec.Routes)
+	}
+	if ref := metav1.GetControllerOf(p); ref == nil || ref.Kind != "SpiderSubnet" || ref.Name != "team" || ref.UID != "s-uid" {
+		t.Fatalf("owner references %+v", p.OwnerReferences)
+	}
+	if Adopt(p, s) {
+		t.Fatal("Adopt is not idempotent")
+	}
+	own := "10.6.0.254"
+	q := pool("b", "10.6.0.0/24", "10.6.0.20")
+	q.Spec.Gateway = &own
+	Adopt(q, s)
+	if *q.Spec.Gateway != own {
+		t.Fatalf("a pool's own gateway was replaced by the subnet's: %s", *q.Spec.Gateway)
+	}
+}
+
+func TestStatusCountsWhatThePoolsTake(t *testing.T) {
+	l, err := Parse(subnet("10.6.0.0/24", "10.6.0.1-10.6.0.100"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pool("a", "10.6.0.0/24", "10.6.0.10-10.6.0.19")
+	b := pool("b", "10.6.0.0/24", "10.6.0.95-10.6.0.110") // 6 of them outside
+	st := Status(l, []*v2beta1.SpiderIPPool{a, b})
+	if *st.TotalIPCount != 100 || *st.AllocatedIPCount != 16 {
+		t.Fatalf("total %d allocated %d, want 100 and 16", *st.TotalIPCount, *st.AllocatedIPCount)
+	}
+	if want := `{"a":{"ips":["10.6.0.10-10.6.0.19"]},"b":{"ips":["10.6.0.95-10.6.0.100"]}}`; *st.ControlledIPPools != want {
+		t.Fatalf("controlledIPPools %s, want %s", *st.ControlledIPPools, want)
+	}
+	if out, _ := Outside(l, b); out.Count() != 10 {
+		t.Fatalf("outside %v", out.Strings())
+	}
+	empty := Status(l, nil)
+	if *empty.AllocatedIPCount != 0 || empty.ControlledIPPools != nil {
+		t.Fatalf("a subnet without pools: %+v", empty)
+	}
+}
+
+func TestOf(t *testing.T) {
+	subs := []v2beta1.SpiderSubnet{*subnet("10.6.0.0/24"), *subnet("fd00:6::/64")}
+	if s := Of(pool("a", "10.6.0.0/24"), subs); s == nil || s.Spec.Subnet != "10.6.0.0/24" {
+		t.Fatalf("Of = %v", s)
+	}
+	if s := Of(pool("a", "10.6.0.0/16"), subs); s != nil {
+		t.Fatalf("a pool of another prefix belongs to %v", s)
+	}
+}
