@@ -8,10 +8,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
-	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
@@ -86,8 +87,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 // SetupWithManager registers the reconciler: SpiderSubnets, and pools
 // mapped to the subnet of their prefix.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
+	// pkg/builder, not the root package, whose flags clash with tests that
+	// import this package for its pure functions.
+	return builder.ControllerManagedBy(mgr).
 		Named("subnets").
 		For(&v2beta1.SpiderSubnet{}).
 		Watches(&v2beta1.SpiderIPPool{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
