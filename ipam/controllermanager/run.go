@@ -26,7 +26,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
-	"github.com/spindle-net/spindle/ipam/subnets"
+	"github.com/spindle-net/spindle/ipam/subnets/subnetcontroller"
 	spwebhook "github.com/spindle-net/spindle/ipam/webhook"
 	"github.com/spindle-net/spindle/ipam/webhook/certs"
 	nadcontroller "github.com/spindle-net/spindle/nad/controller"
@@ -129,7 +129,7 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 			return fmt.Errorf("failed to set up the pool status controller: %w", err)
 		}
 	}
-	if err := (&subnets.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("spindle-subnets")}).SetupWithManager(mgr); err != nil {
+	if err := (&subnetcontroller.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("spindle-subnets")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the SpiderSubnet controller: %w", err)
 	}
 	if err := (&poolfinalizer.Reconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-pool-finalizer")}).SetupWithManager(mgr); err != nil {

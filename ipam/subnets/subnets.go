@@ -5,8 +5,8 @@
 // the subnet's usable addresses (its ips minus excludeIPs and gateway). The
 // subnet's status counts what its pools use.
 //
-// The functions here are pure; Reconciler applies them to the cluster and
-// the webhooks check them at admission.
+// The functions here are pure; package subnetcontroller applies them to the
+// cluster and the webhooks check them at admission.
 package subnets
 
 import (

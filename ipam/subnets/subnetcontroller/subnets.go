@@ -1,4 +1,7 @@
-package subnets
+// Package subnetcontroller runs the SpiderSubnet controllers: one adopts
+// the pools of every subnet and counts them (package subnets decides how),
+// the other carves pools for applications out of subnets.
+package subnetcontroller
 
 import (
 	"context"
@@ -16,14 +19,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidersubnets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidersubnets/status,verbs=update
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools,verbs=get;list;watch;update
 
-// Reconciler adopts the pools of every SpiderSubnet (Adopt) and keeps its
-// status equal to a recount of them (Status). A pool event reconciles the
+// Reconciler adopts the pools of every SpiderSubnet (subnets.Adopt) and
+// keeps its status equal to a recount of them (subnets.Status). A pool event reconciles the
 // subnet of its prefix, so the order in which a subnet and its pools are
 // created does not matter.
 type Reconciler struct {
@@ -40,7 +44,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if s.DeletionTimestamp != nil {
 		return reconcile.Result{}, nil // its pools follow through their owner reference
 	}
-	l, err := Parse(&s)
+	l, err := subnets.Parse(&s)
 	if err != nil {
 		return reconcile.Result{}, nil // the webhook refuses such subnets; nothing to count
 	}
@@ -51,16 +55,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var pools []*v2beta1.SpiderIPPool
 	for i := range list.Items {
 		p := &list.Items[i]
-		if Of(p, []v2beta1.SpiderSubnet{s}) == nil || p.DeletionTimestamp != nil {
+		if subnets.Of(p, []v2beta1.SpiderSubnet{s}) == nil || p.DeletionTimestamp != nil {
 			continue
 		}
 		pools = append(pools, p)
-		if out, err := Outside(l, p); err == nil && !out.Empty() && r.Recorder != nil {
+		if out, err := subnets.Outside(l, p); err == nil && !out.Empty() && r.Recorder != nil {
 			r.Recorder.Eventf(&s, p, corev1.EventTypeWarning, "PoolOutsideSubnet", "Check",
 				"SpiderIPPool %q uses %v, which SpiderSubnet %q does not give to pools: add them to the subnet's ips or remove them from the pool", p.Name, out.Strings(), s.Name)
 		}
 		want := p.DeepCopy()
-		if !Adopt(want, &s) {
+		if !subnets.Adopt(want, &s) {
 			continue
 		}
 		if err := r.Client.Update(ctx, want); err != nil {
@@ -71,7 +75,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		log.FromContext(ctx).Info("adopted pool", "pool", p.Name, "subnet", s.Name)
 	}
-	st := Status(l, pools)
+	st := subnets.Status(l, pools)
 	if equality.Semantic.DeepEqual(st, s.Status) {
 		return reconcile.Result{}, nil
 	}
@@ -103,7 +107,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
 				log.FromContext(ctx).Error(err, "failed to list SpiderSubnets for a pool event", "pool", p.Name)
 				return nil
 			}
-			if s := Of(p, subs.Items); s != nil {
+			if s := subnets.Of(p, subs.Items); s != nil {
 				return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(s)}}
 			}
 			return nil

@@ -1,0 +1,77 @@
+package subnets
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/ranges"
+)
+
+// The labels of an application's automatic pool, and the keys of the pod
+// affinity that gives the pool to the application's pods only. A pod's
+// application labels are not on the pod: the agent derives them from its
+// controllers (AppLabels) before it matches pod affinities.
+const (
+	LabelAppKind      = "ipam.spidernet.io/owner-application-kind"
+	LabelAppNamespace = "ipam.spidernet.io/owner-application-namespace"
+	LabelAppName      = "ipam.spidernet.io/owner-application-name"
+	LabelAppUID       = "ipam.spidernet.io/owner-application-uid"
+	LabelInterface    = "ipam.spidernet.io/interface"
+	LabelReclaim      = "ipam.spidernet.io/ippool-reclaim"
+
+	AffinityAppKind      = "ipam.spidernet.io/app-kind"
+	AffinityAppNamespace = v2beta1.LabelAppNamespace
+	AffinityAppName      = "ipam.spidernet.io/app-name"
+)
+
+// App identifies an application: the top controller of its pods.
+type App struct {
+	Kind, Namespace, Name string
+	UID                   string
+}
+
+func (a App) String() string { return a.Kind + " " + a.Namespace + "/" + a.Name }
+
+// AppLabels are the labels a pod of app is matched with against pod
+// affinities, besides its own.
+func AppLabels(a App) map[string]string {
+	return map[string]string{AffinityAppKind: a.Kind, AffinityAppNamespace: a.Namespace, AffinityAppName: a.Name}
+}
+
+// AutoPoolName is the name of app's pool for interface iface and family f:
+// "auto4-<app>-<iface>-<5 hex digits>", the digits a hash of the kind,
+// namespace and name, so that an application created again under the same
+// name finds its kept pool.
+func AutoPoolName(a App, iface string, f ranges.Family) string {
+	sum := sha256.Sum256([]byte(a.Kind + "/" + a.Namespace + "/" + a.Name + "/" + iface))
+	name := a.Name
+	if max := 253 - len("auto4--") - len(iface) - 6; len(name) > max {
+		name = name[:max]
+	}
+	return fmt.Sprintf("auto%d-%s-%s-%s", f, strings.ToLower(name), strings.ToLower(iface), hex.EncodeToString(sum[:])[:5])
+}
+
+// AutoPoolLabels are the labels of app's pool for iface.
+func AutoPoolLabels(a App, iface string, reclaim bool) map[string]string {
+	return map[string]string{
+		LabelAppKind: a.Kind, LabelAppNamespace: a.Namespace, LabelAppName: a.Name, LabelAppUID: a.UID,
+		LabelInterface: iface, LabelReclaim: fmt.Sprint(reclaim),
+	}
+}
+
+// IsAutoPoolOf reports whether pool is app's pool for iface (of whatever
+// UID: a kept pool of an earlier application of that name qualifies).
+func IsAutoPoolOf(pool *v2beta1.SpiderIPPool, a App, iface string) bool {
+	l := pool.Labels
+	return l[LabelAppKind] == a.Kind && l[LabelAppNamespace] == a.Namespace && l[LabelAppName] == a.Name && l[LabelInterface] == iface
+}
+
+// AppAffinity is the pod affinity of app's pools.
+func AppAffinity(a App) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchLabels: AppLabels(a)}
+}
