@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/selection"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // familyPlan is the ordered list of candidate pools for one IP family, plus
@@ -86,18 +88,28 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 			ordinal = &i
 		}
 	}
-	owner, ownerAnn, err := a.workloadAnnotations(ctx, f.pod)
+	w, err := a.workloadOf(ctx, f.pod)
 	if err != nil {
 		return nil, err
 	}
+	podLabels := f.pod.Labels
+	if w.app != nil {
+		// The application's pools match these in their pod affinity.
+		podLabels = maps.Clone(podLabels)
+		if podLabels == nil {
+			podLabels = map[string]string{}
+		}
+		maps.Copy(podLabels, subnets.AppLabels(*w.app))
+	}
 	sel, err := idx.Select(&selection.Request{
 		Ordinal:               ordinal,
-		Owner:                 owner,
-		OwnerAnnotations:      ownerAnn,
-		KubeIPAMInterface:     a.kubeIPAMInterface(f, req.IfName, ownerAnn),
+		Owner:                 w.owner,
+		OwnerAnnotations:      w.annotations,
+		App:                   w.app,
+		KubeIPAMInterface:     a.kubeIPAMInterface(f, req.IfName, w.annotations),
 		PodNamespace:          f.pod.Namespace,
 		PodName:               f.pod.Name,
-		PodLabels:             f.pod.Labels,
+		PodLabels:             podLabels,
 		PodAnnotations:        f.pod.Annotations,
 		NamespaceLabels:       f.namespace.Labels,
 		NamespaceAnnotations:  f.namespace.Annotations,
@@ -114,7 +126,11 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 	if err != nil {
 		var npe *selection.NoPoolError
 		if errors.As(err, &npe) {
-			return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Reason: nodeapi.ReasonNoPool,
+			code := nodeapi.CodeInvalidConfig
+			if npe.Waiting {
+				code = nodeapi.CodeTryAgainLater
+			}
+			return nil, &nodeapi.ErrorResponse{Code: code, Reason: nodeapi.ReasonNoPool,
 				Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q", npe.Family, req.IfName, f.key()),
 				Details: nodeapi.TrimDetails(npe.Error())}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/annotations"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // workloadKinds are the controllers whose own annotations (not their pod
@@ -63,35 +64,44 @@ func reduceWorkloadMeta(strip toolscache.TransformFunc) toolscache.TransformFunc
 	}
 }
 
-// workloadAnnotations returns the pool and address annotations a pod
-// inherits from its controllers, and the controller they come from ("Kind
-// namespace/name"). A pod with such annotations of its own inherits none.
-// The chain is followed upwards (ReplicaSet, then its Deployment; Job, then
-// its CronJob); the first controller that carries any wins.
-func (a *Agent) workloadAnnotations(ctx context.Context, pod *corev1.Pod) (string, map[string]string, error) {
-	if annotations.HasRequest(pod.Annotations) {
-		return "", nil, nil
-	}
+// workload is what the agent knows of a pod's controllers: the pool and
+// address annotations the pod inherits, the controller they come from
+// ("Kind namespace/name"), and the pod's application (its top controller of
+// a known kind).
+type workload struct {
+	owner       string
+	annotations map[string]string
+	app         *subnets.App
+}
+
+// workloadOf follows the pod's controllers upwards (ReplicaSet, then its
+// Deployment; Job, then its CronJob). A pod with pool or address
+// annotations of its own inherits none; otherwise the first controller
+// that carries any gives them.
+func (a *Agent) workloadOf(ctx context.Context, pod *corev1.Pod) (*workload, error) {
+	w := &workload{}
+	inherit := !annotations.HasRequest(pod.Annotations)
 	ref := metav1.GetControllerOf(pod)
 	for depth := 0; ref != nil && depth < 3; depth++ {
 		gvk, ok := workloadKinds[ref.Kind]
 		if !ok || schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind) != gvk {
-			return "", nil, nil
+			break
 		}
 		m := workloadMeta(gvk)
 		if err := a.cache.Get(ctx, keyOf(pod.Namespace, ref.Name), m); err != nil {
 			if isNotFound(err) {
-				return "", nil, nil
+				break
 			}
-			return "", nil, allocator.APIError(err, "failed to get %s %q", ref.Kind, pod.Namespace+"/"+ref.Name)
+			return nil, allocator.APIError(err, "failed to get %s %q", ref.Kind, pod.Namespace+"/"+ref.Name)
 		}
 		if ref.UID != "" && m.UID != ref.UID {
-			return "", nil, nil // a new object of that name, not this pod's controller
+			break // a new object of that name, not this pod's controller
 		}
-		if annotations.HasRequest(m.Annotations) {
-			return fmt.Sprintf("%s %s/%s", ref.Kind, pod.Namespace, ref.Name), m.Annotations, nil
+		w.app = &subnets.App{Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name, UID: string(m.UID)}
+		if inherit && w.annotations == nil && annotations.HasRequest(m.Annotations) {
+			w.owner, w.annotations = fmt.Sprintf("%s %s/%s", ref.Kind, pod.Namespace, ref.Name), m.Annotations
 		}
 		ref = metav1.GetControllerOf(m)
 	}
-	return "", nil, nil
+	return w, nil
 }

@@ -432,7 +432,8 @@ func ParseFixed(ann map[string]string, primary, kubeIPAM bool, network *Network)
 // none of them takes them from its workload.
 func IsRequest(key string) bool {
 	switch key {
-	case PodIPPool, PodIPPools, CalicoIPAddrs, CalicoIPAddrsNoIPAM, CalicoIPv4Pools, CalicoIPv6Pools,
+	case PodIPPool, PodIPPools, SubnetOne, SubnetMany, PoolIPNumber, PoolReclaim,
+		CalicoIPAddrs, CalicoIPAddrsNoIPAM, CalicoIPv4Pools, CalicoIPv6Pools,
 		OVNIPAddress, OVNMACAddress, OVNIPPool, KubeIPAMIP, KubeIPAMNetmask, KubeIPAMGateway:
 		return true
 	}

@@ -56,6 +56,7 @@ type Options struct {
 	GCTerminatingOnReady     bool
 	GCTerminatingOnNotReady  bool
 	EnableStatefulSet        bool
+	SubnetDefaultSpareIPs    int
 	EnablePoolStatus         bool
 	EnableMultusConfig       bool
 	EnableCoordinator        bool
@@ -106,6 +107,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.GCTerminatingDelay, "gc-terminating-pod-delay", 30*time.Second, "extra time after a terminating pod's grace period before its addresses are reclaimed")
 	fs.BoolVar(&o.GCTerminatingOnReady, "gc-terminating-pod-on-ready-node", true, "reclaim addresses of pods stuck terminating on Ready nodes")
 	fs.BoolVar(&o.GCTerminatingOnNotReady, "gc-terminating-pod-on-not-ready-node", true, "reclaim addresses of pods stuck terminating on NotReady or missing nodes")
+	fs.IntVar(&o.SubnetDefaultSpareIPs, "subnet-default-spare-ips", 1, "addresses beyond its replicas that an application's pool carved from a SpiderSubnet gets when its pod template sets no ipam.spidernet.io/ippool-ip-number")
 	fs.BoolVar(&o.EnableStatefulSet, "enable-statefulset", true, "keep the addresses of StatefulSet replicas within their ordinals for the next incarnation (must match the agents' --enable-statefulset)")
 	fs.BoolVar(&o.EnablePoolStatus, "pool-status-enabled", true, "keep SpiderIPPool status counters (allocatedIPCount, totalIPCount) current")
 	fs.BoolVar(&o.EnableMultusConfig, "multus-config-enabled", true, "generate NetworkAttachmentDefinitions from SpiderMultusConfigs (needs the NetworkAttachmentDefinition CRD)")

@@ -132,6 +132,10 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 	if err := (&subnetcontroller.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("spindle-subnets")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the SpiderSubnet controller: %w", err)
 	}
+	if err := (&subnetcontroller.AppReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-subnets"),
+		DefaultSpare: o.SubnetDefaultSpareIPs}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the subnet application controller: %w", err)
+	}
 	if err := (&poolfinalizer.Reconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-pool-finalizer")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the pool finalizer controller: %w", err)
 	}

@@ -76,6 +76,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // DefaultInterface is the pod's first interface, attached to the default
@@ -90,6 +91,7 @@ const (
 	RuleNone Rule = iota
 	RulePodIPPools
 	RulePodIPPool
+	RuleAppSubnet
 	RulePodCalicoPools
 	RuleFixedAddress
 	RuleNamespace
@@ -104,6 +106,8 @@ func (r Rule) String() string {
 		return "pod annotation " + annotations.PodIPPools
 	case RulePodIPPool:
 		return "pod annotation " + annotations.PodIPPool
+	case RuleAppSubnet:
+		return "the application's pool from annotation " + annotations.SubnetOne + "/" + annotations.SubnetMany
 	case RulePodCalicoPools:
 		return "pod annotations " + annotations.CalicoIPv4Pools + "/" + annotations.CalicoIPv6Pools
 	case RuleFixedAddress:
@@ -170,6 +174,11 @@ type Request struct {
 	// KubeIPAMInterface is the interface kube-ipam's annotations address:
 	// the pod's first interface Spindle serves (empty means eth0).
 	KubeIPAMInterface string
+
+	// App is the pod's application (its top controller); nil for a pod
+	// without one. Its pools carved from subnets are found by it, and
+	// PodLabels should include subnets.AppLabels(*App) for their affinity.
+	App *subnets.App
 }
 
 // FamilyResult is the outcome for one family of an interface.
@@ -229,6 +238,9 @@ type NoPoolError struct {
 	Rejected  []RejectedPool
 	// Detail explains the failure when there was no candidate at all.
 	Detail string
+	// Waiting: the candidate is expected to appear (an application's pool
+	// the controller has not carved yet); the request is worth retrying.
+	Waiting bool
 }
 
 // Error returns e.g. `no pool for eth0 IPv4: pool "a": node affinity does
@@ -364,7 +376,7 @@ func (x *Index) Select(req *Request) (*Result, error) {
 	}
 	res := &Result{Interface: req.Interface}
 
-	names, rule, err := s.podAnnotationPools(res)
+	names, rule, err := s.podAnnotationPools(x, res)
 	if err != nil {
 		return nil, err
 	}
@@ -558,8 +570,9 @@ func (s *state) interfaceNetwork() (string, bool, error) {
 	return s.network, s.netKnown, s.netErr
 }
 
-// podAnnotationPools applies rules 1 and 2.
-func (s *state) podAnnotationPools(res *Result) (map[ranges.Family][]string, Rule, error) {
+// podAnnotationPools applies rules 1 and 2, then the application's subnet
+// pools and Calico's pool annotations.
+func (s *state) podAnnotationPools(x *Index, res *Result) (map[ranges.Family][]string, Rule, error) {
 	req := s.req
 	if v, ok := s.ann[annotations.PodIPPools]; ok {
 		list, err := annotations.ParseIPPools(v)
@@ -592,6 +605,9 @@ func (s *state) podAnnotationPools(res *Result) (map[ranges.Family][]string, Rul
 		}
 		return map[ranges.Family][]string{ranges.V4: sel.IPv4, ranges.V6: sel.IPv6}, RulePodIPPool, nil
 	}
+	if names, ok, err := s.appSubnetPools(x); err != nil || ok {
+		return names, RuleAppSubnet, err
+	}
 	if req.Interface == DefaultInterface {
 		out, found := map[ranges.Family][]string{}, false
 		for f, key := range map[ranges.Family]string{ranges.V4: annotations.CalicoIPv4Pools, ranges.V6: annotations.CalicoIPv6Pools} {
@@ -608,6 +624,50 @@ func (s *state) podAnnotationPools(res *Result) (map[ranges.Family][]string, Rul
 		}
 	}
 	return nil, RuleNone, nil
+}
+
+// appSubnetPools finds the pools the controller carved for the pod's
+// application and interface from the subnets its annotations name. ok is
+// false when they name none for the interface.
+func (s *state) appSubnetPools(x *Index) (map[ranges.Family][]string, bool, error) {
+	req := s.req
+	a, ok, err := annotations.ParseAppSubnets(s.ann, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("failed to parse %s: %w", s.subject, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	var want *annotations.SubnetRequest
+	for i := range a.Interfaces {
+		if a.Interfaces[i].Interface == req.Interface {
+			want = &a.Interfaces[i]
+		}
+	}
+	if want == nil {
+		return nil, false, nil
+	}
+	if req.App == nil {
+		return nil, false, fmt.Errorf("failed to select pools for %s of pod %s/%s: annotation %q gives pools to the pods of an application, and this pod has no controller; "+
+			"create it through a Deployment, StatefulSet or another controller, or name a pool with %q", req.Interface, req.PodNamespace, req.PodName, a.Source, annotations.PodIPPool)
+	}
+	out := map[ranges.Family][]string{}
+	for _, f := range s.families() {
+		subnet := want.IPv4
+		if f == ranges.V6 {
+			subnet = want.IPv6
+		}
+		if subnet == "" {
+			continue
+		}
+		name := subnets.AutoPoolName(*req.App, req.Interface, f)
+		if _, ok := x.byName[name]; !ok {
+			return nil, false, &NoPoolError{Interface: req.Interface, Family: f, Rule: RuleAppSubnet, Waiting: true, Detail: fmt.Sprintf(
+				"pool %q of %s is not carved from SpiderSubnet %q yet; spindle-controller creates it, and the pod starts then", name, req.App, subnet)}
+		}
+		out[f] = []string{name}
+	}
+	return out, true, nil
 }
 
 // fixed reads the pod's fixed-address annotations for the interface into

@@ -75,3 +75,54 @@ func IsAutoPoolOf(pool *v2beta1.SpiderIPPool, a App, iface string) bool {
 func AppAffinity(a App) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchLabels: AppLabels(a)}
 }
+
+// Carve decides the addresses of an application's pool: have are its
+// addresses now, held those of them that pods hold, usable what its subnet
+// gives to pools and taken what the subnet's other pools have. A pool
+// smaller than want grows by the lowest free addresses; a larger one
+// shrinks by its highest addresses nobody holds. short is how many
+// addresses it still lacks when the subnet has too few free.
+func Carve(usable, taken, have, held ranges.Set, want int) (ips ranges.Set, short int) {
+	n := int(have.Count())
+	switch {
+	case n < want:
+		free := usable.Subtract(taken).Subtract(have)
+		add := firstN(free, want-n)
+		return have.Union(add), want - n - int(add.Count())
+	case n > want:
+		drop := lastN(have.Subtract(held), n-want)
+		return have.Subtract(drop), 0
+	}
+	return have, 0
+}
+
+// firstN returns the n lowest addresses of s (fewer when s is smaller).
+func firstN(s ranges.Set, n int) ranges.Set {
+	var out []ranges.Range
+	for _, r := range s.Ranges() {
+		for a := r.First; n > 0; a = a.Next() {
+			out = append(out, ranges.Range{First: a, Last: a})
+			n--
+			if a == r.Last {
+				break
+			}
+		}
+	}
+	return ranges.NewSet(out...)
+}
+
+// lastN returns the n highest addresses of s (fewer when s is smaller).
+func lastN(s ranges.Set, n int) ranges.Set {
+	var out []ranges.Range
+	rs := s.Ranges()
+	for i := len(rs) - 1; i >= 0 && n > 0; i-- {
+		for a := rs[i].Last; n > 0; a = a.Prev() {
+			out = append(out, ranges.Range{First: a, Last: a})
+			n--
+			if a == rs[i].First {
+				break
+			}
+		}
+	}
+	return ranges.NewSet(out...)
+}

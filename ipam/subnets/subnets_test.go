@@ -1,12 +1,15 @@
 package subnets
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/ranges"
 )
 
 func subnet(cidr string, ips ...string) *v2beta1.SpiderSubnet {
@@ -105,5 +108,59 @@ func TestOf(t *testing.T) {
 	}
 	if s := Of(pool("a", "10.6.0.0/16"), subs); s != nil {
 		t.Fatalf("a pool of another prefix belongs to %v", s)
+	}
+}
+
+func set(t *testing.T, entries ...string) ranges.Set {
+	t.Helper()
+	s, err := ranges.ParseSet("test", entries, ranges.V4, netip.Prefix{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCarve(t *testing.T) {
+	usable := set(t, "10.6.1.1-10.6.1.20")
+	taken := set(t, "10.6.1.1-10.6.1.3", "10.6.1.6")
+	for _, tc := range []struct {
+		name       string
+		have, held []string
+		want       int
+		ips        string
+		short      int
+	}{
+		{"new pool takes the lowest free addresses", nil, nil, 3, "[10.6.1.4-10.6.1.5 10.6.1.7]", 0},
+		{"grows by the lowest free", []string{"10.6.1.10-10.6.1.11"}, nil, 4, "[10.6.1.4-10.6.1.5 10.6.1.10-10.6.1.11]", 0},
+		{"shrinks by its highest unheld", []string{"10.6.1.10-10.6.1.14"}, []string{"10.6.1.14"}, 3, "[10.6.1.10-10.6.1.11 10.6.1.14]", 0},
+		{"never drops held addresses", []string{"10.6.1.10-10.6.1.12"}, []string{"10.6.1.10-10.6.1.12"}, 1, "[10.6.1.10-10.6.1.12]", 0},
+		{"a full subnet leaves it short", []string{"10.6.1.7-10.6.1.20"}, nil, 20, "[10.6.1.4-10.6.1.5 10.6.1.7-10.6.1.20]", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var have, held ranges.Set
+			if tc.have != nil {
+				have = set(t, tc.have...)
+			}
+			if tc.held != nil {
+				held = set(t, tc.held...)
+			}
+			ips, short := Carve(usable, taken, have, held, tc.want)
+			if got := fmt.Sprint(ips.Strings()); got != tc.ips || short != tc.short {
+				t.Fatalf("Carve = %s short %d, want %s short %d", got, short, tc.ips, tc.short)
+			}
+		})
+	}
+}
+
+func TestAutoPoolName(t *testing.T) {
+	a := App{Kind: "Deployment", Namespace: "kube-system", Name: "demo-deploy-subnet"}
+	n4, n6 := AutoPoolName(a, "eth0", ranges.V4), AutoPoolName(a, "eth0", ranges.V6)
+	if !strings.HasPrefix(n4, "auto4-demo-deploy-subnet-eth0-") || len(n4) != len("auto4-demo-deploy-subnet-eth0-")+5 || n6[4] != '6' {
+		t.Fatalf("names %s %s", n4, n6)
+	}
+	b := a
+	b.UID = "another incarnation"
+	if AutoPoolName(b, "eth0", ranges.V4) != n4 || AutoPoolName(a, "net1", ranges.V4) == n4 {
+		t.Fatal("the name must depend on kind, namespace, name and interface only")
 	}
 }

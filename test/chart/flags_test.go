@@ -139,6 +139,7 @@ var controllerPlan = flagPlan{
 		"gc-terminating-pod-on-ready-node":     {"ipam.gc.terminatingPodOnReadyNode=false", "false"},
 		"gc-terminating-pod-on-not-ready-node": {"ipam.gc.terminatingPodOnNotReadyNode=false", "false"},
 		"enable-statefulset":                   {"ipam.enableStatefulSet=false", "false"},
+		"subnet-default-spare-ips":             {"ipam.subnetDefaultSpareIPs=3", "3"},
 		"pool-status-enabled":                  {"controller.poolStatusEnabled=false", "false"},
 		"multus-config-enabled":                {"controller.multusConfigEnabled=false", "false"},
 		"coordinator-enabled":                  {"coordinator.statusEnabled=false", "false"},

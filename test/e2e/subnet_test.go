@@ -7,6 +7,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/subnets"
+	"github.com/spindle-net/spindle/test/e2e/framework"
 )
 
 var _ = Describe("SpiderSubnet", func() {
@@ -107,5 +110,101 @@ var _ = Describe("SpiderSubnet", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Name: a.Name}, &v2beta1.SpiderIPPool{}))
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue(), "pool %s of the deleted subnet is still there", a.Name)
+	})
+})
+
+var _ = Describe("Pools carved from a SpiderSubnet for each application", func() {
+	It("a Deployment and a StatefulSet asking ipam.spidernet.io/subnets get a pool each, sized to their replicas, that grows and shrinks with them and goes with the Deployment; the kept pool of a StatefulSet with ippool-reclaim false serves it again; a bare pod with the annotation is told why it waits", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-autopool")
+		suffix := e.ns[len(e.ns)-5:]
+		team := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "team-" + suffix}, Spec: v2beta1.SubnetSpec{
+			Subnet: "10.252.0.0/16", IPs: []string{"10.252.1.1-10.252.1.30"}, Gateway: ptr.To("10.252.0.1")}}
+		Expect(e.c.Create(ctx, team)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = e.c.Delete(ctx, team) })
+		e.nad(ctx, "underlay", nil)
+		tmpl := func(app string, extra map[string]string) corev1.PodTemplateSpec {
+			ann := map[string]string{annotNetworks: "underlay",
+				"ipam.spidernet.io/subnets": fmt.Sprintf(`[{"interface":"net1","ipv4":[%q]}]`, team.Name)}
+			for k, v := range extra {
+				ann[k] = v
+			}
+			p := f.NewPod(e.ns, "", framework.PodOptions{Annotations: ann})
+			return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}, Annotations: p.Annotations}, Spec: p.Spec}
+		}
+		web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "web"}, Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: tmpl("web", map[string]string{"ipam.spidernet.io/ippool-ip-number": "+1"})}}
+		db := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "db"}, Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: tmpl("db", map[string]string{"ipam.spidernet.io/ippool-ip-number": "2", "ipam.spidernet.io/ippool-reclaim": "false"})}}
+		Expect(e.c.Create(ctx, web)).To(Succeed())
+		Expect(e.c.Create(ctx, db)).To(Succeed())
+		webPool := subnets.AutoPoolName(subnets.App{Kind: "Deployment", Namespace: e.ns, Name: "web"}, "net1", 4)
+		dbPool := subnets.AutoPoolName(subnets.App{Kind: "StatefulSet", Namespace: e.ns, Name: "db"}, "net1", 4)
+		e.pools = append(e.pools, webPool, dbPool) // deleted (and checked for leftover claims) with the spec
+		size := func(pool string) int {
+			p := &v2beta1.SpiderIPPool{}
+			if err := e.c.Get(ctx, client.ObjectKey{Name: pool}, p); err != nil {
+				return -1
+			}
+			s, _ := subnets.PoolUsable(p)
+			return int(s.Count())
+		}
+		podsOn := func(app, pool string, n int) {
+			GinkgoHelper()
+			for _, p := range e.workloadPods(ctx, "app="+app, n) {
+				e.expectNIC(ctx, &p, "net1", pool, "")
+			}
+		}
+
+		Eventually(func() []int { return []int{size(webPool), size(dbPool)} }).WithContext(ctx).WithTimeout(time.Minute).
+			Should(Equal([]int{3, 2}), "web: 2 replicas + 1 spare; db: 2 fixed")
+		podsOn("web", webPool, 2)
+		podsOn("db", dbPool, 1)
+		wp, dp := &v2beta1.SpiderIPPool{}, &v2beta1.SpiderIPPool{}
+		Expect(e.c.Get(ctx, client.ObjectKey{Name: webPool}, wp)).To(Succeed())
+		Expect(e.c.Get(ctx, client.ObjectKey{Name: dbPool}, dp)).To(Succeed())
+		a, _ := subnets.PoolUsable(wp)
+		b, _ := subnets.PoolUsable(dp)
+		Expect(a.Subtract(a.Subtract(b)).Empty()).To(BeTrue(), "the applications' pools share addresses: %v %v", a.Strings(), b.Strings())
+		Expect(metav1.GetControllerOf(wp)).To(HaveField("Name", team.Name))
+		e.show(ctx, "get", "ss", "-o", "wide", team.Name)
+		e.show(ctx, "get", "sp", "-o", "wide", webPool, dbPool)
+
+		By("scaled to 4, the Deployment's pool grows to 5; scaled to 1, it shrinks to 2")
+		scale := func(n int32) {
+			GinkgoHelper()
+			Expect(e.c.Get(ctx, client.ObjectKeyFromObject(web), web)).To(Succeed())
+			web.Spec.Replicas = ptr.To(n)
+			Expect(e.c.Update(ctx, web)).To(Succeed())
+		}
+		scale(4)
+		Eventually(func() int { return size(webPool) }).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(5))
+		podsOn("web", webPool, 4)
+		scale(1)
+		e.workloadPods(ctx, "app=web", 1)
+		Eventually(func() int { return size(webPool) }).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(2))
+		podsOn("web", webPool, 1)
+
+		By("a bare pod with the annotation never starts, and its event says why")
+		bare := f.NewPod(e.ns, "bare", framework.PodOptions{Annotations: tmpl("bare", nil).Annotations})
+		_, err := f.CreatePod(ctx, bare)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(e.sandboxErrors(ctx, "bare")).To(ContainSubstring(`annotation "ipam.spidernet.io/subnets" gives pools to the pods of an application, and this pod has no controller`))
+		Expect(f.Client.CoreV1().Pods(e.ns).Delete(ctx, "bare", metav1.DeleteOptions{})).To(Succeed())
+
+		By("the Deployment deleted, its pool goes; the StatefulSet deleted, its pool stays and serves it again")
+		Expect(e.c.Delete(ctx, web)).To(Succeed())
+		Expect(e.c.Delete(ctx, db)).To(Succeed())
+		Eventually(func() int { return size(webPool) }).WithContext(ctx).WithTimeout(2*time.Minute).Should(Equal(-1), "pool of the deleted Deployment")
+		Consistently(func() int { return size(dbPool) }).WithContext(ctx).WithTimeout(3 * time.Second).Should(Equal(2))
+		Eventually(func() int { return len(e.claims(ctx, Default, dbPool)) }).WithContext(ctx).WithTimeout(time.Minute).Should(BeZero())
+		db = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "db"}, Spec: db.Spec}
+		Expect(e.c.Create(ctx, db)).To(Succeed())
+		podsOn("db", dbPool, 1)
+		Expect(e.c.Get(ctx, client.ObjectKey{Name: dbPool}, dp)).To(Succeed())
+		Expect(dp.Labels).To(HaveKeyWithValue(subnets.LabelAppUID, string(db.UID)))
+		e.show(ctx, "get", "ss", "-o", "wide", team.Name)
+		Expect(e.c.Delete(ctx, db)).To(Succeed())
 	})
 })

@@ -123,6 +123,7 @@ webhook-failure-policy: {{ .Values.webhook.failurePolicy | quote }}
 webhook-timeout-seconds: {{ .Values.webhook.timeoutSeconds | quote }}
 webhook-configuration-resync: {{ .Values.webhook.configurationResync | quote }}
 enable-statefulset: {{ .Values.ipam.enableStatefulSet | quote }}
+subnet-default-spare-ips: {{ .Values.ipam.subnetDefaultSpareIPs | quote }}
 gc-enabled: {{ .Values.ipam.gc.enabled | quote }}
 gc-interval: {{ .Values.ipam.gc.interval | quote }}
 gc-terminating-pod-delay: {{ .Values.ipam.gc.terminatingPodDelay | quote }}
