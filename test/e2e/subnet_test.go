@@ -11,10 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/subnets"
 	"github.com/spindle-net/spindle/test/e2e/framework"
 )
@@ -206,5 +208,81 @@ var _ = Describe("Pools carved from a SpiderSubnet for each application", func()
 		Expect(dp.Labels).To(HaveKeyWithValue(subnets.LabelAppUID, string(db.UID)))
 		e.show(ctx, "get", "ss", "-o", "wide", team.Name)
 		Expect(e.c.Delete(ctx, db)).To(Succeed())
+	})
+})
+
+var _ = Describe("Pools carved from a SpiderSubnet under load", func() {
+	It("30 Deployments created at once, each asking a fixed 5 addresses of one 150-address subnet, get 30 disjoint pools covering it exactly; their pods run on them, also after all are scaled at once", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-carve30")
+		suffix := e.ns[len(e.ns)-5:]
+		team := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "carve-" + suffix}, Spec: v2beta1.SubnetSpec{
+			Subnet: "10.253.0.0/16", IPs: []string{"10.253.1.1-10.253.1.150"}}}
+		Expect(e.c.Create(ctx, team)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = e.c.Delete(ctx, team) })
+		e.nad(ctx, "underlay", nil)
+		const apps = 30
+		deps := make([]*appsv1.Deployment, apps)
+		for i := range deps {
+			name := fmt.Sprintf("app%02d", i)
+			p := f.NewPod(e.ns, "", framework.PodOptions{Annotations: map[string]string{annotNetworks: "underlay",
+				"ipam.spidernet.io/subnets":          fmt.Sprintf(`[{"interface":"net1","ipv4":[%q]}]`, team.Name),
+				"ipam.spidernet.io/ippool-ip-number": "5"}})
+			deps[i] = &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"carve": name}},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"carve": name, "suite": "carve"}, Annotations: p.Annotations}, Spec: p.Spec}}}
+			e.pools = append(e.pools, subnets.AutoPoolName(subnets.App{Kind: "Deployment", Namespace: e.ns, Name: name}, "net1", 4))
+		}
+		created := make(chan error, apps)
+		for _, d := range deps {
+			go func() { created <- e.c.Create(ctx, d) }()
+		}
+		for range deps {
+			Expect(<-created).To(Succeed())
+		}
+		check := func(replicas int) {
+			GinkgoHelper()
+			var union ranges.Set
+			total := 0
+			for i, d := range deps {
+				pool := e.pools[i]
+				p := &v2beta1.SpiderIPPool{}
+				Eventually(func() error { return e.c.Get(ctx, client.ObjectKey{Name: pool}, p) }).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+				u, _ := subnets.PoolUsable(p)
+				Expect(u.Count()).To(BeEquivalentTo(5), "pool of %s", d.Name)
+				Expect(u.Subtract(union).Count()).To(Equal(u.Count()), "pool of %s shares addresses with another: %v", d.Name, u.Strings())
+				union = union.Union(u)
+				total += int(u.Count())
+			}
+			Expect(total).To(Equal(150))
+			pods := e.workloadPods(ctx, "suite=carve", apps*replicas)
+			for i := range pods {
+				pool := subnets.AutoPoolName(subnets.App{Kind: "Deployment", Namespace: e.ns, Name: pods[i].Labels["carve"]}, "net1", 4)
+				e.expectNIC(ctx, &pods[i], "net1", pool, "")
+			}
+		}
+		check(1)
+		Eventually(func(g Gomega) {
+			g.Expect(e.c.Get(ctx, client.ObjectKeyFromObject(team), team)).To(Succeed())
+			g.Expect(team.Status.AllocatedIPCount).To(HaveValue(BeEquivalentTo(150)))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
+		By("all scaled to 2 at once: the pools keep their 5 addresses each")
+		scaled := make(chan error, apps)
+		for _, d := range deps {
+			go func() {
+				scaled <- retry.RetryOnConflict(retry.DefaultRetry, func() error {
+					cur := &appsv1.Deployment{}
+					if err := e.c.Get(ctx, client.ObjectKeyFromObject(d), cur); err != nil {
+						return err
+					}
+					cur.Spec.Replicas = ptr.To[int32](2)
+					return e.c.Update(ctx, cur)
+				})
+			}()
+		}
+		for range deps {
+			Expect(<-scaled).To(Succeed())
+		}
+		check(2)
 	})
 })
