@@ -286,3 +286,84 @@ var _ = Describe("Pools carved from a SpiderSubnet under load", func() {
 		check(2)
 	})
 })
+
+var _ = Describe("Pools carved from a SpiderSubnet for every kind", func() {
+	It("a StatefulSet, a DaemonSet and a ReplicaSet with \"+0\" get pools of their replicas; a Deployment with two interfaces gets one pool per interface; its two spare addresses (\"+2\") are refused to another application's pod", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-kinds")
+		suffix := e.ns[len(e.ns)-5:]
+		mk := func(name, cidr, ips string) *v2beta1.SpiderSubnet {
+			GinkgoHelper()
+			s := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: name + "-" + suffix}, Spec: v2beta1.SubnetSpec{Subnet: cidr, IPs: []string{ips}}}
+			Expect(e.c.Create(ctx, s)).To(Succeed())
+			DeferCleanup(func(ctx SpecContext) { _ = e.c.Delete(ctx, s) })
+			return s
+		}
+		s1, s2 := mk("front", "10.254.0.0/16", "10.254.1.1-10.254.1.40"), mk("back", "10.249.0.0/16", "10.249.1.1-10.249.1.40")
+		e.nad(ctx, "underlay", nil)
+		e.nad(ctx, "eth0net", nil)
+		nodes, err := f.ReadyNodes(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		tmpl := func(app string, ann map[string]string) corev1.PodTemplateSpec {
+			ann[annotNetworks] = "underlay"
+			p := f.NewPod(e.ns, "", framework.PodOptions{Annotations: ann})
+			return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}, Annotations: p.Annotations}, Spec: p.Spec}
+		}
+		net1 := func(extra string) map[string]string {
+			return map[string]string{"ipam.spidernet.io/subnets": fmt.Sprintf(`[{"interface":"net1","ipv4":[%q]}]`, s1.Name), "ipam.spidernet.io/ippool-ip-number": extra}
+		}
+		sel := func(app string) *metav1.LabelSelector {
+			return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
+		}
+		objs := []client.Object{
+			&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "sts"}, Spec: appsv1.StatefulSetSpec{
+				Replicas: ptr.To[int32](2), PodManagementPolicy: appsv1.ParallelPodManagement, Selector: sel("sts"), Template: tmpl("sts", net1("+0"))}},
+			&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "ds"}, Spec: appsv1.DaemonSetSpec{
+				Selector: sel("ds"), Template: tmpl("ds", net1("+0"))}},
+			&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "rs"}, Spec: appsv1.ReplicaSetSpec{
+				Replicas: ptr.To[int32](1), Selector: sel("rs"), Template: tmpl("rs", net1("+0"))}},
+		}
+		two := tmpl("two", map[string]string{annotDefaultNetwork: e.ns + "/eth0net", "ipam.spidernet.io/ippool-ip-number": "+2",
+			"ipam.spidernet.io/subnets": fmt.Sprintf(`[{"interface":"eth0","ipv4":[%q]},{"interface":"net1","ipv4":[%q]}]`, s2.Name, s1.Name)})
+		objs = append(objs, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "two"}, Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1), Selector: sel("two"), Template: two}})
+		pool := func(kind, name, iface string) string {
+			return subnets.AutoPoolName(subnets.App{Kind: kind, Namespace: e.ns, Name: name}, iface, 4)
+		}
+		want := map[string]int{
+			pool("StatefulSet", "sts", "net1"): 2, pool("DaemonSet", "ds", "net1"): len(nodes), pool("ReplicaSet", "rs", "net1"): 1,
+			pool("Deployment", "two", "eth0"): 3, pool("Deployment", "two", "net1"): 3,
+		}
+		for p := range want {
+			e.pools = append(e.pools, p)
+		}
+		for _, o := range objs {
+			Expect(e.c.Create(ctx, o)).To(Succeed())
+		}
+		for p, n := range want {
+			Eventually(func() int {
+				sp := &v2beta1.SpiderIPPool{}
+				if err := e.c.Get(ctx, client.ObjectKey{Name: p}, sp); err != nil {
+					return -1
+				}
+				u, _ := subnets.PoolUsable(sp)
+				return int(u.Count())
+			}).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(n), "size of pool %s", p)
+		}
+		for app, kind := range map[string]string{"sts": "StatefulSet", "ds": "DaemonSet", "rs": "ReplicaSet"} {
+			n := want[pool(kind, app, "net1")]
+			for _, p := range e.workloadPods(ctx, "app="+app, n) {
+				e.expectNIC(ctx, &p, "net1", pool(kind, app, "net1"), "")
+			}
+		}
+		p2 := e.workloadPods(ctx, "app=two", 1)[0]
+		e.expectNICFrom(ctx, &p2, "eth0", pool("Deployment", "two", "eth0"), "", false)
+		e.expectNIC(ctx, &p2, "net1", pool("Deployment", "two", "net1"), "")
+		e.show(ctx, "get", "sp", "-o", "wide", "-l", subnets.LabelAppNamespace+"="+e.ns)
+
+		By("another application's pod cannot take the spare addresses")
+		_, err = f.CreatePod(ctx, f.NewPod(e.ns, "thief", framework.PodOptions{Annotations: map[string]string{annotNetworks: "underlay",
+			annotIPPool: fmt.Sprintf(`{"ipv4":[%q]}`, pool("Deployment", "two", "net1"))}}))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(e.sandboxErrors(ctx, "thief")).To(ContainSubstring(fmt.Sprintf(`pool %q: pod affinity does not match pod %s/thief`, pool("Deployment", "two", "net1"), e.ns)))
+	})
+})
