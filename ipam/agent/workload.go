@@ -72,6 +72,9 @@ type workload struct {
 	owner       string
 	annotations map[string]string
 	app         *subnets.App
+	// other names the pod's controller when it is of a kind outside
+	// workloadKinds ("CloneSet namespace/name").
+	other string
 }
 
 // workloadOf follows the pod's controllers upwards (ReplicaSet, then its
@@ -85,6 +88,9 @@ func (a *Agent) workloadOf(ctx context.Context, pod *corev1.Pod) (*workload, err
 	for depth := 0; ref != nil && depth < 3; depth++ {
 		gvk, ok := workloadKinds[ref.Kind]
 		if !ok || schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind) != gvk {
+			if w.app == nil {
+				w.other = fmt.Sprintf("%s %s/%s", ref.Kind, pod.Namespace, ref.Name)
+			}
 			break
 		}
 		m := workloadMeta(gvk)

@@ -179,6 +179,9 @@ type Request struct {
 	// without one. Its pools carved from subnets are found by it, and
 	// PodLabels should include subnets.AppLabels(*App) for their affinity.
 	App *subnets.App
+	// OtherController names the pod's controller when it is of a kind
+	// spindle-controller carves no pools for ("CloneSet ns/name").
+	OtherController string
 }
 
 // FamilyResult is the outcome for one family of an interface.
@@ -646,6 +649,10 @@ func (s *state) appSubnetPools(x *Index) (map[ranges.Family][]string, bool, erro
 	}
 	if want == nil {
 		return nil, false, nil
+	}
+	if req.App == nil && req.OtherController != "" {
+		return nil, false, fmt.Errorf("failed to select pools for %s of pod %s/%s: annotation %q gives pools to the pods of an application, and the pod's controller %s is not a kind pools are carved for (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob); "+
+			"name a pool with %q instead", req.Interface, req.PodNamespace, req.PodName, a.Source, req.OtherController, annotations.PodIPPool)
 	}
 	if req.App == nil {
 		return nil, false, fmt.Errorf("failed to select pools for %s of pod %s/%s: annotation %q gives pools to the pods of an application, and this pod has no controller; "+

@@ -12,6 +12,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 type poolOpt func(*v2beta1.SpiderIPPool)
@@ -762,4 +763,59 @@ func describeFixed(fr *FamilyResult) string {
 		s += " rejected=[" + strings.Join(r, "; ") + "]"
 	}
 	return s
+}
+
+func TestSelectApplicationSubnetPools(t *testing.T) {
+	web := subnets.App{Kind: "Deployment", Namespace: "app", Name: "web", UID: "u"}
+	auto4 := subnets.AutoPoolName(web, "eth0", ranges.V4)
+	affinity := func(p *v2beta1.SpiderIPPool) { p.Spec.PodAffinity = subnets.AppAffinity(web) }
+	x := NewIndex([]*v2beta1.SpiderIPPool{pool(auto4, "10.252.0.0/16", ips("10.252.1.1-10.252.1.3"), affinity), d4})
+	ann := anno(annotations.SubnetOne, `{"ipv4":["team"]}`)
+	asApp := func(r *Request) {
+		r.App = &web
+		r.PodLabels = map[string]string{"app": "web"}
+		for k, v := range subnets.AppLabels(web) {
+			r.PodLabels[k] = v
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(r *Request)
+		want string
+	}{
+		{"the application's pool", chain(ann, asApp), "the application's pool from annotation ipam.spidernet.io/subnet/ipam.spidernet.io/subnets [" + auto4 + "] []"},
+		{"another application's pod is refused by the pool's affinity", chain(ann, asApp, func(r *Request) {
+			other := subnets.App{Kind: "Deployment", Namespace: "app", Name: "web"}
+			r.PodLabels = subnets.AppLabels(subnets.App{Kind: "StatefulSet", Namespace: "app", Name: "db"})
+			r.App = &other
+		}), `error: no pool for eth0 IPv4: pool "` + auto4 + `": pod affinity does not match pod app/web-0`},
+		{"not carved yet: waiting", chain(ann, func(r *Request) { r.App = &subnets.App{Kind: "StatefulSet", Namespace: "app", Name: "db"} }),
+			`error: no pool for eth0 IPv4: pool "` + subnets.AutoPoolName(subnets.App{Kind: "StatefulSet", Namespace: "app", Name: "db"}, "eth0", ranges.V4) +
+				`" of StatefulSet app/db is not carved from SpiderSubnet "team" yet; spindle-controller creates it, and the pod starts then`},
+		{"a pod without a controller", ann,
+			`error: failed to select pools for eth0 of pod app/web-0: annotation "ipam.spidernet.io/subnet" gives pools to the pods of an application, and this pod has no controller; create it through a Deployment, StatefulSet or another controller, or name a pool with "ipam.spidernet.io/ippool"`},
+		{"a pod of another kind of controller", chain(ann, func(r *Request) { r.OtherController = "CloneSet app/web" }),
+			`error: failed to select pools for eth0 of pod app/web-0: annotation "ipam.spidernet.io/subnet" gives pools to the pods of an application, and the pod's controller CloneSet app/web is not a kind pools are carved for (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob); name a pool with "ipam.spidernet.io/ippool" instead`},
+		{"ippool before the application's pool", chain(ann, asApp, anno(annotations.PodIPPool, `{"ipv4":["d4"]}`)), "pod annotation ipam.spidernet.io/ippool [d4] []"},
+		{"the annotation names another interface only", chain(asApp, anno(annotations.SubnetMany, `[{"interface":"net1","ipv4":["team"]}]`)), "cluster default pools [d4] []"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := baseRequest()
+			tc.mod(req)
+			res, err := x.Select(req)
+			got := ""
+			if err != nil {
+				got = "error: " + err.Error()
+				var npe *NoPoolError
+				if errors.As(err, &npe) && strings.Contains(tc.name, "waiting") != npe.Waiting {
+					t.Errorf("Waiting = %v", npe.Waiting)
+				}
+			} else {
+				got = describeFixed(&res.IPv4)
+			}
+			if got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
 }
