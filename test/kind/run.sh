@@ -85,7 +85,7 @@ k apply --server-side --force-conflicts -f charts/spindle/crds/
 repo=${IMAGE%:*}
 tag=${IMAGE##*:}
 "$HELM" upgrade --install spindle charts/spindle --namespace "$NAMESPACE" --kubeconfig "$KUBECONFIG_FILE" \
-	--set image.registry= --set image.repository="$repo" --set image.tag="$tag" --set image.pullPolicy=Never \
+	--set image.registry= --set image.repository="$repo" --set-string image.tag="$tag" --set image.pullPolicy=Never \
 	--set ipam.enableIPv6=true \
 	--wait --timeout 5m
 k -n "$NAMESPACE" rollout status daemonset/spindle-agent --timeout 5m
