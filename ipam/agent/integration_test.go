@@ -398,7 +398,8 @@ func TestAddIsIdempotentAndSandboxRestartKeepsAddress(t *testing.T) {
 
 // TestStatefulSetKeepsAddress: a StatefulSet replica keeps its address when
 // deleted and re-created on another node; a changed pool annotation moves it;
-// scaling down releases it.
+// scaling down holds it for the next scale-up, unless the StatefulSet opts
+// out.
 func TestStatefulSetKeepsAddress(t *testing.T) {
 	requireEnv(t)
 	ns := "sts"

@@ -170,7 +170,7 @@ func (r *AppReconciler) carve(ctx context.Context, a *app, iface string, fam ran
 		return false, fmt.Errorf("failed to get SpiderSubnet %q: %w", subnetName, err)
 	}
 	l, err := subnets.Parse(&sub)
-	if err != nil || l.Usable.Family() != fam && !l.Usable.Empty() || ranges.FamilyOf(l.Subnet.Addr()) != fam {
+	if err != nil || ranges.FamilyOf(l.Subnet.Addr()) != fam {
 		r.event(a, corev1.EventTypeWarning, "InvalidSubnet", "SpiderSubnet %q cannot give %s addresses to %s (interface %s)", subnetName, fam, a.id, iface)
 		return false, nil
 	}
