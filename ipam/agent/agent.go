@@ -35,9 +35,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/allocator"
+	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi/nodeserver"
 	"github.com/spindle-net/spindle/ipam/store"
+	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // Endpoint write modes.
@@ -64,6 +66,12 @@ type Config struct {
 	// SystemNamespace is where Spindle runs; multusName entries without a
 	// namespace refer to it (default kube-system).
 	SystemNamespace string
+	// DefaultSubnet names the cluster default SpiderSubnets (one per
+	// family, empty: none). When set, the pods of an application that names
+	// no pools, subnets or addresses get eth0's addresses from the pools
+	// spindle-controller carves for it from them (it must run with the same
+	// setting).
+	DefaultSubnet annotations.SubnetRequest
 	// EndpointWrites is EndpointAsync or EndpointSync.
 	EndpointWrites string
 	// EndpointWorkers is the number of background SpiderEndpoint writers.
@@ -270,7 +278,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("failed to watch SpiderReservedIPs: %w", err)
 	}
 	objs := []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{}, &v2beta1.SpiderCoordinator{}, &v2beta1.SpiderEndpoint{}}
-	for _, gvk := range workloadKinds {
+	for _, gvk := range subnets.AppKinds {
 		objs = append(objs, workloadMeta(gvk))
 	}
 	for _, obj := range objs {

@@ -41,6 +41,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EnableIPv6, "enable-ipv6", false, "allocate an IPv6 address to every interface")
 	fs.BoolVar(&o.EnableStatefulSet, "enable-statefulset", true, "StatefulSet pods keep their addresses when re-created")
 	fs.StringVar(&o.ClusterDefaultNetwork, "cluster-default-network", "", "NetworkAttachmentDefinition (namespace/name) Multus uses for eth0, matched against pools' multusName")
+	fs.StringVar(&o.DefaultSubnet.IPv4, "cluster-default-subnet-v4", "", "SpiderSubnet that gives eth0 of an application naming no pools, subnets or addresses its IPv4 pool (spindle-controller must name the same)")
+	fs.StringVar(&o.DefaultSubnet.IPv6, "cluster-default-subnet-v6", "", "SpiderSubnet that gives eth0 of an application naming no pools, subnets or addresses its IPv6 pool (spindle-controller must name the same)")
 	fs.StringVar(&o.SystemNamespace, "system-namespace", envOr("POD_NAMESPACE", "kube-system"), "namespace Spindle runs in; multusName entries without a namespace refer to it")
 	fs.StringVar(&o.EndpointWrites, "endpoint-writes", EndpointAsync, "write SpiderEndpoints asynchronously from claims (async) or before ADD returns (sync)")
 	fs.IntVar(&o.EndpointWorkers, "endpoint-workers", 1, "background SpiderEndpoint writers (few, so SpiderEndpoint writes never crowd out allocations)")

@@ -106,7 +106,7 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 		Owner:                 w.owner,
 		OwnerAnnotations:      w.annotations,
 		App:                   w.app,
-		OtherController:       w.other,
+		DefaultSubnet:         &a.cfg.DefaultSubnet,
 		KubeIPAMInterface:     a.kubeIPAMInterface(f, req.IfName, w.annotations),
 		PodNamespace:          f.pod.Namespace,
 		PodName:               f.pod.Name,

@@ -14,19 +14,11 @@ import (
 	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
-// workloadKinds are the controllers whose own annotations (not their pod
-// template's) a pod without pool or address annotations inherits: a
+// The controllers whose own annotations (not their pod template's) a pod
+// without pool or address annotations inherits are subnets.AppKinds: a
 // StatefulSet's metadata carrying cni.projectcalico.org/ipv4pools means its
 // pods. The agent caches only their metadata, reduced by
 // reduceWorkloadMeta to what it reads.
-var workloadKinds = map[string]schema.GroupVersionKind{
-	"ReplicaSet":  {Group: "apps", Version: "v1", Kind: "ReplicaSet"},
-	"Deployment":  {Group: "apps", Version: "v1", Kind: "Deployment"},
-	"StatefulSet": {Group: "apps", Version: "v1", Kind: "StatefulSet"},
-	"DaemonSet":   {Group: "apps", Version: "v1", Kind: "DaemonSet"},
-	"Job":         {Group: "batch", Version: "v1", Kind: "Job"},
-	"CronJob":     {Group: "batch", Version: "v1", Kind: "CronJob"},
-}
 
 // +kubebuilder:rbac:groups=apps,resources=replicasets;deployments;statefulsets;daemonsets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
@@ -66,15 +58,13 @@ func reduceWorkloadMeta(strip toolscache.TransformFunc) toolscache.TransformFunc
 
 // workload is what the agent knows of a pod's controllers: the pool and
 // address annotations the pod inherits, the controller they come from
-// ("Kind namespace/name"), and the pod's application (its top controller of
-// a known kind).
+// ("Kind namespace/name"), and the pod's application: its top controller of
+// a kind in subnets.AppKinds, or its own controller when that is of another
+// (third-party) kind, known from the owner reference alone.
 type workload struct {
 	owner       string
 	annotations map[string]string
 	app         *subnets.App
-	// other names the pod's controller when it is of a kind outside
-	// workloadKinds ("CloneSet namespace/name").
-	other string
 }
 
 // workloadOf follows the pod's controllers upwards (ReplicaSet, then its
@@ -86,14 +76,13 @@ func (a *Agent) workloadOf(ctx context.Context, pod *corev1.Pod) (*workload, err
 	inherit := !annotations.HasRequest(pod.Annotations)
 	ref := metav1.GetControllerOf(pod)
 	for depth := 0; ref != nil && depth < 3; depth++ {
-		gvk, ok := workloadKinds[ref.Kind]
-		if !ok || schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind) != gvk {
+		if !subnets.IsAppKind(ref.APIVersion, ref.Kind) {
 			if w.app == nil {
-				w.other = fmt.Sprintf("%s %s/%s", ref.Kind, pod.Namespace, ref.Name)
+				w.app = &subnets.App{Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name, UID: string(ref.UID)}
 			}
 			break
 		}
-		m := workloadMeta(gvk)
+		m := workloadMeta(subnets.AppKinds[ref.Kind])
 		if err := a.cache.Get(ctx, keyOf(pod.Namespace, ref.Name), m); err != nil {
 			if isNotFound(err) {
 				break

@@ -99,21 +99,31 @@ func ParseAppSubnets(ann map[string]string, defaultSpare int) (a AppSubnets, ok 
 		a.Interfaces = []SubnetRequest{r}
 		a.Source = SubnetOne
 	}
+	if err := a.parseSizing(ann, defaultSpare); err != nil {
+		return AppSubnets{}, false, err
+	}
+	return a, true, nil
+}
+
+// parseSizing reads PoolIPNumber and PoolReclaim into a.
+func (a *AppSubnets) parseSizing(ann map[string]string, defaultSpare int) error {
 	a.IPNumber = IPNumber{Flexible: true, N: defaultSpare}
 	if v, ok := ann[PoolIPNumber]; ok {
-		if a.IPNumber, err = ParseIPNumber(v); err != nil {
-			return AppSubnets{}, false, err
+		n, err := ParseIPNumber(v)
+		if err != nil {
+			return err
 		}
+		a.IPNumber = n
 	}
 	a.Reclaim = true
 	if v, ok := ann[PoolReclaim]; ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			return AppSubnets{}, false, annotationError(PoolReclaim, `"true" or "false"`, fmt.Errorf("%q is not a boolean", v))
+			return annotationError(PoolReclaim, `"true" or "false"`, fmt.Errorf("%q is not a boolean", v))
 		}
 		a.Reclaim = b
 	}
-	return a, true, nil
+	return nil
 }
 
 func oneSubnetEach(key, where, iface string, v4, v6 []string) (SubnetRequest, error) {
@@ -170,4 +180,31 @@ func ParseIPNumber(v string) (IPNumber, error) {
 func renameAnnotation(err error, from, to string) error {
 	msg := strings.Replace(err.Error(), fmt.Sprintf("%q", from), fmt.Sprintf("%q", to), 1)
 	return errors.New(strings.ReplaceAll(msg, `"pool-`, `"subnet-`))
+}
+
+// DefaultSubnetSource is the AppSubnets.Source of an application served
+// by the cluster default subnets.
+const DefaultSubnetSource = "the cluster default subnet"
+
+// AppSubnetsOrDefault is ParseAppSubnets, except that an application whose
+// pod template names no pools, subnets or addresses at all takes its first
+// interface's pools from the cluster default subnets def (nil: none), as if
+// SubnetOne named them. Its PoolIPNumber and PoolReclaim still apply.
+func AppSubnetsOrDefault(ann map[string]string, defaultSpare int, def *SubnetRequest) (AppSubnets, bool, error) {
+	a, ok, err := ParseAppSubnets(ann, defaultSpare)
+	if err != nil || ok || def == nil || (def.IPv4 == "" && def.IPv6 == "") {
+		return a, ok, err
+	}
+	for k := range ann {
+		if IsRequest(k) && k != PoolIPNumber && k != PoolReclaim {
+			return AppSubnets{}, false, nil
+		}
+	}
+	d := *def
+	d.Interface = "eth0"
+	a = AppSubnets{Interfaces: []SubnetRequest{d}, Source: DefaultSubnetSource}
+	if err := a.parseSizing(ann, defaultSpare); err != nil {
+		return AppSubnets{}, false, err
+	}
+	return a, true, nil
 }

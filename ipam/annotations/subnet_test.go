@@ -49,6 +49,44 @@ func TestParseAppSubnets(t *testing.T) {
 	}
 }
 
+func TestAppSubnetsOrDefault(t *testing.T) {
+	def := &SubnetRequest{IPv4: "team-v4"}
+	for _, tc := range []struct {
+		name string
+		ann  map[string]string
+		def  *SubnetRequest
+		want AppSubnets
+		ok   bool
+		err  string
+	}{
+		{name: "no default, no annotation", ann: map[string]string{"app": "x"}},
+		{name: "default serves eth0", ann: map[string]string{"app": "x"}, def: def, ok: true,
+			want: AppSubnets{Interfaces: []SubnetRequest{{Interface: "eth0", IPv4: "team-v4"}}, IPNumber: IPNumber{Flexible: true, N: 1}, Reclaim: true, Source: DefaultSubnetSource}},
+		{name: "sizing annotations apply to the default", ann: map[string]string{PoolIPNumber: "4", PoolReclaim: "false"}, def: def, ok: true,
+			want: AppSubnets{Interfaces: []SubnetRequest{{Interface: "eth0", IPv4: "team-v4"}}, IPNumber: IPNumber{N: 4}, Source: DefaultSubnetSource}},
+		{name: "a named subnet wins", ann: map[string]string{SubnetOne: `{"ipv4":["own"]}`}, def: def, ok: true,
+			want: AppSubnets{Interfaces: []SubnetRequest{{Interface: "eth0", IPv4: "own"}}, IPNumber: IPNumber{Flexible: true, N: 1}, Reclaim: true, Source: SubnetOne}},
+		{name: "a named pool opts out", ann: map[string]string{PodIPPool: `{"ipv4":["p"]}`}, def: def},
+		{name: "a fixed address opts out", ann: map[string]string{CalicoIPAddrs: `["10.0.0.1"]`}, def: def},
+		{name: "an empty default is none", ann: map[string]string{}, def: &SubnetRequest{}},
+		{name: "bad sizing is refused", ann: map[string]string{PoolIPNumber: "-1"}, def: def,
+			err: `invalid annotation "ipam.spidernet.io/ippool-ip-number": "-1" is too small; want a number of addresses such as "3", or "+1" for the replicas plus one`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := AppSubnetsOrDefault(tc.ann, 1, tc.def)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error %v\nwant  %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || ok != tc.ok || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v %v %v, want %+v %v", got, ok, err, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
 func TestIPNumberSize(t *testing.T) {
 	if (IPNumber{Flexible: true, N: 2}).Size(3) != 5 || (IPNumber{N: 4}).Size(10) != 4 {
 		t.Fatal("Size")
@@ -62,8 +100,9 @@ func FuzzParseAppSubnets(f *testing.F) {
 		for _, ann := range []map[string]string{
 			{SubnetOne: one, PoolIPNumber: number, PoolReclaim: reclaim},
 			{SubnetMany: many, PoolIPNumber: number},
+			{PoolIPNumber: number, PoolReclaim: reclaim},
 		} {
-			a, ok, err := ParseAppSubnets(ann, 1)
+			a, ok, err := AppSubnetsOrDefault(ann, 1, &SubnetRequest{IPv4: "default-v4"})
 			if err != nil {
 				continue
 			}

@@ -57,6 +57,8 @@ type Options struct {
 	GCTerminatingOnNotReady  bool
 	EnableStatefulSet        bool
 	SubnetDefaultSpareIPs    int
+	DefaultSubnetIPv4        string
+	DefaultSubnetIPv6        string
 	EnablePoolStatus         bool
 	EnableMultusConfig       bool
 	EnableCoordinator        bool
@@ -108,6 +110,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.GCTerminatingOnReady, "gc-terminating-pod-on-ready-node", true, "reclaim addresses of pods stuck terminating on Ready nodes")
 	fs.BoolVar(&o.GCTerminatingOnNotReady, "gc-terminating-pod-on-not-ready-node", true, "reclaim addresses of pods stuck terminating on NotReady or missing nodes")
 	fs.IntVar(&o.SubnetDefaultSpareIPs, "subnet-default-spare-ips", 1, "addresses beyond its replicas that an application's pool carved from a SpiderSubnet gets when its pod template sets no ipam.spidernet.io/ippool-ip-number")
+	fs.StringVar(&o.DefaultSubnetIPv4, "cluster-default-subnet-v4", "", "SpiderSubnet that every application naming no pools, subnets or addresses gets an IPv4 pool for eth0 carved from (the agents must name the same)")
+	fs.StringVar(&o.DefaultSubnetIPv6, "cluster-default-subnet-v6", "", "SpiderSubnet that every application naming no pools, subnets or addresses gets an IPv6 pool for eth0 carved from (the agents must name the same)")
 	fs.BoolVar(&o.EnableStatefulSet, "enable-statefulset", true, "keep the addresses of StatefulSet replicas within their ordinals for the next incarnation (must match the agents' --enable-statefulset)")
 	fs.BoolVar(&o.EnablePoolStatus, "pool-status-enabled", true, "keep SpiderIPPool status counters (allocatedIPCount, totalIPCount) current")
 	fs.BoolVar(&o.EnableMultusConfig, "multus-config-enabled", true, "generate NetworkAttachmentDefinitions from SpiderMultusConfigs (needs the NetworkAttachmentDefinition CRD)")

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
+	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/gc"
 	"github.com/spindle-net/spindle/ipam/lifecycle"
@@ -133,7 +134,7 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 		return fmt.Errorf("failed to set up the SpiderSubnet controller: %w", err)
 	}
 	if err := (&subnetcontroller.AppReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-subnets"),
-		DefaultSpare: o.SubnetDefaultSpareIPs}).SetupWithManager(mgr); err != nil {
+		DefaultSpare: o.SubnetDefaultSpareIPs, DefaultSubnet: annotations.SubnetRequest{IPv4: o.DefaultSubnetIPv4, IPv6: o.DefaultSubnetIPv6}}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the subnet application controller: %w", err)
 	}
 	if err := (&poolfinalizer.Reconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("spindle-pool-finalizer")}).SetupWithManager(mgr); err != nil {

@@ -175,13 +175,16 @@ type Request struct {
 	// the pod's first interface Spindle serves (empty means eth0).
 	KubeIPAMInterface string
 
-	// App is the pod's application (its top controller); nil for a pod
-	// without one. Its pools carved from subnets are found by it, and
-	// PodLabels should include subnets.AppLabels(*App) for their affinity.
+	// App is the pod's application (its top controller, or its
+	// third-party controller); nil for a pod without one. Its pools carved
+	// from subnets are found by it, and PodLabels should include
+	// subnets.AppLabels(*App) for their affinity.
 	App *subnets.App
-	// OtherController names the pod's controller when it is of a kind
-	// spindle-controller carves no pools for ("CloneSet ns/name").
-	OtherController string
+	// DefaultSubnet names the cluster default subnets (nil: none): the
+	// pods of an application of a kind in subnets.AppKinds whose
+	// annotations name no pools, subnets or addresses get eth0's addresses
+	// from its pools carved from them.
+	DefaultSubnet *annotations.SubnetRequest
 }
 
 // FamilyResult is the outcome for one family of an interface.
@@ -634,7 +637,11 @@ func (s *state) podAnnotationPools(x *Index, res *Result) (map[ranges.Family][]s
 // false when they name none for the interface.
 func (s *state) appSubnetPools(x *Index) (map[ranges.Family][]string, bool, error) {
 	req := s.req
-	a, ok, err := annotations.ParseAppSubnets(s.ann, 0)
+	def := req.DefaultSubnet
+	if req.App == nil || req.App.ThirdParty() {
+		def = nil // bare pods take the cluster default pools instead
+	}
+	a, ok, err := annotations.AppSubnetsOrDefault(s.ann, 0, def)
 	if err != nil {
 		return nil, false, fmt.Errorf("failed to parse %s: %w", s.subject, err)
 	}
@@ -650,13 +657,13 @@ func (s *state) appSubnetPools(x *Index) (map[ranges.Family][]string, bool, erro
 	if want == nil {
 		return nil, false, nil
 	}
-	if req.App == nil && req.OtherController != "" {
-		return nil, false, fmt.Errorf("failed to select pools for %s of pod %s/%s: annotation %q gives pools to the pods of an application, and the pod's controller %s is not a kind pools are carved for (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob); "+
-			"name a pool with %q instead", req.Interface, req.PodNamespace, req.PodName, a.Source, req.OtherController, annotations.PodIPPool)
-	}
 	if req.App == nil {
 		return nil, false, fmt.Errorf("failed to select pools for %s of pod %s/%s: annotation %q gives pools to the pods of an application, and this pod has no controller; "+
 			"create it through a Deployment, StatefulSet or another controller, or name a pool with %q", req.Interface, req.PodNamespace, req.PodName, a.Source, annotations.PodIPPool)
+	}
+	if req.App.ThirdParty() && a.IPNumber.Flexible {
+		return nil, false, fmt.Errorf("failed to select pools for %s of pod %s/%s: annotation %q gives pools to the pods of %s, a controller whose replicas spindle-controller cannot read; "+
+			`set %q to a fixed number of addresses such as "5"`, req.Interface, req.PodNamespace, req.PodName, a.Source, req.App, annotations.PoolIPNumber)
 	}
 	out := map[ranges.Family][]string{}
 	for _, f := range s.families() {

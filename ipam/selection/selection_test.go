@@ -778,6 +778,8 @@ func TestSelectApplicationSubnetPools(t *testing.T) {
 			r.PodLabels[k] = v
 		}
 	}
+	cloneSet := subnets.App{Kind: "CloneSet", Namespace: "app", Name: "web", UID: "c"}
+	withDefault := func(r *Request) { r.DefaultSubnet = &annotations.SubnetRequest{IPv4: "team"} }
 	for _, tc := range []struct {
 		name string
 		mod  func(r *Request)
@@ -794,8 +796,18 @@ func TestSelectApplicationSubnetPools(t *testing.T) {
 				`" of StatefulSet app/db is not carved from SpiderSubnet "team" yet; spindle-controller creates it, and the pod starts then`},
 		{"a pod without a controller", ann,
 			`error: failed to select pools for eth0 of pod app/web-0: annotation "ipam.spidernet.io/subnet" gives pools to the pods of an application, and this pod has no controller; create it through a Deployment, StatefulSet or another controller, or name a pool with "ipam.spidernet.io/ippool"`},
-		{"a pod of another kind of controller", chain(ann, func(r *Request) { r.OtherController = "CloneSet app/web" }),
-			`error: failed to select pools for eth0 of pod app/web-0: annotation "ipam.spidernet.io/subnet" gives pools to the pods of an application, and the pod's controller CloneSet app/web is not a kind pools are carved for (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob); name a pool with "ipam.spidernet.io/ippool" instead`},
+		{"a third-party controller without a fixed number", chain(ann, func(r *Request) { r.App = &cloneSet }),
+			`error: failed to select pools for eth0 of pod app/web-0: annotation "ipam.spidernet.io/subnet" gives pools to the pods of CloneSet app/web, a controller whose replicas spindle-controller cannot read; set "ipam.spidernet.io/ippool-ip-number" to a fixed number of addresses such as "5"`},
+		{"a third-party controller with a fixed number: waiting", chain(ann, anno(annotations.PoolIPNumber, "3"), func(r *Request) { r.App = &cloneSet }),
+			`error: no pool for eth0 IPv4: pool "` + subnets.AutoPoolName(cloneSet, "eth0", ranges.V4) + `" of CloneSet app/web is not carved from SpiderSubnet "team" yet; spindle-controller creates it, and the pod starts then`},
+		{"the default subnet serves an application naming nothing", chain(asApp, withDefault), "the application's pool from annotation ipam.spidernet.io/subnet/ipam.spidernet.io/subnets [" + auto4 + "] []"},
+		{"the default subnet: not carved yet: waiting", chain(withDefault, func(r *Request) { r.App = &subnets.App{Kind: "StatefulSet", Namespace: "app", Name: "db"} }),
+			`error: no pool for eth0 IPv4: pool "` + subnets.AutoPoolName(subnets.App{Kind: "StatefulSet", Namespace: "app", Name: "db"}, "eth0", ranges.V4) +
+				`" of StatefulSet app/db is not carved from SpiderSubnet "team" yet; spindle-controller creates it, and the pod starts then`},
+		{"the default subnet does not serve a bare pod", withDefault, "cluster default pools [d4] []"},
+		{"the default subnet does not serve a third-party controller", chain(withDefault, func(r *Request) { r.App = &cloneSet }), "cluster default pools [d4] []"},
+		{"the default subnet serves eth0 only", chain(asApp, withDefault, func(r *Request) { r.Interface = "net1" }), "cluster default pools [d4] []"},
+		{"a named pool wins over the default subnet", chain(asApp, withDefault, anno(annotations.PodIPPool, `{"ipv4":["d4"]}`)), "pod annotation ipam.spidernet.io/ippool [d4] []"},
 		{"ippool before the application's pool", chain(ann, asApp, anno(annotations.PodIPPool, `{"ipv4":["d4"]}`)), "pod annotation ipam.spidernet.io/ippool [d4] []"},
 		{"the annotation names another interface only", chain(asApp, anno(annotations.SubnetMany, `[{"interface":"net1","ipv4":["team"]}]`)), "cluster default pools [d4] []"},
 	} {

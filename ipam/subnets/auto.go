@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
@@ -36,6 +37,32 @@ type App struct {
 }
 
 func (a App) String() string { return a.Kind + " " + a.Namespace + "/" + a.Name }
+
+// AppKinds are the controllers whose replicas spindle-controller reads, so
+// that their pools follow them. Any other controller of a pod is a
+// third-party one: its pool has the fixed size its pod template asks for,
+// and is kept when it is gone.
+var AppKinds = map[string]schema.GroupVersionKind{
+	"Deployment":  {Group: "apps", Version: "v1", Kind: "Deployment"},
+	"ReplicaSet":  {Group: "apps", Version: "v1", Kind: "ReplicaSet"},
+	"StatefulSet": {Group: "apps", Version: "v1", Kind: "StatefulSet"},
+	"DaemonSet":   {Group: "apps", Version: "v1", Kind: "DaemonSet"},
+	"Job":         {Group: "batch", Version: "v1", Kind: "Job"},
+	"CronJob":     {Group: "batch", Version: "v1", Kind: "CronJob"},
+}
+
+// IsAppKind reports whether an owner reference's apiVersion and kind are
+// one of AppKinds.
+func IsAppKind(apiVersion, kind string) bool {
+	gvk, ok := AppKinds[kind]
+	return ok && schema.FromAPIVersionAndKind(apiVersion, kind) == gvk
+}
+
+// ThirdParty reports whether a's kind is none of AppKinds.
+func (a App) ThirdParty() bool {
+	_, ok := AppKinds[a.Kind]
+	return !ok
+}
 
 // AppLabels are the labels a pod of app is matched with against pod
 // affinities, besides its own.

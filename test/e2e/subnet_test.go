@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"time"
@@ -11,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -367,3 +370,174 @@ var _ = Describe("Pools carved from a SpiderSubnet for every kind", func() {
 		Expect(e.sandboxErrors(ctx, "thief")).To(ContainSubstring(fmt.Sprintf(`pool %q: pod affinity does not match pod %s/thief`, pool("Deployment", "two", "net1"), e.ns)))
 	})
 })
+
+var _ = Describe("Pools carved from a SpiderSubnet beyond the built-in controllers", func() {
+	It("pods of a third-party controller asking a fixed number get one pool of that size, kept when the controller is gone and serving one of the same name again; asking \"+1\" they are told to ask a fixed number", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-thirdparty")
+		suffix := e.ns[len(e.ns)-5:]
+		team := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "operators-" + suffix}, Spec: v2beta1.SubnetSpec{
+			Subnet: "10.248.0.0/16", IPs: []string{"10.248.1.1-10.248.1.20"}, Gateway: ptr.To("10.248.0.1")}}
+		Expect(e.c.Create(ctx, team)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = e.c.Delete(ctx, team) })
+		e.nad(ctx, "underlay", nil)
+
+		By("a custom resource stands for the third-party controller; its pods name it as their controller")
+		widgets := widgetCRD(ctx, e.c)
+		newWidget := func(name string) *unstructured.Unstructured {
+			GinkgoHelper()
+			w := &unstructured.Unstructured{}
+			w.SetGroupVersionKind(widgets)
+			w.SetNamespace(e.ns)
+			w.SetName(name)
+			Eventually(func() error { return e.c.Create(ctx, w) }).WithContext(ctx).WithTimeout(30*time.Second).Should(Succeed(), "Widget %s", name)
+			return w
+		}
+		podOf := func(w *unstructured.Unstructured, name string, extra map[string]string) string {
+			GinkgoHelper()
+			ann := map[string]string{annotNetworks: "underlay",
+				"ipam.spidernet.io/subnets": fmt.Sprintf(`[{"interface":"net1","ipv4":[%q]}]`, team.Name)}
+			for k, v := range extra {
+				ann[k] = v
+			}
+			p := f.NewPod(e.ns, name, framework.PodOptions{Annotations: ann})
+			p.Labels = map[string]string{"widget": w.GetName()}
+			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: widgets.GroupVersion().String(), Kind: widgets.Kind,
+				Name: w.GetName(), UID: w.GetUID(), Controller: ptr.To(true)}}
+			_, err := f.CreatePod(ctx, p)
+			Expect(err).NotTo(HaveOccurred())
+			return name
+		}
+		cache := newWidget("cache")
+		podOf(cache, "cache-a", map[string]string{"ipam.spidernet.io/ippool-ip-number": "3"})
+		podOf(cache, "cache-b", map[string]string{"ipam.spidernet.io/ippool-ip-number": "3"})
+		app := subnets.App{Kind: widgets.Kind, Namespace: e.ns, Name: "cache"}
+		pool := subnets.AutoPoolName(app, "net1", 4)
+		e.pools = append(e.pools, pool)
+		pods := e.workloadPods(ctx, "widget=cache", 2)
+		p := &v2beta1.SpiderIPPool{}
+		Expect(e.c.Get(ctx, client.ObjectKey{Name: pool}, p)).To(Succeed())
+		usable, _ := subnets.PoolUsable(p)
+		Expect(usable.Count()).To(BeEquivalentTo(3), "the fixed size asked for")
+		Expect(p.Labels).To(HaveKeyWithValue(subnets.LabelAppKind, widgets.Kind))
+		Expect(p.Labels).To(HaveKeyWithValue(subnets.LabelAppUID, string(cache.GetUID())))
+		Expect(p.Labels).To(HaveKeyWithValue(subnets.LabelReclaim, "false"), "nothing tells when a third-party application is gone")
+		held := map[string]bool{}
+		for i := range pods {
+			v4, _ := e.expectNIC(ctx, &pods[i], "net1", pool, "")
+			held[v4.String()] = true
+		}
+		Expect(held).To(HaveLen(2))
+		e.show(ctx, "get", "sp", "-o", "wide", pool)
+
+		By("a pod of another one asking \"+1\" never starts, and is told to ask a fixed number")
+		flex := newWidget("flex")
+		podOf(flex, "flex-a", nil)
+		Expect(e.sandboxErrors(ctx, "flex-a")).To(ContainSubstring(fmt.Sprintf(
+			`gives pools to the pods of Widget %s/flex, a controller whose replicas spindle-controller cannot read; set "ipam.spidernet.io/ippool-ip-number" to a fixed number of addresses such as "5"`, e.ns)))
+		Eventually(func() string { return e.events(ctx) }).WithContext(ctx).WithTimeout(30 * time.Second).Should(ContainSubstring("FixedIPNumberRequired"))
+
+		By("the controller and its pods gone, the pool stays; a controller of the same name gets it again")
+		Expect(e.c.Delete(ctx, cache)).To(Succeed())
+		for _, n := range []string{"cache-a", "cache-b"} {
+			Expect(f.Client.CoreV1().Pods(e.ns).Delete(ctx, n, metav1.DeleteOptions{})).To(Succeed())
+		}
+		Eventually(func() int { return len(e.claims(ctx, Default, pool)) }).WithContext(ctx).WithTimeout(time.Minute).Should(BeZero())
+		Consistently(func() error { return e.c.Get(ctx, client.ObjectKey{Name: pool}, p) }).WithContext(ctx).WithTimeout(3 * time.Second).Should(Succeed())
+		again := newWidget("cache")
+		podOf(again, "cache-c", map[string]string{"ipam.spidernet.io/ippool-ip-number": "3"})
+		pods = e.workloadPods(ctx, "widget=cache", 1)
+		v4, _ := e.expectNIC(ctx, &pods[0], "net1", pool, "")
+		GinkgoWriter.Printf("the new Widget's pod got %s from the kept pool %s\n", v4, pool)
+		Eventually(func(g Gomega) {
+			g.Expect(e.c.Get(ctx, client.ObjectKey{Name: pool}, p)).To(Succeed())
+			g.Expect(p.Labels).To(HaveKeyWithValue(subnets.LabelAppUID, string(again.GetUID())))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+	})
+
+	It("with cluster default subnets set, an application naming nothing gets its own pool for eth0, sized by its replicas (or its ippool-ip-number), growing with it and gone with it", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-defsubnet")
+		suffix := e.ns[len(e.ns)-5:]
+		def := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "cluster-default-" + suffix}, Spec: v2beta1.SubnetSpec{
+			Subnet: "10.247.0.0/16", IPs: []string{"10.247.1.1-10.247.1.40"}, Gateway: ptr.To("10.247.0.1")}}
+		Expect(e.c.Create(ctx, def)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { _ = e.c.Delete(ctx, def) })
+		e.underlayNAD(ctx, "underlay", false)
+
+		By("the agents and the controller restarted with --cluster-default-subnet-v4")
+		flag := "--cluster-default-subnet-v4=" + def.Name
+		_, err := e.lab.Run(ctx, "daemons", "restart", "--with", "controller="+flag, "--with", "agent="+flag)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			_, err := e.lab.Run(ctx, "daemons", "restart")
+			Expect(err).NotTo(HaveOccurred())
+		})
+
+		deploy := func(name string, replicas int32, ann map[string]string) *appsv1.Deployment {
+			GinkgoHelper()
+			p := f.NewPod(e.ns, "", framework.PodOptions{Annotations: ann})
+			d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To(replicas), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}, Annotations: p.Annotations}, Spec: p.Spec}}}
+			eth0Through(&d.Spec.Template, e.ns, "underlay")
+			// The controller's webhooks may still be starting.
+			Eventually(func() error { return e.c.Create(ctx, d) }).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+			return d
+		}
+		size := func(pool string) int {
+			p := &v2beta1.SpiderIPPool{}
+			if err := e.c.Get(ctx, client.ObjectKey{Name: pool}, p); err != nil {
+				return -1
+			}
+			s, _ := subnets.PoolUsable(p)
+			return int(s.Count())
+		}
+		web := deploy("web", 2, nil)
+		deploy("sized", 1, map[string]string{"ipam.spidernet.io/ippool-ip-number": "5"})
+		webPool := subnets.AutoPoolName(subnets.App{Kind: "Deployment", Namespace: e.ns, Name: "web"}, "eth0", 4)
+		sizedPool := subnets.AutoPoolName(subnets.App{Kind: "Deployment", Namespace: e.ns, Name: "sized"}, "eth0", 4)
+		e.pools = append(e.pools, webPool, sizedPool)
+		Eventually(func() []int { return []int{size(webPool), size(sizedPool)} }).WithContext(ctx).WithTimeout(time.Minute).
+			Should(Equal([]int{3, 5}), "web: 2 replicas + 1 spare (--subnet-default-spare-ips); sized: 5 as asked")
+		for _, p := range e.workloadPods(ctx, "app=web", 2) {
+			e.expectNIC(ctx, &p, "eth0", webPool, "")
+		}
+		for _, p := range e.workloadPods(ctx, "app=sized", 1) {
+			e.expectNIC(ctx, &p, "eth0", sizedPool, "")
+		}
+		e.show(ctx, "get", "sp", "-o", "wide", webPool, sizedPool)
+
+		By("scaled to 4, web's pool grows to 5; deleted, it goes")
+		Expect(e.c.Get(ctx, client.ObjectKeyFromObject(web), web)).To(Succeed())
+		web.Spec.Replicas = ptr.To[int32](4)
+		Expect(e.c.Update(ctx, web)).To(Succeed())
+		Eventually(func() int { return size(webPool) }).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(5))
+		for _, p := range e.workloadPods(ctx, "app=web", 4) {
+			e.expectNIC(ctx, &p, "eth0", webPool, "")
+		}
+		Expect(e.c.Delete(ctx, web)).To(Succeed())
+		Eventually(func() int { return size(webPool) }).WithContext(ctx).WithTimeout(2*time.Minute).Should(Equal(-1), "pool of the deleted Deployment")
+	})
+})
+
+// widgetCRD installs (once) a namespaced custom resource kind that e2e
+// specs use as a third-party controller of pods, and returns its kind.
+func widgetCRD(ctx context.Context, c client.Client) schema.GroupVersionKind {
+	GinkgoHelper()
+	gvk := schema.GroupVersionKind{Group: "e2e.spindle.lab", Version: "v1", Kind: "Widget"}
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": "widgets.e2e.spindle.lab"},
+		"spec": map[string]any{
+			"group": gvk.Group,
+			"scope": "Namespaced",
+			"names": map[string]any{"plural": "widgets", "singular": "widget", "kind": gvk.Kind, "listKind": gvk.Kind + "List"},
+			"versions": []any{map[string]any{"name": gvk.Version, "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+	if err := c.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
+	return gvk
+}

@@ -79,6 +79,13 @@ Command-line settings of each binary, flag -> value. The ConfigMap carries them
 as SPINDLE_AGENT_* / SPINDLE_CONTROLLER_* keys and the containers pass them as
 --flag=$(KEY), so the ConfigMap is what the binaries run with.
 */}}
+{{- /* The cluster default subnets, the same for the agent and the controller. */ -}}
+{{- define "spindle.defaultSubnetSettings" }}
+{{- $d := .Values.ipam.clusterDefaultSubnet }}
+cluster-default-subnet-v4: {{ ternary $d.ipv4 "" $d.enabled | quote }}
+cluster-default-subnet-v6: {{ ternary $d.ipv6 "" $d.enabled | quote }}
+{{- end -}}
+
 {{- define "spindle.agent.settings" -}}
 socket: {{ printf "%s/agent.sock" (trimSuffix "/" .Values.agent.socketDir) | quote }}
 health-addr: {{ printf ":%v" .Values.agent.healthPort | quote }}
@@ -87,6 +94,7 @@ enable-ipv4: {{ .Values.ipam.enableIPv4 | quote }}
 enable-ipv6: {{ .Values.ipam.enableIPv6 | quote }}
 enable-statefulset: {{ .Values.ipam.enableStatefulSet | quote }}
 cluster-default-network: {{ .Values.ipam.clusterDefaultNetwork | quote }}
+{{- include "spindle.defaultSubnetSettings" . }}
 system-namespace: {{ .Release.Namespace | quote }}
 endpoint-writes: {{ .Values.ipam.endpointWrites | quote }}
 endpoint-workers: {{ .Values.ipam.endpointWorkers | quote }}
@@ -124,6 +132,7 @@ webhook-timeout-seconds: {{ .Values.webhook.timeoutSeconds | quote }}
 webhook-configuration-resync: {{ .Values.webhook.configurationResync | quote }}
 enable-statefulset: {{ .Values.ipam.enableStatefulSet | quote }}
 subnet-default-spare-ips: {{ .Values.ipam.subnetDefaultSpareIPs | quote }}
+{{- include "spindle.defaultSubnetSettings" . }}
 gc-enabled: {{ .Values.ipam.gc.enabled | quote }}
 gc-interval: {{ .Values.ipam.gc.interval | quote }}
 gc-terminating-pod-delay: {{ .Values.ipam.gc.terminatingPodDelay | quote }}
@@ -174,5 +183,10 @@ SPINDLE_{{ index . 0 }}_{{ index . 1 | upper | replace "-" "_" }}
 {{- end -}}
 {{- if and .Values.clusterDefaultPool.installIPv6IPPool (not (and .Values.clusterDefaultPool.ipv6Subnet .Values.clusterDefaultPool.ipv6IPRanges)) -}}
 {{- fail "clusterDefaultPool.installIPv6IPPool needs clusterDefaultPool.ipv6Subnet and clusterDefaultPool.ipv6IPRanges" -}}
+{{- end -}}
+{{- with .Values.ipam.clusterDefaultSubnet -}}
+{{- if and .enabled (not (or .ipv4 .ipv6)) -}}
+{{- fail "ipam.clusterDefaultSubnet.enabled needs ipam.clusterDefaultSubnet.ipv4 or ipam.clusterDefaultSubnet.ipv6: name the SpiderSubnet(s) to carve from" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -34,12 +35,18 @@ import (
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools,verbs=create;delete
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims,verbs=list
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
 // AppReconciler carves a pool per interface and family out of a
 // SpiderSubnet for every application whose pod template carries
 // ipam.spidernet.io/subnet(s), and sizes it to the application's replicas
 // (ipam.spidernet.io/ippool-ip-number). Requests are named "Kind/name" in
 // the application's namespace.
+//
+// Pods of a third-party controller (a kind outside subnets.AppKinds) are
+// served too: the controller is known from their owner reference and their
+// annotations, its replicas are not, so its pools have the fixed size the
+// pods ask for and are kept when it is gone.
 //
 // Carving is serialised: one application at a time reads every pool from
 // the API server (not a cache) and writes its own, so two applications never
@@ -52,19 +59,27 @@ type AppReconciler struct {
 	// DefaultSpare is the spare addresses of an application that does not
 	// set ippool-ip-number ("+DefaultSpare").
 	DefaultSpare int
+	// DefaultSubnet names the cluster default subnets (empty: none): an
+	// application of a kind in subnets.AppKinds that names no pools,
+	// subnets or addresses gets eth0's pools carved from them.
+	DefaultSubnet annotations.SubnetRequest
 
 	mu sync.Mutex
 }
 
 // app is an application as the carving sees it.
 type app struct {
-	id          subnets.App
-	obj         client.Object
-	annotations map[string]string // of the pod template
+	id  subnets.App
+	obj client.Object // the application, or a pod of a third-party one
+	// annotations are the pool and address annotations in effect for its
+	// pods: the pod template's, or the application's own when the template
+	// has none (as the agent reads them).
+	annotations map[string]string
 	replicas    int
+	hostNetwork bool
 }
 
-// appKinds are the applications the controller carves for.
+// appKinds make the objects of subnets.AppKinds.
 var appKinds = map[string]func() client.Object{
 	"Deployment":  func() client.Object { return &appsv1.Deployment{} },
 	"ReplicaSet":  func() client.Object { return &appsv1.ReplicaSet{} },
@@ -79,9 +94,12 @@ var appKinds = map[string]func() client.Object{
 // Job: its pods belong to the top controller).
 func (r *AppReconciler) appOf(ctx context.Context, req reconcile.Request) (*app, error) {
 	kind, name, ok := strings.Cut(req.Name, "/")
-	mk, known := appKinds[kind]
-	if !ok || !known {
+	if !ok {
 		return nil, nil
+	}
+	mk, known := appKinds[kind]
+	if !known {
+		return r.thirdPartyApp(ctx, req.Namespace, kind, name)
 	}
 	obj := mk()
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: req.Namespace, Name: name}, obj); err != nil {
@@ -97,21 +115,81 @@ func (r *AppReconciler) appOf(ctx context.Context, req reconcile.Request) (*app,
 		}
 		return int(*p)
 	}
+	tmpl := podTemplate(obj)
+	a.annotations, a.hostNetwork = tmpl.Annotations, tmpl.Spec.HostNetwork
+	if !annotations.HasRequest(a.annotations) && annotations.HasRequest(obj.GetAnnotations()) {
+		a.annotations = obj.GetAnnotations()
+	}
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		a.annotations, a.replicas = o.Spec.Template.Annotations, one(o.Spec.Replicas)
+		a.replicas = one(o.Spec.Replicas)
 	case *appsv1.ReplicaSet:
-		a.annotations, a.replicas = o.Spec.Template.Annotations, one(o.Spec.Replicas)
+		a.replicas = one(o.Spec.Replicas)
 	case *appsv1.StatefulSet:
-		a.annotations, a.replicas = o.Spec.Template.Annotations, one(o.Spec.Replicas)
+		a.replicas = one(o.Spec.Replicas)
 	case *appsv1.DaemonSet:
-		a.annotations, a.replicas = o.Spec.Template.Annotations, int(o.Status.DesiredNumberScheduled)
+		a.replicas = int(o.Status.DesiredNumberScheduled)
 	case *batchv1.Job:
-		a.annotations, a.replicas = o.Spec.Template.Annotations, one(o.Spec.Parallelism)
+		a.replicas = one(o.Spec.Parallelism)
 	case *batchv1.CronJob:
-		a.annotations, a.replicas = o.Spec.JobTemplate.Spec.Template.Annotations, one(o.Spec.JobTemplate.Spec.Parallelism)
+		a.replicas = one(o.Spec.JobTemplate.Spec.Parallelism)
 	}
 	return a, nil
+}
+
+// podTemplate returns the pod template of an object of appKinds.
+func podTemplate(obj client.Object) *corev1.PodTemplateSpec {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return &o.Spec.Template
+	case *appsv1.ReplicaSet:
+		return &o.Spec.Template
+	case *appsv1.StatefulSet:
+		return &o.Spec.Template
+	case *appsv1.DaemonSet:
+		return &o.Spec.Template
+	case *batchv1.Job:
+		return &o.Spec.Template
+	case *batchv1.CronJob:
+		return &o.Spec.JobTemplate.Spec.Template
+	}
+	return &corev1.PodTemplateSpec{}
+}
+
+// thirdPartyApp finds a third-party application by its pods (its object is
+// of a kind the controller may not read): its UID is in their owner
+// reference, and their annotations are its pod template's. nil when it has
+// no pod asking for subnets.
+func (r *AppReconciler) thirdPartyApp(ctx context.Context, ns, kind, name string) (*app, error) {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("failed to list the pods of %s %s/%s: %w", kind, ns, name, err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		ref := metav1.GetControllerOf(p)
+		if ref == nil || ref.Kind != kind || ref.Name != name || p.DeletionTimestamp != nil || !asksForSubnets(p.Annotations) {
+			continue
+		}
+		return &app{id: subnets.App{Kind: kind, Namespace: ns, Name: name, UID: string(ref.UID)}, obj: p, annotations: p.Annotations}, nil
+	}
+	return nil, nil
+}
+
+// thirdPartyKey is the request of pod's third-party controller, when it
+// has one and the pod asks for subnets.
+func thirdPartyKey(pod *corev1.Pod) (reconcile.Request, bool) {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil || subnets.IsAppKind(ref.APIVersion, ref.Kind) || appKinds[ref.Kind] != nil || !asksForSubnets(pod.Annotations) {
+		return reconcile.Request{}, false
+	}
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: ref.Kind + "/" + ref.Name}}, true
+}
+
+func asksForSubnets(ann map[string]string) bool {
+	_, one := ann[annotations.SubnetOne]
+	_, many := ann[annotations.SubnetMany]
+	return one || many
 }
 
 // Reconcile carves or resizes the pools of one application.
@@ -123,13 +201,26 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if a == nil {
 		return reconcile.Result{}, r.reclaim(ctx, req)
 	}
-	want, ok, err := annotations.ParseAppSubnets(a.annotations, r.DefaultSpare)
+	def := &r.DefaultSubnet
+	if a.id.ThirdParty() || a.hostNetwork {
+		def = nil
+	}
+	want, ok, err := annotations.AppSubnetsOrDefault(a.annotations, r.DefaultSpare, def)
 	if err != nil {
 		r.event(a, corev1.EventTypeWarning, "InvalidSubnetAnnotation", "failed to carve pools for %s: %v", a.id, err)
 		return reconcile.Result{}, nil
 	}
 	if !ok {
 		return reconcile.Result{}, nil
+	}
+	if a.id.ThirdParty() {
+		if want.IPNumber.Flexible {
+			r.event(a, corev1.EventTypeWarning, "FixedIPNumberRequired", "failed to carve pools for %s: the replicas of a third-party controller are unknown to Spindle; set %q to a fixed number of addresses such as \"5\"",
+				a.id, annotations.PoolIPNumber)
+			return reconcile.Result{}, nil
+		}
+		// Nothing tells when a third-party application is gone.
+		want.Reclaim = false
 	}
 	size := want.IPNumber.Size(a.replicas)
 	var retry bool
@@ -286,25 +377,9 @@ func (r *AppReconciler) event(a *app, typ, reason, format string, args ...any) {
 // for subnets.
 func (r *AppReconciler) SetupWithManager(mgr manager.Manager) error {
 	b := builder.ControllerManagedBy(mgr).Named("subnet-apps")
+	defaults := r.DefaultSubnet.IPv4 != "" || r.DefaultSubnet.IPv6 != ""
 	asks := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		var ann map[string]string
-		switch t := o.(type) {
-		case *appsv1.Deployment:
-			ann = t.Spec.Template.Annotations
-		case *appsv1.ReplicaSet:
-			ann = t.Spec.Template.Annotations
-		case *appsv1.StatefulSet:
-			ann = t.Spec.Template.Annotations
-		case *appsv1.DaemonSet:
-			ann = t.Spec.Template.Annotations
-		case *batchv1.Job:
-			ann = t.Spec.Template.Annotations
-		case *batchv1.CronJob:
-			ann = t.Spec.JobTemplate.Spec.Template.Annotations
-		}
-		_, one := ann[annotations.SubnetOne]
-		_, many := ann[annotations.SubnetMany]
-		return one || many
+		return defaults || asksForSubnets(podTemplate(o).Annotations) || asksForSubnets(o.GetAnnotations())
 	})
 	// Every automatic pool maps to its application: an application
 	// deleted while the controller was away is found at its start.
@@ -314,6 +389,21 @@ func (r *AppReconciler) SetupWithManager(mgr manager.Manager) error {
 			return nil
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: l[subnets.LabelAppNamespace], Name: l[subnets.LabelAppKind] + "/" + l[subnets.LabelAppName]}}}
+	}))
+	// Pods of third-party controllers stand for their controller.
+	b = b.Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		if p, ok := o.(*corev1.Pod); ok {
+			if req, ok := thirdPartyKey(p); ok {
+				return []reconcile.Request{req}
+			}
+		}
+		return nil
+	}), builder.WithPredicates(predicate.Funcs{
+		// Only a new pod can bring a new third-party application.
+		CreateFunc:  func(event.CreateEvent) bool { return true },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
 	}))
 	for kind, mk := range appKinds {
 		b = b.Watches(mk(), handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {

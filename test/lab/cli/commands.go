@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ Usage:
   lab exec NAMESPACE/POD -- CMD [ARG...]
   lab node stop|start NODE
   lab node exec NODE -- CMD [ARG...]
-  lab daemons restart|stop
+  lab daemons restart [--with NAME=ARG[,ARG...]]... | stop
   lab install-cni DIR
 Global flag (before the command): --dir DIR (default: <repo>/_lab, or $LAB_DIR)
 `
@@ -492,8 +493,8 @@ func (l *Lab) waitNodesReadyOnly(ctx context.Context, nodes []string) error {
 }
 
 func cmdDaemons(ctx context.Context, labDir string, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: lab daemons restart|stop")
+	if len(args) == 0 {
+		return fmt.Errorf("usage: lab daemons restart [--with NAME=ARG[,ARG...]]... | stop")
 	}
 	l, err := loadLab(labDir)
 	if err != nil {
@@ -501,11 +502,29 @@ func cmdDaemons(ctx context.Context, labDir string, args []string) error {
 	}
 	switch args[0] {
 	case "restart":
+		fs := flag.NewFlagSet("daemons restart", flag.ContinueOnError)
+		var with []string
+		fs.Func("with", "NAME=ARG[,ARG...]: extra arguments of daemon NAME for this start only (repeatable)", func(v string) error {
+			with = append(with, v)
+			return nil
+		})
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("lab daemons restart: unexpected argument %q", fs.Arg(0))
+		}
+		if l.ExtraArgs, err = parseExtraArgs(with, l.State); err != nil {
+			return err
+		}
 		if err := l.installCNIAll(); err != nil {
 			return err
 		}
 		return l.ensureDaemons(ctx, true)
 	case "stop":
+		if len(args) > 1 {
+			return fmt.Errorf("lab daemons stop: unexpected argument %q", args[1])
+		}
 		for _, n := range l.Procs.Names() {
 			if strings.HasPrefix(n, daemonPrefix) {
 				if err := l.Procs.Stop(n, 10*time.Second); err != nil {
@@ -517,6 +536,27 @@ func cmdDaemons(ctx context.Context, labDir string, args []string) error {
 	default:
 		return fmt.Errorf("unknown daemons command %q (restart, stop)", args[0])
 	}
+}
+
+// parseExtraArgs reads --with values (NAME=ARG[,ARG...]) of daemons the
+// lab runs.
+func parseExtraArgs(with []string, st config.State) (map[string][]string, error) {
+	known := map[string]bool{}
+	for _, d := range append(slices.Clone(st.NodeDaemons), st.ClusterDaemons...) {
+		known[d.Name] = true
+	}
+	out := map[string][]string{}
+	for _, w := range with {
+		name, args, ok := strings.Cut(w, "=")
+		if !ok || args == "" {
+			return nil, fmt.Errorf("failed to parse --with %q: want NAME=ARG[,ARG...]", w)
+		}
+		if !known[name] {
+			return nil, fmt.Errorf("failed to parse --with %q: the lab runs no daemon %q (run `lab status`)", w, name)
+		}
+		out[name] = append(out[name], strings.Split(args, ",")...)
+	}
+	return out, nil
 }
 
 func (l *Lab) installCNIAll() error {

@@ -37,6 +37,10 @@ type Lab struct {
 	Out   io.Writer
 	// Self is the lab executable, re-run for shims and forwarders.
 	Self string
+	// ExtraArgs are appended to the recorded arguments of the named daemons
+	// when they start now; they are not recorded, so the next restart
+	// drops them.
+	ExtraArgs map[string][]string
 }
 
 func newLab(st config.State, out io.Writer) (*Lab, error) {
@@ -495,7 +499,7 @@ func (l *Lab) daemonProcs() ([]daemonProc, error) {
 	for _, d := range l.State.ClusterDaemons {
 		out = append(out, daemonProc{name: clusterDaemonName(d.Name), path: d.Path, spec: proc.Spec{
 			Name: clusterDaemonName(d.Name),
-			Argv: append([]string{d.Path}, d.Args...),
+			Argv: append(append([]string{d.Path}, d.Args...), l.ExtraArgs[d.Name]...),
 			Env:  base,
 			Log:  filepath.Join(c.LogDir(), d.Name+".log"),
 			Dir:  c.RepoRoot,
@@ -511,7 +515,7 @@ func (l *Lab) daemonProcs() ([]daemonProc, error) {
 				"--net=" + topology.NetnsPath(c.NodeNetns(node)), "--wd=" + c.RepoRoot, "--", d.Path}
 			out = append(out, daemonProc{name: nodeDaemonName(node, d.Name), path: d.Path, spec: proc.Spec{
 				Name: nodeDaemonName(node, d.Name),
-				Argv: append(argv, d.Args...),
+				Argv: append(append(argv, d.Args...), l.ExtraArgs[d.Name]...),
 				Env:  append(slices.Clone(base), "NODE_NAME="+node),
 				Log:  filepath.Join(c.LogDir(), node+"-"+d.Name+".log"),
 				Dir:  c.RepoRoot,
