@@ -66,19 +66,56 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // Of returns the subnet among subnets whose prefix is the pool's; nil when
-// there is none.
+// there is none. Should two subnets of that prefix exist (created at the
+// same moment, both before the webhook saw the other), the first created
+// is the pool's (see Shadowing).
 func Of(pool *v2beta1.SpiderIPPool, subnets []v2beta1.SpiderSubnet) *v2beta1.SpiderSubnet {
 	p, err := netip.ParsePrefix(strings.TrimSpace(pool.Spec.Subnet))
 	if err != nil {
 		return nil
 	}
+	var out *v2beta1.SpiderSubnet
 	for i := range subnets {
 		s, err := netip.ParsePrefix(strings.TrimSpace(subnets[i].Spec.Subnet))
-		if err == nil && s.Masked() == p.Masked() {
-			return &subnets[i]
+		if err == nil && s.Masked() == p.Masked() && (out == nil || before(&subnets[i], out)) {
+			out = &subnets[i]
 		}
 	}
-	return nil
+	return out
+}
+
+// Shadowing returns the subnet that s yields to: one of all whose prefix
+// overlaps s's and that was created before it (by creation time, then
+// name), or nil. The webhook refuses overlapping subnets, but two created
+// at the same moment can both pass it; only the first then adopts pools
+// and gives addresses, so no address has two parents.
+func Shadowing(s *v2beta1.SpiderSubnet, all []v2beta1.SpiderSubnet) *v2beta1.SpiderSubnet {
+	var out *v2beta1.SpiderSubnet
+	for i := range all {
+		o := &all[i]
+		if o.Name != s.Name && o.DeletionTimestamp == nil && before(o, s) && Overlap(o, s) && (out == nil || before(o, out)) {
+			out = o
+		}
+	}
+	return out
+}
+
+// Overlap reports whether the prefixes of a and b overlap.
+func Overlap(a, b *v2beta1.SpiderSubnet) bool {
+	ap, err := netip.ParsePrefix(strings.TrimSpace(a.Spec.Subnet))
+	if err != nil {
+		return false
+	}
+	bp, err := netip.ParsePrefix(strings.TrimSpace(b.Spec.Subnet))
+	return err == nil && ap.Masked().Overlaps(bp.Masked())
+}
+
+// before orders subnets by creation time, then name.
+func before(a, b *v2beta1.SpiderSubnet) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }
 
 // PoolUsable is what pool takes from its subnet: its ips minus its

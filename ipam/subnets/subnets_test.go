@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -108,6 +109,38 @@ func TestOf(t *testing.T) {
 	}
 	if s := Of(pool("a", "10.6.0.0/16"), subs); s != nil {
 		t.Fatalf("a pool of another prefix belongs to %v", s)
+	}
+}
+
+func TestShadowingAndOfPickTheFirstCreatedOfOverlappingSubnets(t *testing.T) {
+	t0 := metav1.Now()
+	t1 := metav1.NewTime(t0.Add(time.Second))
+	mk := func(name, cidr string, at metav1.Time) v2beta1.SpiderSubnet {
+		s := *subnet(cidr)
+		s.Name, s.CreationTimestamp = name, at
+		return s
+	}
+	first, twin, wider, later, elsewhere := mk("a", "10.6.0.0/24", t0), mk("b", "10.6.0.0/24", t0), mk("c", "10.6.0.0/16", t1), mk("d", "10.6.0.0/24", t1), mk("e", "10.7.0.0/24", t0)
+	all := []v2beta1.SpiderSubnet{later, wider, twin, first, elsewhere}
+	for _, tc := range []struct {
+		s    v2beta1.SpiderSubnet
+		want string
+	}{{first, ""}, {twin, "a"}, {wider, "a"}, {later, "a"}, {elsewhere, ""}} {
+		got := ""
+		if o := Shadowing(&tc.s, all); o != nil {
+			got = o.Name
+		}
+		if got != tc.want {
+			t.Errorf("Shadowing(%s) = %q, want %q", tc.s.Name, got, tc.want)
+		}
+	}
+	if s := Of(pool("p", "10.6.0.0/24"), all); s == nil || s.Name != "a" {
+		t.Fatalf("Of = %v, want the first created", s)
+	}
+	deleting := first
+	deleting.DeletionTimestamp = &t1
+	if o := Shadowing(&twin, []v2beta1.SpiderSubnet{deleting, twin}); o != nil {
+		t.Fatalf("a subnet being deleted shadows %s", o.Name)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -541,3 +542,107 @@ func widgetCRD(ctx context.Context, c client.Client) schema.GroupVersionKind {
 	}
 	return gvk
 }
+
+var _ = Describe("SpiderSubnets created at the same moment", func() {
+	It("the same subnet created four times at once exists once; two overlapping subnets created at once leave exactly one that adopts pools, and the other, if admitted, says why it gives nothing", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-subnet-race")
+		suffix := e.ns[len(e.ns)-5:]
+		createAtOnce := func(objs ...*v2beta1.SpiderSubnet) []error {
+			errs := make([]error, len(objs))
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i, s := range objs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					errs[i] = e.c.Create(ctx, s)
+				}()
+				DeferCleanup(func(ctx SpecContext) {
+					_ = e.c.Delete(ctx, &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: s.Name}})
+				})
+			}
+			close(start)
+			wg.Wait()
+			return errs
+		}
+		spec := v2beta1.SubnetSpec{Subnet: "10.246.0.0/16", IPs: []string{"10.246.1.1-10.246.1.20"}}
+
+		By("four creates of one subnet: one succeeds, three find it exists")
+		var same []*v2beta1.SpiderSubnet
+		for range 4 {
+			same = append(same, &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "twin-" + suffix}, Spec: spec})
+		}
+		created := 0
+		for _, err := range createAtOnce(same...) {
+			if err == nil {
+				created++
+				continue
+			}
+			Expect(apierrors.IsAlreadyExists(err)).To(BeTrue(), "%v", err)
+		}
+		Expect(created).To(Equal(1))
+		Expect(e.c.Delete(ctx, same[0])).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Name: same[0].Name}, &v2beta1.SpiderSubnet{}))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
+
+		By("two subnets of one prefix under different names at once")
+		a := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "left-" + suffix}, Spec: spec}
+		b := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "right-" + suffix}, Spec: *spec.DeepCopy()}
+		errs := createAtOnce(a, b)
+		var admitted []v2beta1.SpiderSubnet
+		for i, s := range []*v2beta1.SpiderSubnet{a, b} {
+			if errs[i] != nil {
+				Expect(errs[i]).To(MatchError(ContainSubstring("SpiderSubnets must not overlap")))
+				continue
+			}
+			Expect(e.c.Get(ctx, client.ObjectKeyFromObject(s), s)).To(Succeed())
+			admitted = append(admitted, *s)
+		}
+		Expect(admitted).NotTo(BeEmpty(), "both creates refused: %v", errs)
+		winner := &admitted[0]
+		if len(admitted) == 2 {
+			if subnets.Shadowing(winner, admitted) != nil {
+				winner = &admitted[1]
+			}
+			loser := &admitted[0]
+			if loser.Name == winner.Name {
+				loser = &admitted[1]
+			}
+			GinkgoWriter.Printf("both passed the webhook; %s was first and %s yields to it\n", winner.Name, loser.Name)
+			Eventually(func(g Gomega) {
+				evs, err := f.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + loser.Name + ",reason=SubnetOverlaps"})
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(evs.Items).NotTo(BeEmpty(), "no SubnetOverlaps event for %s", loser.Name)
+				g.Expect(evs.Items[0].Message).To(ContainSubstring(fmt.Sprintf("overlaps SpiderSubnet %q", winner.Name)))
+			}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		} else {
+			GinkgoWriter.Printf("the webhook refused one: %v\n", errs)
+		}
+
+		By("a pool of that prefix has the first subnet as its only parent")
+		p := e.createPool(ctx, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "race-" + suffix},
+			Spec: v2beta1.IPPoolSpec{Subnet: spec.Subnet, IPs: []string{"10.246.1.1-10.246.1.4"}}})
+		Eventually(func(g Gomega) {
+			g.Expect(e.c.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+			g.Expect(metav1.GetControllerOf(p)).To(HaveField("UID", winner.UID))
+			var parents []string
+			for _, r := range p.OwnerReferences {
+				if r.Kind == "SpiderSubnet" {
+					parents = append(parents, r.Name)
+				}
+			}
+			g.Expect(parents).To(Equal([]string{winner.Name}))
+			for _, s := range admitted {
+				var got v2beta1.SpiderSubnet
+				g.Expect(e.c.Get(ctx, client.ObjectKeyFromObject(&s), &got)).To(Succeed())
+				if s.Name == winner.Name {
+					g.Expect(got.Status.AllocatedIPCount).To(HaveValue(Equal(int64(4))), "status.allocatedIPCount of %s", s.Name)
+				} else {
+					g.Expect(got.Status.AllocatedIPCount).To(Or(BeNil(), HaveValue(BeZero())), "status.allocatedIPCount of %s, which yields", s.Name)
+				}
+			}
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+	})
+})

@@ -265,6 +265,15 @@ func (r *AppReconciler) carve(ctx context.Context, a *app, iface string, fam ran
 		r.event(a, corev1.EventTypeWarning, "InvalidSubnet", "SpiderSubnet %q cannot give %s addresses to %s (interface %s)", subnetName, fam, a.id, iface)
 		return false, nil
 	}
+	var subs v2beta1.SpiderSubnetList
+	if err := r.Live.List(ctx, &subs); err != nil {
+		return false, fmt.Errorf("failed to list SpiderSubnets: %w", err)
+	}
+	if o := subnets.Shadowing(&sub, subs.Items); o != nil {
+		r.event(a, corev1.EventTypeWarning, "SubnetOverlaps", "SpiderSubnet %q named for %s (interface %s) overlaps SpiderSubnet %q, created before it, and gives no addresses; name %q or a disjoint subnet",
+			subnetName, a.id, iface, o.Name, o.Name)
+		return true, nil
+	}
 	name := subnets.AutoPoolName(a.id, iface, fam)
 	var pools v2beta1.SpiderIPPoolList
 	if err := r.Live.List(ctx, &pools); err != nil {

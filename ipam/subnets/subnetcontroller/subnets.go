@@ -49,6 +49,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, nil // the webhook refuses such subnets; nothing to count
 	}
+	var subs v2beta1.SpiderSubnetList
+	if err := r.Client.List(ctx, &subs); err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to list SpiderSubnets: %w", err)
+	}
+	if o := subnets.Shadowing(&s, subs.Items); o != nil {
+		if r.Recorder != nil {
+			r.Recorder.Eventf(&s, o, corev1.EventTypeWarning, "SubnetOverlaps", "Check",
+				"SpiderSubnet %q (%s) overlaps SpiderSubnet %q (%s), created before it, so it adopts no pools and gives no addresses: delete it, or give it a disjoint subnet",
+				s.Name, s.Spec.Subnet, o.Name, o.Spec.Subnet)
+		}
+		return reconcile.Result{}, nil
+	}
 	var list v2beta1.SpiderIPPoolList
 	if err := r.Client.List(ctx, &list); err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to list SpiderIPPools: %w", err)
@@ -56,7 +68,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var pools []*v2beta1.SpiderIPPool
 	for i := range list.Items {
 		p := &list.Items[i]
-		if subnets.Of(p, []v2beta1.SpiderSubnet{s}) == nil || p.DeletionTimestamp != nil {
+		if of := subnets.Of(p, subs.Items); of == nil || of.Name != s.Name || p.DeletionTimestamp != nil {
 			continue
 		}
 		pools = append(pools, p)
@@ -98,6 +110,26 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
 	return builder.ControllerManagedBy(mgr).
 		Named("subnets").
 		For(&v2beta1.SpiderSubnet{}).
+		// A subnet that another overlapping one shadowed takes over when
+		// that one goes.
+		Watches(&v2beta1.SpiderSubnet{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			s, ok := o.(*v2beta1.SpiderSubnet)
+			if !ok {
+				return nil
+			}
+			var subs v2beta1.SpiderSubnetList
+			if err := r.Client.List(ctx, &subs); err != nil {
+				log.FromContext(ctx).Error(err, "failed to list SpiderSubnets for a subnet event", "subnet", s.Name)
+				return nil
+			}
+			var out []reconcile.Request
+			for i := range subs.Items {
+				if subs.Items[i].Name != s.Name && subnets.Overlap(s, &subs.Items[i]) {
+					out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&subs.Items[i])})
+				}
+			}
+			return out
+		})).
 		Watches(&v2beta1.SpiderIPPool{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			p, ok := o.(*v2beta1.SpiderIPPool)
 			if !ok {
