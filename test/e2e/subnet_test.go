@@ -292,7 +292,7 @@ var _ = Describe("Pools carved from a SpiderSubnet under load", func() {
 })
 
 var _ = Describe("Pools carved from a SpiderSubnet for every kind", func() {
-	It("a StatefulSet, a DaemonSet and a ReplicaSet with \"+0\" get pools of their replicas; a Deployment with two interfaces gets one pool per interface; its two spare addresses (\"+2\") are refused to another application's pod", func(ctx SpecContext) {
+	It("a StatefulSet, a DaemonSet, a ReplicaSet and ten Deployments with \"+0\" get pools of their replicas, all gone when they are deleted; a Deployment with two interfaces gets one pool per interface; its two spare addresses (\"+2\") are refused to another application's pod", func(ctx SpecContext) {
 		e := newIPAMEnv(ctx, "e2e-kinds")
 		suffix := e.ns[len(e.ns)-5:]
 		mk := func(name, cidr, ips string) *v2beta1.SpiderSubnet {
@@ -337,6 +337,16 @@ var _ = Describe("Pools carved from a SpiderSubnet for every kind", func() {
 			pool("StatefulSet", "sts", "net1"): 2, pool("DaemonSet", "ds", "net1"): len(nodes), pool("ReplicaSet", "rs", "net1"): 1,
 			pool("Deployment", "two", "eth0"): 3, pool("Deployment", "two", "net1"): 3,
 		}
+		// Ten Deployments with "+0" and 1 to 3 replicas.
+		tenReplicas := map[string]int{}
+		for i := range 10 {
+			name := fmt.Sprintf("web%d", i)
+			n := i%3 + 1
+			tenReplicas[name] = n
+			want[pool("Deployment", name, "net1")] = n
+			objs = append(objs, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To(int32(n)), Selector: sel(name), Template: tmpl(name, net1("+0"))}})
+		}
 		for p := range want {
 			e.pools = append(e.pools, p)
 		}
@@ -359,6 +369,11 @@ var _ = Describe("Pools carved from a SpiderSubnet for every kind", func() {
 				e.expectNIC(ctx, &p, "net1", pool(kind, app, "net1"), "")
 			}
 		}
+		for app, n := range tenReplicas {
+			for _, p := range e.workloadPods(ctx, "app="+app, n) {
+				e.expectNIC(ctx, &p, "net1", pool("Deployment", app, "net1"), "")
+			}
+		}
 		p2 := e.workloadPods(ctx, "app=two", 1)[0]
 		e.expectNICFrom(ctx, &p2, "eth0", pool("Deployment", "two", "eth0"), "", false)
 		e.expectNIC(ctx, &p2, "net1", pool("Deployment", "two", "net1"), "")
@@ -369,6 +384,20 @@ var _ = Describe("Pools carved from a SpiderSubnet for every kind", func() {
 			annotIPPool: fmt.Sprintf(`{"ipv4":[%q]}`, pool("Deployment", "two", "net1"))}}))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(e.sandboxErrors(ctx, "thief")).To(ContainSubstring(fmt.Sprintf(`pool %q: pod affinity does not match pod %s/thief`, pool("Deployment", "two", "net1"), e.ns)))
+
+		By("every application deleted, every pool goes")
+		for _, o := range objs {
+			Expect(e.c.Delete(ctx, o)).To(Succeed())
+		}
+		Eventually(func(g Gomega) {
+			var left v2beta1.SpiderIPPoolList
+			g.Expect(e.c.List(ctx, &left, client.MatchingLabels{subnets.LabelAppNamespace: e.ns})).To(Succeed())
+			var names []string
+			for _, p := range left.Items {
+				names = append(names, p.Name)
+			}
+			g.Expect(names).To(BeEmpty(), "pools of deleted applications")
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
 	})
 })
 
