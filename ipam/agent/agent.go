@@ -30,6 +30,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,6 +104,9 @@ type Agent struct {
 	podLocks keyedLocks
 	seMemo   seMemo
 	seQueue  workqueue.TypedRateLimitingInterface[string]
+	restCfg  *rest.Config
+	// recorder records Events (events.go); nil until Start.
+	recorder events.EventRecorder
 
 	ready    atomic.Bool
 	readyErr atomic.Value // string
@@ -122,6 +126,7 @@ func Scheme() *runtime.Scheme {
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools;spiderreservedips;spidercoordinators,verbs=get;list;watch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims;spiderendpoints,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints/status,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // New builds an agent talking to the API server of cfg. Call Start before use.
 func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
@@ -189,6 +194,7 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 		metrics: NewMetrics(),
 		log:     cfg.Logger,
 		overlay: newOverlay(),
+		restCfg: restCfg,
 		seQueue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "spiderendpoint"}),
@@ -201,6 +207,11 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 		Hooks: allocator.Hooks{
 			Allocated: func(c *v2beta1.SpiderIPClaim) {
 				a.metrics.Allocations.WithLabelValues(fmt.Sprint(c.Spec.IPVersion)).Inc()
+			},
+			Rebound: func(old, cur *v2beta1.SpiderIPClaim) {
+				a.event(podRef(cur.Spec.PodNamespace, cur.Spec.PodName, cur.Spec.PodUID), corev1.EventTypeNormal, EventAddressRebound,
+					"interface %s keeps %s (pool %s) of %s %s, held before by pod %s/%s (uid %s)", cur.Spec.Interface, cur.Spec.Address, cur.Spec.Pool,
+					cur.Spec.OwnerKind, cur.Spec.OwnerName, old.Spec.PodNamespace, old.Spec.PodName, old.Spec.PodUID)
 			},
 			Released: func(c *v2beta1.SpiderIPClaim) { a.metrics.Releases.WithLabelValues(fmt.Sprint(c.Spec.IPVersion)).Inc() },
 			Taken:    a.metrics.Conflicts.Inc,
@@ -223,6 +234,9 @@ func (a *Agent) NodeName() string { return a.cfg.NodeName }
 // for them to sync. Background work stops when ctx is done.
 func (a *Agent) Start(ctx context.Context) error {
 	if err := store.IndexClaims(ctx, a.cache); err != nil {
+		return err
+	}
+	if err := a.startEvents(ctx, a.restCfg); err != nil {
 		return err
 	}
 	claimInf, err := a.cache.GetInformer(ctx, &v2beta1.SpiderIPClaim{})

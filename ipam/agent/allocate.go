@@ -57,6 +57,7 @@ func (a *Agent) Add(ctx context.Context, req *nodeapi.Request) (res *nodeapi.Res
 		if err != nil {
 			a.metrics.Failures.WithLabelValues("add", nodeapi.ReasonOf(err)).Inc()
 			a.log.Info("ADD failed", "pod", req.PodNamespace+"/"+req.PodName, "interface", req.IfName, "containerID", req.ContainerID, "error", err.Error())
+			a.addEvent(req, err)
 		}
 	}()
 	if err := validate(req); err != nil {

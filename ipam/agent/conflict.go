@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/store"
@@ -44,8 +46,11 @@ func (a *Agent) Conflict(ctx context.Context, rep *nodeapi.ConflictReport) (res 
 	if c == nil {
 		return nil, fmt.Errorf("address %s is not held by interface %q of pod %q (uid %q): %w", addr, rep.IfName, key, rep.PodUID, nodeapi.ErrNotFound)
 	}
+	pod := podRef(rep.PodNamespace, rep.PodName, rep.PodUID)
 	if a.cfg.EnableStatefulSet && c.Spec.OwnerKind == "StatefulSet" {
 		a.metrics.AddressConflicts.WithLabelValues(nodeapi.ConflictKept).Inc()
+		a.event(pod, corev1.EventTypeWarning, EventAddressConflict, "interface %s: %s answers from another machine (MAC %s); it is StatefulSet %s's fixed address, so it is kept and the pod waits until the other machine gives it up",
+			rep.IfName, addr, rep.MAC, c.Spec.OwnerName)
 		log.Info("address conflict on a StatefulSet replica's fixed address: keeping the claim; the pod is refused until the other machine gives the address up",
 			"statefulset", c.Spec.OwnerName)
 		return &nodeapi.ConflictResult{Action: nodeapi.ConflictKept}, nil
@@ -59,6 +64,8 @@ func (a *Agent) Conflict(ctx context.Context, rep *nodeapi.ConflictReport) (res 
 	}
 	a.seQueue.Add(key)
 	a.metrics.AddressConflicts.WithLabelValues(nodeapi.ConflictReleased).Inc()
+	a.event(pod, corev1.EventTypeWarning, EventAddressConflict, "interface %s: %s answers from another machine (MAC %s); released it and quarantined it in pool %s until %s, so the pod gets another address",
+		rep.IfName, addr, rep.MAC, c.Spec.Pool, until.UTC().Format(time.RFC3339))
 	log.Info("address conflict: released the address and quarantined it", "pool", c.Spec.Pool, "until", until.Format(time.RFC3339))
 	return &nodeapi.ConflictResult{Action: nodeapi.ConflictReleased, QuarantinedUntil: until.UTC().Format(time.RFC3339)}, nil
 }

@@ -94,6 +94,9 @@ type Hooks struct {
 	// Allocated: an address was given to a holder (claim created, or
 	// re-bound to a new pod).
 	Allocated func(c *v2beta1.SpiderIPClaim)
+	// Rebound: the claim old was re-bound to another pod (a StatefulSet
+	// replica's or a virtual machine's next incarnation) as cur.
+	Rebound func(old, cur *v2beta1.SpiderIPClaim)
 	// Released: a claim was deleted.
 	Released func(c *v2beta1.SpiderIPClaim)
 	// Taken: an address this engine chose was claimed by someone else first.
@@ -371,6 +374,9 @@ func (e *Engine) bind(ctx context.Context, c *v2beta1.SpiderIPClaim, req *Reques
 	}
 	if c.Spec.PodUID != want.Spec.PodUID {
 		e.hook(e.cfg.Hooks.Allocated, want)
+		if c.Spec.PodUID != "" && e.cfg.Hooks.Rebound != nil {
+			e.cfg.Hooks.Rebound(c, want)
+		}
 	}
 	return want, nil
 }
@@ -397,6 +403,7 @@ func (e *Engine) claim(ctx context.Context, req *Request, fam Family) (*v2beta1.
 	reject := func(name, reason string, args ...any) {
 		rejected = append(rejected, selection.RejectedPool{Name: name, Reason: fmt.Sprintf(reason, args...)})
 	}
+	var full []string
 	for _, name := range fam.Pools {
 		s, err := e.candidate(ctx, name, fam.Family, reject)
 		if err != nil {
@@ -409,6 +416,7 @@ func (e *Engine) claim(ctx context.Context, req *Request, fam Family) (*v2beta1.
 		for conflicts := 0; ; {
 			addr, err := s.reserve(func(a netip.Addr) bool { return e.quarantine.Has(s.pool.UID, a) })
 			if errors.Is(err, errPoolFull) {
+				full = append(full, name)
 				used, total := s.usage()
 				if q := s.refused(e.quarantine); q > 0 {
 					reject(name, "%d/%d allocated, %d more refused for %v after an address conflict", used, total, q, e.cfg.Quarantine)
@@ -431,6 +439,7 @@ func (e *Engine) claim(ctx context.Context, req *Request, fam Family) (*v2beta1.
 	return nil, &nodeapi.ErrorResponse{
 		Code:    nodeapi.CodeTryAgainLater,
 		Reason:  nodeapi.ReasonExhausted,
+		Pools:   full,
 		Msg:     fmt.Sprintf("failed to allocate %s address for interface %q of pod %q: no candidate pool has a free address", fam.Family, req.Interface, req.Holder),
 		Details: nodeapi.TrimDetails(npe.Error()),
 	}

@@ -31,6 +31,7 @@ type fixture struct {
 	mem                        *Memory
 	e                          *Engine
 	allocated, released, taken atomic.Int64
+	rebound                    atomic.Int64
 }
 
 func newFixture(t *testing.T, sts bool) *fixture {
@@ -42,6 +43,12 @@ func newFixture(t *testing.T, sts bool) *fixture {
 		Allocated: func(*v2beta1.SpiderIPClaim) { f.allocated.Add(1) },
 		Released:  func(*v2beta1.SpiderIPClaim) { f.released.Add(1) },
 		Taken:     func() { f.taken.Add(1) },
+		Rebound: func(old, cur *v2beta1.SpiderIPClaim) {
+			if old.Spec.PodUID == cur.Spec.PodUID || old.Spec.Address != cur.Spec.Address {
+				t.Errorf("Rebound(%s of %s, %s of %s): not a re-bind", old.Spec.Address, old.Spec.PodUID, cur.Spec.Address, cur.Spec.PodUID)
+			}
+			f.rebound.Add(1)
+		},
 	}}, f.mem, f.mem)
 	return f
 }
@@ -156,6 +163,9 @@ func TestStatefulSetReplicaInheritsWhileItsPoolIsACandidate(t *testing.T) {
 			got := mustAllocate(t, f, next)
 			if same := got[0].Spec.Address == first[0].Spec.Address; same != tc.inherits {
 				t.Fatalf("first %v, next incarnation %v: inherited=%v, want %v", addrs(first), addrs(got), same, tc.inherits)
+			}
+			if want := map[bool]int64{true: 2, false: 0}[tc.inherits]; f.rebound.Load() != want {
+				t.Errorf("Rebound reported %d re-binds, want %d (one per family)", f.rebound.Load(), want)
 			}
 			for _, c := range f.mem.Claims() {
 				if c.Spec.PodUID != "new" {

@@ -164,6 +164,9 @@ type ErrorResponse struct {
 	// Reason says why, for metrics and tools (one of the Reason constants);
 	// Code says what the runtime should do.
 	Reason string `json:"reason,omitempty"`
+	// Pools are the pools the reason concerns: for ReasonExhausted, the
+	// candidate pools that had no free address.
+	Pools []string `json:"pools,omitempty"`
 	// Status is the HTTP status the agent answered with, set by the
 	// client; zero when the agent could not be reached.
 	Status int `json:"-"`

@@ -801,6 +801,11 @@ func conflictSpec(ctx context.Context, expectRecovery bool) {
 		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want))
 	}).WithContext(ctx).WithTimeout(60*time.Second).WithPolling(time.Second).Should(Succeed(), "the pod's events name the conflicting address")
 	Expect(podRunningNow(ctx, ns, "second")).To(BeFalse(), "the pod must not run with a conflicting address")
+	if expectRecovery {
+		// The agent released and quarantined the address (it is no
+		// StatefulSet replica's), and says so on the pod.
+		expectPodEvent(ctx, ns, "second", "AddressConflict", fmt.Sprintf("net1: %s answers from another machine (MAC %s); released it and quarantined it", taken, gwMAC))
+	}
 
 	if !expectRecovery {
 		return

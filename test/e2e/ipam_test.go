@@ -957,6 +957,7 @@ spec:
 		}).WithContext(ctx).WithTimeout(framework.PodStartTimeout).WithPolling(500 * time.Millisecond).Should(Succeed())
 		v4, v6 := e.expectNIC(ctx, again, "net1", pool4, pool6)
 		Expect(addrs{v4, v6}).To(Equal(before["web-0"]), "web-0 changed addresses after re-creation on %s", again.Spec.NodeName)
+		expectPodEvent(ctx, e.ns, "web-0", "AddressRebound", fmt.Sprintf("interface net1 keeps %s (pool %s) of StatefulSet web, held before by pod %s/web-0 (uid %s)", v4, pool4, e.ns, web0.UID))
 
 		// Move web-0 to the other node: the template change re-creates
 		// every replica there (rolling update), with the same addresses.
@@ -1027,6 +1028,11 @@ spec:
 		Expect(msg).To(ContainSubstring(fmt.Sprintf(`pool %q: 2/2 allocated`, pa)))
 		Expect(msg).To(ContainSubstring(fmt.Sprintf(`pool %q: 1/1 allocated`, pb)))
 		Expect(msg).To(ContainSubstring(`"net1"`))
+		By("the agent records AllocationFailed on the pod and PoolExhausted on both pools")
+		expectPodEvent(ctx, e.ns, "p4", "AllocationFailed", fmt.Sprintf(`pool %q: 2/2 allocated`, pa))
+		for _, pool := range []string{pa, pb} {
+			expectPoolEvent(ctx, pool, "PoolExhausted", fmt.Sprintf("pod %s/p4 found no free address for interface net1 here (candidates: %s, %s)", e.ns, pa, pb))
+		}
 		Consistently(func(g Gomega) {
 			p, err := f.Client.CoreV1().Pods(e.ns).Get(ctx, "p4", metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
@@ -1388,4 +1394,36 @@ func (e *ipamEnv) expectConsistent(ctx context.Context, want int, pool4, pool6 s
 			}
 		}
 	}
+}
+
+// expectPodEvent waits for an Event with reason on the pod whose message
+// contains want.
+func expectPodEvent(ctx context.Context, ns, pod, reason, want string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		evs, err := f.PodEvents(ctx, ns, pod, reason)
+		g.Expect(err).NotTo(HaveOccurred())
+		var msgs []string
+		for _, e := range evs {
+			msgs = append(msgs, e.Message)
+		}
+		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want), "%s events of pod %s/%s", reason, ns, pod)
+	}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed())
+}
+
+// expectPoolEvent waits for an Event with reason on SpiderIPPool pool
+// (recorded in namespace default, as for every cluster-scoped object) whose
+// message contains want.
+func expectPoolEvent(ctx context.Context, pool, reason, want string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		evs, err := f.Client.CoreV1().Events(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.kind=SpiderIPPool,involvedObject.name=" + pool + ",reason=" + reason})
+		g.Expect(err).NotTo(HaveOccurred())
+		var msgs []string
+		for _, e := range evs.Items {
+			msgs = append(msgs, e.Message)
+		}
+		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want), "%s events of SpiderIPPool %s", reason, pool)
+	}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed())
 }
