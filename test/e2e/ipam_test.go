@@ -1408,7 +1408,7 @@ func expectPodEvent(ctx context.Context, ns, pod, reason, want string) {
 			msgs = append(msgs, e.Message)
 		}
 		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want), "%s events of pod %s/%s", reason, ns, pod)
-	}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed())
+	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
 }
 
 // expectPoolEvent waits for an Event with reason on SpiderIPPool pool
@@ -1425,5 +1425,5 @@ func expectPoolEvent(ctx context.Context, pool, reason, want string) {
 			msgs = append(msgs, e.Message)
 		}
 		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want), "%s events of SpiderIPPool %s", reason, pool)
-	}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed())
+	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
 }
