@@ -41,6 +41,8 @@ func TestValidateRejects(t *testing.T) {
 		"empty v6 underlay":  func(c *Config) { c.UnderlayV6 = "" },
 		"no pods":            func(c *Config) { c.MaxPods = 0 },
 		"more pods than /24": func(c *Config) { c.MaxPods = MaxPodsLimit + 1 },
+		"no CNI workers":     func(c *Config) { c.CNIWorkers = 0 },
+		"many CNI workers":   func(c *Config) { c.CNIWorkers = MaxCNIWorkers + 1 },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -315,7 +317,7 @@ func TestMaxPods(t *testing.T) {
 	}
 }
 
-func TestLoadStateOfOlderLabDefaultsMaxPods(t *testing.T) {
+func TestLoadStateOfOlderLabDefaultsMaxPodsAndCNIWorkers(t *testing.T) {
 	c := Default("/repo")
 	c.Dir = t.TempDir()
 	data, err := json.Marshal(State{Config: c})
@@ -328,6 +330,7 @@ func TestLoadStateOfOlderLabDefaultsMaxPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	delete(raw["config"], "maxPods")
+	delete(raw["config"], "cniWorkers")
 	if data, err = json.Marshal(raw); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +341,7 @@ func TestLoadStateOfOlderLabDefaultsMaxPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Config.MaxPods != DefaultMaxPods {
-		t.Fatalf("max pods of an older lab = %d, want %d", got.Config.MaxPods, DefaultMaxPods)
+	if got.Config.MaxPods != DefaultMaxPods || got.Config.CNIWorkers != DefaultCNIWorkers {
+		t.Fatalf("an older lab has max pods %d and %d CNI workers, want %d and %d", got.Config.MaxPods, got.Config.CNIWorkers, DefaultMaxPods, DefaultCNIWorkers)
 	}
 }

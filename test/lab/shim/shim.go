@@ -48,7 +48,6 @@ const (
 	leaseDuration     = 40
 	retryBase         = time.Second
 	retryMax          = 30 * time.Second
-	workers           = 4
 	cniTimeout        = 2 * time.Minute
 )
 
@@ -172,7 +171,7 @@ func Run(ctx context.Context, cfg config.Config, node string) error {
 		s.queue.Add(key(st.Namespace, st.Name, st.UID))
 	}
 	logger.Printf("node %s serving", node)
-	for range workers {
+	for range cfg.CNIWorkers {
 		go func() {
 			for s.processNext(ctx) {
 			}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"sort"
 	"strings"
@@ -59,10 +61,12 @@ type bench struct {
 	c   client.WithWatch
 	lab *framework.Lab
 	ns  string
-	log func(format string, args ...any)
+	// metrics is spindle-controller's /metrics URL.
+	metrics string
+	log     func(format string, args ...any)
 }
 
-func newBench(kubeconfig, envFile, labBin string, apps, replicas int, timeout time.Duration) (*bench, error) {
+func newBench(kubeconfig, envFile, labBin, metrics string, apps, replicas int, timeout time.Duration) (*bench, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("failed to load the benchmark lab's kubeconfig %q: %w", kubeconfig, err)
@@ -99,7 +103,7 @@ func newBench(kubeconfig, envFile, labBin string, apps, replicas int, timeout ti
 	return &bench{
 		apps: apps, replicas: replicas, timeout: timeout,
 		f:  &framework.Framework{Kubeconfig: kubeconfig, Config: cfg, Client: cs, NAD: nc, PodImage: "registry.k8s.io/pause:3.10"},
-		cs: cs, c: c, lab: lab,
+		cs: cs, c: c, lab: lab, metrics: metrics,
 		log: func(format string, args ...any) { fmt.Printf("# "+format+"\n", args...) },
 	}, nil
 }
@@ -369,6 +373,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 		go b.trackPools(tctx, pools)
 	}
 
+	reconciles, reconcileSeconds := b.carveReconciles(ctx)
 	created := make([]time.Time, b.apps)
 	start := time.Now()
 	err = forEach(b.apps, func(i int) error {
@@ -398,6 +403,10 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 		}
 		b.log("%s: all %d pools ready %.1f s after the first create; per Deployment p50 %.1f s, p99 %.1f s", p, b.apps,
 			latest(pools, p, b.apps).Sub(start).Seconds(), percentile(res.poolsReady, 50), percentile(res.poolsReady, 99))
+		if n, sec := b.carveReconciles(ctx); n > reconciles {
+			b.log("%s: spindle-controller subnet-apps: %.0f reconciles until all pods ran, %.2f s each on average (they carve one at a time)",
+				p, n-reconciles, (sec-reconcileSeconds)/(n-reconciles))
+		}
 	}
 	b.log("%s: %d pods Running %.1f s after the first create", p, want, res.allRunning.Seconds())
 
@@ -485,6 +494,30 @@ func (b *bench) waitRunning(ctx context.Context, p phase, pods *podTracker, pool
 			b.log("%s: %.0f s: %d pods, %d/%d Running%s", p, time.Since(start).Seconds(), present, running, want, extra)
 		}
 	}
+}
+
+// carveReconciles reads how many reconciles spindle-controller's
+// subnet-apps controller has done and the seconds they took; zeros when its
+// metrics cannot be read.
+func (b *bench) carveReconciles(ctx context.Context) (count, seconds float64) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.metrics, nil)
+	if err != nil {
+		return 0, 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0
+	}
+	count, _ = metricSum(string(body), "controller_runtime_reconcile_time_seconds_count", `controller="subnet-apps"`)
+	seconds, _ = metricSum(string(body), "controller_runtime_reconcile_time_seconds_sum", `controller="subnet-apps"`)
+	return count, seconds
 }
 
 // check counts the addresses held twice and the pods whose net1 address has

@@ -18,6 +18,7 @@ type labOptions struct {
 	repo, dir      string
 	prefix         string
 	nodes, maxPods int
+	cniWorkers     int
 
 	apiserverPort, etcdPort, controllerManagerPort, schedulerPort int
 	// Ports of spindle-controller, which runs in the root network
@@ -98,7 +99,7 @@ func (o labOptions) upArgs() ([]string, error) {
 	agent := append([]string{"agent=" + o.bin("spindle-agent")}, splitArgs(o.agentArgs)...)
 	controller := append([]string{"controller=" + o.bin("spindle-controller")}, ctrl...)
 	return []string{
-		"--nodes", strconv.Itoa(o.nodes), "--max-pods", strconv.Itoa(o.maxPods), "--prefix", o.prefix,
+		"--nodes", strconv.Itoa(o.nodes), "--max-pods", strconv.Itoa(o.maxPods), "--cni-workers", strconv.Itoa(o.cniWorkers), "--prefix", o.prefix,
 		"--apiserver-port", strconv.Itoa(o.apiserverPort), "--etcd-port", strconv.Itoa(o.etcdPort),
 		"--controller-manager-port", strconv.Itoa(o.controllerManagerPort), "--scheduler-port", strconv.Itoa(o.schedulerPort),
 		"--node-daemon", strings.Join(agent, ","), "--cluster-daemon", strings.Join(controller, ","),

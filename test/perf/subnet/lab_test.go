@@ -38,7 +38,7 @@ func TestOverrideFlags(t *testing.T) {
 }
 
 func TestUpArgsMoveEveryControllerPort(t *testing.T) {
-	o := labOptions{repo: "/repo", dir: "/repo/_out/lab", prefix: "spb", nodes: 5, maxPods: 250,
+	o := labOptions{repo: "/repo", dir: "/repo/_out/lab", prefix: "spb", nodes: 5, maxPods: 250, cniWorkers: 1,
 		apiserverPort: 46443, etcdPort: 42379, controllerManagerPort: 46257, schedulerPort: 46259,
 		metricsPort: 5731, healthPort: 5730, webhookPort: 9453,
 		agentArgs:      "--enable-ipv4=true,--enable-ipv6=true",
@@ -51,7 +51,7 @@ func TestUpArgsMoveEveryControllerPort(t *testing.T) {
 	for i := 0; i+1 < len(args); i += 2 {
 		flags[args[i]] = args[i+1]
 	}
-	for k, v := range map[string]string{"--nodes": "5", "--max-pods": "250", "--prefix": "spb", "--apiserver-port": "46443",
+	for k, v := range map[string]string{"--nodes": "5", "--max-pods": "250", "--cni-workers": "1", "--prefix": "spb", "--apiserver-port": "46443",
 		"--etcd-port": "42379", "--controller-manager-port": "46257", "--scheduler-port": "46259",
 		"--node-daemon": "agent=/repo/bin/spindle-agent,--enable-ipv4=true,--enable-ipv6=true"} {
 		if flags[k] != v {

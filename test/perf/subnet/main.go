@@ -52,6 +52,7 @@ func main() {
 	flag.StringVar(&o.prefix, "prefix", "spb", "network namespace prefix of the benchmark's lab")
 	flag.IntVar(&o.nodes, "nodes", 5, "lab nodes")
 	flag.IntVar(&o.maxPods, "max-pods", 250, "pod capacity of every lab node")
+	flag.IntVar(&o.cniWorkers, "cni-workers", 1, "pods every lab node sets up at once (all nodes share this machine's CPUs)")
 	flag.IntVar(&o.apiserverPort, "apiserver-port", 46443, "API server port")
 	flag.IntVar(&o.etcdPort, "etcd-port", 42379, "etcd client port (the peer port is the next one)")
 	flag.IntVar(&o.controllerManagerPort, "controller-manager-port", 46257, "kube-controller-manager port")
@@ -92,8 +93,8 @@ func main() {
 
 func run(ctx context.Context, o labOptions, apps, replicas, reps int, timeout time.Duration, keep bool) (sum summary, err error) {
 	sum = summary{apps: apps, replicas: replicas}
-	fmt.Printf("# machine: %d CPUs, %s; lab: %d nodes of %d pods in %s (prefix %s, API server port %d)\n",
-		runtime.NumCPU(), runtime.Version(), o.nodes, o.maxPods, o.dir, o.prefix, o.apiserverPort)
+	fmt.Printf("# machine: %d CPUs, %s; lab: %d nodes of %d pods, %d CNI workers each, in %s (prefix %s, API server port %d)\n",
+		runtime.NumCPU(), runtime.Version(), o.nodes, o.maxPods, o.cniWorkers, o.dir, o.prefix, o.apiserverPort)
 	labStart := time.Now()
 	defer func() {
 		if keep {
@@ -108,7 +109,7 @@ func run(ctx context.Context, o labOptions, apps, replicas, reps int, timeout ti
 		return sum, err
 	}
 	fmt.Printf("# lab up in %.0f s\n", time.Since(labStart).Seconds())
-	b, err := newBench(o.kubeconfig(), filepath.Join(o.dir, "env"), o.bin("lab"), apps, replicas, timeout)
+	b, err := newBench(o.kubeconfig(), filepath.Join(o.dir, "env"), o.bin("lab"), fmt.Sprintf("http://127.0.0.1:%d/metrics", o.metricsPort), apps, replicas, timeout)
 	if err != nil {
 		return sum, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -184,4 +185,44 @@ func (s summary) table(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// metricSum adds up the samples of metric name in Prometheus text exposition
+// whose label set contains every one of labels (each written `key="value"`).
+// ok is false when no sample matched.
+func metricSum(text, name string, labels ...string) (sum float64, ok bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest, found := strings.CutPrefix(line, name)
+		if !found || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		set := ""
+		if rest[0] == '{' {
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			set, rest = rest[1:end], rest[end+1:]
+		}
+		match := true
+		for _, l := range labels {
+			if !slices.Contains(strings.Split(set, ","), l) {
+				match = false
+			}
+		}
+		fields := strings.Fields(rest)
+		if !match || len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			continue
+		}
+		sum += v
+		ok = true
+	}
+	return sum, ok
 }

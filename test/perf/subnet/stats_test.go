@@ -229,3 +229,34 @@ func TestPoolTracker(t *testing.T) {
 		t.Fatalf("%d pools ready, want only web's", tr.count())
 	}
 }
+
+func TestMetricSum(t *testing.T) {
+	text := `# HELP controller_runtime_reconcile_total Total number of reconciliations per controller
+# TYPE controller_runtime_reconcile_total counter
+controller_runtime_reconcile_total{controller="subnet-apps",result="error"} 2
+controller_runtime_reconcile_total{controller="subnet-apps",result="success"} 31
+controller_runtime_reconcile_total{controller="poolstatus",result="success"} 500
+controller_runtime_reconcile_time_seconds_sum{controller="subnet-apps"} 249.25
+controller_runtime_reconcile_time_seconds_count{controller="subnet-apps"} 33
+process_start_time_seconds 1.7e+09
+`
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+		ok     bool
+	}{
+		{"controller_runtime_reconcile_total", []string{`controller="subnet-apps"`}, 33, true},
+		{"controller_runtime_reconcile_total", []string{`controller="subnet-apps"`, `result="success"`}, 31, true},
+		{"controller_runtime_reconcile_total", nil, 533, true},
+		{"controller_runtime_reconcile_time_seconds_sum", []string{`controller="subnet-apps"`}, 249.25, true},
+		{"controller_runtime_reconcile_time_seconds", []string{`controller="subnet-apps"`}, 0, false},
+		{"process_start_time_seconds", nil, 1.7e9, true},
+		{"controller_runtime_reconcile_total", []string{`controller="missing"`}, 0, false},
+	} {
+		got, ok := metricSum(text, c.name, c.labels...)
+		if got != c.want || ok != c.ok {
+			t.Errorf("metricSum(%s, %v) = %v, %v; want %v, %v", c.name, c.labels, got, ok, c.want, c.ok)
+		}
+	}
+}
