@@ -15,8 +15,10 @@
 // after the other (manual first) -reps times; medians are reported.
 //
 // The lab (bin/lab, built by make build) gets its own directory, network
-// namespace prefix and ports, so it runs beside a developer's lab; it is
-// torn down at the end, also on failure. The program ends with one summary
+// namespace prefix and ports, so it runs beside a developer's lab; the ports
+// lie below Linux's ephemeral range (32768 on), where test API servers and
+// client connections cannot take them first. It is torn down at the end,
+// also on failure. The program ends with one summary
 // line starting with "bench_subnet:" and exits non-zero when a pod failed,
 // an address was held twice or a claim did not match.
 package main
@@ -53,10 +55,10 @@ func main() {
 	flag.IntVar(&o.nodes, "nodes", 5, "lab nodes")
 	flag.IntVar(&o.maxPods, "max-pods", 250, "pod capacity of every lab node")
 	flag.IntVar(&o.cniWorkers, "cni-workers", 1, "pods every lab node sets up at once (all nodes share this machine's CPUs)")
-	flag.IntVar(&o.apiserverPort, "apiserver-port", 46443, "API server port")
-	flag.IntVar(&o.etcdPort, "etcd-port", 42379, "etcd client port (the peer port is the next one)")
-	flag.IntVar(&o.controllerManagerPort, "controller-manager-port", 46257, "kube-controller-manager port")
-	flag.IntVar(&o.schedulerPort, "scheduler-port", 46259, "kube-scheduler port")
+	flag.IntVar(&o.apiserverPort, "apiserver-port", 26443, "API server port")
+	flag.IntVar(&o.etcdPort, "etcd-port", 22379, "etcd client port (the peer port is the next one)")
+	flag.IntVar(&o.controllerManagerPort, "controller-manager-port", 26257, "kube-controller-manager port")
+	flag.IntVar(&o.schedulerPort, "scheduler-port", 26259, "kube-scheduler port")
 	flag.IntVar(&o.metricsPort, "controller-metrics-port", 5731, "spindle-controller metrics port")
 	flag.IntVar(&o.healthPort, "controller-health-port", 5730, "spindle-controller health probe port")
 	flag.IntVar(&o.webhookPort, "controller-webhook-port", 9453, "spindle-controller webhook port")
