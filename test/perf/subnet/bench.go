@@ -184,10 +184,18 @@ func (b *bench) setup(ctx context.Context) error {
 type phase struct {
 	auto bool
 	rep  int
+	apps int
+	// warmup marks the uncounted manual round before the first phase, so
+	// that neither phase pays for a cold lab (first allocations, caches,
+	// connections).
+	warmup bool
 }
 
 func (p phase) String() string {
-	if p.auto {
+	switch {
+	case p.warmup:
+		return "warmup"
+	case p.auto:
 		return fmt.Sprintf("auto%d", p.rep)
 	}
 	return fmt.Sprintf("manual%d", p.rep)
@@ -357,7 +365,7 @@ func (b *bench) trackPools(ctx context.Context, t *poolTracker) {
 // until nothing of them is left, then remove the pool or subnet.
 func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	var res phaseResult
-	want := b.apps * b.replicas
+	want := p.apps * b.replicas
 	source, err := b.createSource(ctx, p)
 	if err != nil {
 		return res, err
@@ -374,9 +382,9 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	}
 
 	reconciles, reconcileSeconds := b.carveReconciles(ctx)
-	created := make([]time.Time, b.apps)
+	created := make([]time.Time, p.apps)
 	start := time.Now()
-	err = forEach(b.apps, func(i int) error {
+	err = forEach(p.apps, func(i int) error {
 		d := b.deployment(p, i)
 		created[i] = time.Now()
 		if err := b.c.Create(ctx, d); err != nil {
@@ -387,7 +395,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	if err != nil {
 		return res, err
 	}
-	b.log("%s: %d Deployments of %d replicas created in %.1f s", p, b.apps, b.replicas, time.Since(start).Seconds())
+	b.log("%s: %d Deployments of %d replicas created in %.1f s", p, p.apps, b.replicas, time.Since(start).Seconds())
 	if err := b.waitRunning(ctx, p, pods, pools, start); err != nil {
 		return res, err
 	}
@@ -401,8 +409,8 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 			}
 			res.poolsReady = append(res.poolsReady, ready.Sub(at))
 		}
-		b.log("%s: all %d pools ready %.1f s after the first create; per Deployment p50 %.1f s, p99 %.1f s", p, b.apps,
-			latest(pools, p, b.apps).Sub(start).Seconds(), percentile(res.poolsReady, 50), percentile(res.poolsReady, 99))
+		b.log("%s: all %d pools ready %.1f s after the first create; per Deployment p50 %.1f s, p99 %.1f s", p, p.apps,
+			latest(pools, p, p.apps).Sub(start).Seconds(), percentile(res.poolsReady, 50), percentile(res.poolsReady, 99))
 		if n, sec := b.carveReconciles(ctx); n > reconciles {
 			b.log("%s: spindle-controller subnet-apps: %.0f reconciles until all pods ran, %.2f s each on average (they carve one at a time)",
 				p, n-reconciles, (sec-reconcileSeconds)/(n-reconciles))
@@ -418,7 +426,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	}
 
 	start = time.Now()
-	err = forEach(b.apps, func(i int) error {
+	err = forEach(p.apps, func(i int) error {
 		err := b.c.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: b.ns, Name: p.app(i)}},
 			client.PropagationPolicy(metav1.DeletePropagationBackground))
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -462,7 +470,7 @@ func latest(t *poolTracker, p phase, apps int) time.Time {
 // waitRunning waits until every pod of the phase runs, printing progress,
 // and fails at once when a pod failed.
 func (b *bench) waitRunning(ctx context.Context, p phase, pods *podTracker, pools *poolTracker, start time.Time) error {
-	want := b.apps * b.replicas
+	want := p.apps * b.replicas
 	deadline := time.NewTimer(b.timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Second)
@@ -489,7 +497,7 @@ func (b *bench) waitRunning(ctx context.Context, p phase, pods *podTracker, pool
 			present, running := pods.counts()
 			extra := ""
 			if p.auto {
-				extra = fmt.Sprintf(", %d/%d pools ready", pools.count(), b.apps)
+				extra = fmt.Sprintf(", %d/%d pools ready", pools.count(), p.apps)
 			}
 			b.log("%s: %.0f s: %d pods, %d/%d Running%s", p, time.Since(start).Seconds(), present, running, want, extra)
 		}
@@ -576,8 +584,8 @@ func (b *bench) check(ctx context.Context, p phase, res *phaseResult) error {
 			bad = append(bad, fmt.Sprintf("pod %s: %s has %d IPv4 addresses (%v), want 1", pod.Name, iface, v4, st.IPs))
 		}
 	}
-	if running != b.apps*b.replicas {
-		return fmt.Errorf("failed: %d pods of %s Running when checked, want %d", running, p, b.apps*b.replicas)
+	if running != p.apps*b.replicas {
+		return fmt.Errorf("failed: %d pods of %s Running when checked, want %d", running, p, p.apps*b.replicas)
 	}
 	var examples []string
 	res.duplicates, examples = duplicates(held)

@@ -11,8 +11,9 @@
 // checks that no address is held twice and that every pod's net1 address is
 // claimed for it in the right pool, then deletes the Deployments and times
 // until no pod, claim or carved pool is left. The auto phase also times, per
-// Deployment, its create until its pool has its addresses. Phases run one
-// after the other (manual first) -reps times; medians are reported.
+// Deployment, its create until its pool has its addresses. After an
+// uncounted warm-up round, the phases run one after the other (manual
+// first) -reps times; medians are reported.
 //
 // The lab (bin/lab, built by make build) gets its own directory, network
 // namespace prefix and ports, so it runs beside a developer's lab; the ports
@@ -48,6 +49,7 @@ func main() {
 	apps := flag.Int("apps", 100, "Deployments per phase")
 	replicas := flag.Int("replicas", 10, "replicas of every Deployment")
 	reps := flag.Int("reps", 1, "repetitions of the two phases (manual, then auto); medians are reported")
+	warmup := flag.Int("warmup", 10, "Deployments of an uncounted manual round first (0: none)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "how long a phase may take to start (or remove) its pods")
 	keep := flag.Bool("keep", false, "leave the lab up at the end (bin/lab --dir DIR down removes it)")
 	flag.StringVar(&o.dir, "dir", filepath.Join(repo, "_out", "bench-subnet-lab"), "directory of the benchmark's lab")
@@ -80,7 +82,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	s, err := run(ctx, o, *apps, *replicas, *reps, *timeout, *keep)
+	s, err := run(ctx, o, *apps, *replicas, *reps, *warmup, *timeout, *keep)
 	fmt.Printf("# total subnet bench time %v\n", time.Since(start).Round(time.Second))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench_subnet:", err)
@@ -93,7 +95,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, o labOptions, apps, replicas, reps int, timeout time.Duration, keep bool) (sum summary, err error) {
+func run(ctx context.Context, o labOptions, apps, replicas, reps, warmup int, timeout time.Duration, keep bool) (sum summary, err error) {
 	sum = summary{apps: apps, replicas: replicas}
 	fmt.Printf("# machine: %d CPUs, %s; lab: %d nodes of %d pods, %d CNI workers each, in %s (prefix %s, API server port %d)\n",
 		runtime.NumCPU(), runtime.Version(), o.nodes, o.maxPods, o.cniWorkers, o.dir, o.prefix, o.apiserverPort)
@@ -118,9 +120,15 @@ func run(ctx context.Context, o labOptions, apps, replicas, reps int, timeout ti
 	if err := b.setup(ctx); err != nil {
 		return sum, err
 	}
+	if warmup > 0 {
+		p := phase{warmup: true, apps: min(warmup, apps)}
+		if _, err := b.run(ctx, p); err != nil {
+			return sum, fmt.Errorf("%s: %w", p, err)
+		}
+	}
 	for r := 1; r <= reps; r++ {
 		for _, auto := range []bool{false, true} {
-			p := phase{auto: auto, rep: r}
+			p := phase{auto: auto, rep: r, apps: apps}
 			res, err := b.run(ctx, p)
 			if err != nil {
 				return sum, fmt.Errorf("%s: %w", p, err)
