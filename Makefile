@@ -122,8 +122,11 @@ test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear
 	bash test/lab/run-suites.sh
 
 .PHONY: bench
-bench: lab-deps ## IPAM storage benchmark on its own real API server (~5 min); ends with one "bench:" summary line.
-	go run ./test/perf/ipam
+bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), then pools carved from a SpiderSubnet against one named pool in a lab of its own (root, ~10 min); ends with the "bench:" and "bench_subnet:" summary lines.
+	@mkdir -p _out
+	go run ./test/perf/ipam | tee _out/bench-ipam.txt
+	go run ./test/perf/subnet -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' | tee _out/bench-subnet.txt
+	@grep -hE '^bench(_subnet)?:' _out/bench-ipam.txt _out/bench-subnet.txt
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME (default 15s) each.

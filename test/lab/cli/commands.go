@@ -31,7 +31,7 @@ const usage = `lab: a Kubernetes cluster on one machine with simulated nodes.
 Usage:
   lab up [--nodes N] [--node-daemon NAME=PATH[,ARG...]]... [--cluster-daemon NAME=PATH[,ARG...]]...
          [--no-daemons] [--cni-bin DIR]... [--prefix P] [--apiserver-port PORT] [--etcd-port PORT]
-         [--controller-manager-port PORT] [--scheduler-port PORT]
+         [--controller-manager-port PORT] [--scheduler-port PORT] [--max-pods N] [--cni-workers N]
   lab down
   lab status
   lab exec NAMESPACE/POD -- CMD [ARG...]
@@ -183,6 +183,8 @@ func cmdUp(ctx context.Context, labDir, repo string, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	nodes := fs.Int("nodes", envInt("LAB_NODES_COUNT", cfg.Nodes), "number of nodes")
 	prefix := fs.String("prefix", envOr("LAB_PREFIX", cfg.Prefix), "prefix of every network namespace")
+	fs.IntVar(&cfg.MaxPods, "max-pods", envInt("LAB_MAX_PODS", cfg.MaxPods), "pod capacity of every node")
+	fs.IntVar(&cfg.CNIWorkers, "cni-workers", envInt("LAB_CNI_WORKERS", cfg.CNIWorkers), "pods each node sets up or tears down at once")
 	fs.IntVar(&cfg.APIServerPort, "apiserver-port", envInt("LAB_APISERVER_PORT", cfg.APIServerPort), "API server port on 127.0.0.1")
 	fs.IntVar(&cfg.EtcdPort, "etcd-port", envInt("LAB_ETCD_PORT", cfg.EtcdPort), "etcd client port (peer port is +1)")
 	fs.IntVar(&cfg.ControllerManagerPort, "controller-manager-port", envInt("LAB_CONTROLLER_MANAGER_PORT", cfg.ControllerManagerPort), "controller-manager port")
@@ -202,6 +204,10 @@ func cmdUp(ctx context.Context, labDir, repo string, args []string) error {
 		switch f.Name {
 		case "nodes":
 			opts.NodesSet = true
+		case "max-pods":
+			opts.MaxPodsSet = true
+		case "cni-workers":
+			opts.CNIWorkersSet = true
 		case "node-daemon", "cluster-daemon", "no-daemons":
 			opts.DaemonsSet = true
 		}

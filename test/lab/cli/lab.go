@@ -75,6 +75,8 @@ func clusterDaemonName(name string) string    { return daemonPrefix + name }
 type UpOptions struct {
 	Config         config.Config
 	NodesSet       bool
+	MaxPodsSet     bool
+	CNIWorkersSet  bool
 	NodeDaemons    []config.DaemonSpec
 	ClusterDaemons []config.DaemonSpec
 	DaemonsSet     bool
@@ -99,6 +101,12 @@ func Up(ctx context.Context, opts UpOptions, out io.Writer) error {
 	if reuse {
 		if opts.NodesSet && opts.Config.Nodes != st.Config.Nodes {
 			return fmt.Errorf("failed to reuse the lab in %q: it has %d nodes, %d were asked for; run `lab down` first", cfg.Dir, st.Config.Nodes, opts.Config.Nodes)
+		}
+		if opts.MaxPodsSet && opts.Config.MaxPods != st.Config.MaxPods {
+			return fmt.Errorf("failed to reuse the lab in %q: its nodes hold %d pods each, %d were asked for; run `lab down` first", cfg.Dir, st.Config.MaxPods, opts.Config.MaxPods)
+		}
+		if opts.CNIWorkersSet && opts.Config.CNIWorkers != st.Config.CNIWorkers {
+			return fmt.Errorf("failed to reuse the lab in %q: its nodes run %d CNI workers each, %d were asked for; run `lab down` first", cfg.Dir, st.Config.CNIWorkers, opts.Config.CNIWorkers)
 		}
 		if opts.DaemonsSet {
 			restartDaemons = !reflect.DeepEqual(st.NodeDaemons, opts.NodeDaemons) || !reflect.DeepEqual(st.ClusterDaemons, opts.ClusterDaemons)

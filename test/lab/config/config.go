@@ -27,6 +27,15 @@ type Config struct {
 	Prefix string `json:"prefix"`
 	// Nodes is the number of simulated nodes.
 	Nodes int `json:"nodes"`
+	// MaxPods is the pod capacity every node reports (a kubelet's
+	// --max-pods). Labs saved before it existed read as 0 and get
+	// DefaultMaxPods.
+	MaxPods int `json:"maxPods,omitempty"`
+	// CNIWorkers is how many pods each node's shim sets up or tears down
+	// at once. All nodes share the machine's CPUs, so many nodes on few
+	// CPUs want fewer. Labs saved before it existed read as 0 and get
+	// DefaultCNIWorkers.
+	CNIWorkers int `json:"cniWorkers,omitempty"`
 
 	APIServerPort         int `json:"apiServerPort"`
 	EtcdPort              int `json:"etcdPort"`
@@ -49,6 +58,8 @@ func Default(repoRoot string) Config {
 		RepoRoot:              repoRoot,
 		Prefix:                "spl",
 		Nodes:                 2,
+		MaxPods:               DefaultMaxPods,
+		CNIWorkers:            DefaultCNIWorkers,
 		APIServerPort:         36443,
 		EtcdPort:              32379,
 		EtcdPeerPort:          32380,
@@ -67,6 +78,21 @@ func Default(repoRoot string) Config {
 // and a /64 of the IPv6 pod CIDR.
 const MaxNodes = 200
 
+// DefaultMaxPods is a kubelet's default pod capacity.
+const DefaultMaxPods = 110
+
+// DefaultCNIWorkers is how many pods a node's shim sets up at once unless
+// told otherwise.
+const DefaultCNIWorkers = 4
+
+// MaxCNIWorkers bounds the CNI concurrency of a node.
+const MaxCNIWorkers = 64
+
+// MaxPodsLimit is the most pods a node can run: its eth0 addresses come from
+// its /24 of the pod CIDR (host-local), which has 253 after the network
+// address, the gateway and the broadcast address.
+const MaxPodsLimit = 253
+
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,5}$`)
 
 // Validate checks the configuration and reports the first bad field.
@@ -79,6 +105,12 @@ func (c Config) Validate() error {
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("node count %d must be between 1 and %d", c.Nodes, MaxNodes)
+	}
+	if c.MaxPods < 1 || c.MaxPods > MaxPodsLimit {
+		return fmt.Errorf("max pods %d must be between 1 and %d (a node's pods take their eth0 address from its /24 of the pod CIDR)", c.MaxPods, MaxPodsLimit)
+	}
+	if c.CNIWorkers < 1 || c.CNIWorkers > MaxCNIWorkers {
+		return fmt.Errorf("CNI workers %d must be between 1 and %d", c.CNIWorkers, MaxCNIWorkers)
 	}
 	ports := map[int]string{}
 	for name, p := range map[string]int{
@@ -289,6 +321,8 @@ func (c Config) Env() [][2]string {
 		{"LAB_APISERVER", c.APIServerURL()},
 		{"LAB_PREFIX", c.Prefix},
 		{"LAB_NODES", strings.Join(nodes, " ")},
+		{"LAB_MAX_PODS", strconv.Itoa(c.MaxPods)},
+		{"LAB_CNI_WORKERS", strconv.Itoa(c.CNIWorkers)},
 		{"LAB_UNDERLAY_IF", c.UnderlayIf},
 		{"LAB_UNDERLAY_V4", c.UnderlayV4},
 		{"LAB_UNDERLAY_V6", c.UnderlayV6},
@@ -435,6 +469,12 @@ func LoadState(dir string) (State, error) {
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
 		return s, fmt.Errorf("failed to parse lab state %q: %w", filepath.Join(dir, "state.json"), err)
+	}
+	if s.Config.MaxPods == 0 {
+		s.Config.MaxPods = DefaultMaxPods
+	}
+	if s.Config.CNIWorkers == 0 {
+		s.Config.CNIWorkers = DefaultCNIWorkers
 	}
 	return s, s.Config.Validate()
 }

@@ -26,19 +26,23 @@ func TestDefaultIsValid(t *testing.T) {
 
 func TestValidateRejects(t *testing.T) {
 	cases := map[string]func(*Config){
-		"relative dir":      func(c *Config) { c.Dir = "_lab" },
-		"prefix with dash":  func(c *Config) { c.Prefix = "a-b" },
-		"long prefix":       func(c *Config) { c.Prefix = "abcdefg" },
-		"zero nodes":        func(c *Config) { c.Nodes = 0 },
-		"too many nodes":    func(c *Config) { c.Nodes = MaxNodes + 1 },
-		"port clash":        func(c *Config) { c.EtcdPort = c.APIServerPort },
-		"privileged port":   func(c *Config) { c.SchedulerPort = 80 },
-		"v6 service cidr":   func(c *Config) { c.ServiceCIDR = "fd00::/108" },
-		"small pod cidr":    func(c *Config) { c.PodCIDR = "10.244.0.0/24" },
-		"small underlay":    func(c *Config) { c.UnderlayV4 = "172.30.0.0/25" },
-		"v4 pod v6 cidr":    func(c *Config) { c.PodCIDRV6 = "10.0.0.0/8" },
-		"long interface":    func(c *Config) { c.UnderlayIf = "abcdefghijklmnop" },
-		"empty v6 underlay": func(c *Config) { c.UnderlayV6 = "" },
+		"relative dir":       func(c *Config) { c.Dir = "_lab" },
+		"prefix with dash":   func(c *Config) { c.Prefix = "a-b" },
+		"long prefix":        func(c *Config) { c.Prefix = "abcdefg" },
+		"zero nodes":         func(c *Config) { c.Nodes = 0 },
+		"too many nodes":     func(c *Config) { c.Nodes = MaxNodes + 1 },
+		"port clash":         func(c *Config) { c.EtcdPort = c.APIServerPort },
+		"privileged port":    func(c *Config) { c.SchedulerPort = 80 },
+		"v6 service cidr":    func(c *Config) { c.ServiceCIDR = "fd00::/108" },
+		"small pod cidr":     func(c *Config) { c.PodCIDR = "10.244.0.0/24" },
+		"small underlay":     func(c *Config) { c.UnderlayV4 = "172.30.0.0/25" },
+		"v4 pod v6 cidr":     func(c *Config) { c.PodCIDRV6 = "10.0.0.0/8" },
+		"long interface":     func(c *Config) { c.UnderlayIf = "abcdefghijklmnop" },
+		"empty v6 underlay":  func(c *Config) { c.UnderlayV6 = "" },
+		"no pods":            func(c *Config) { c.MaxPods = 0 },
+		"more pods than /24": func(c *Config) { c.MaxPods = MaxPodsLimit + 1 },
+		"no CNI workers":     func(c *Config) { c.CNIWorkers = 0 },
+		"many CNI workers":   func(c *Config) { c.CNIWorkers = MaxCNIWorkers + 1 },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -287,5 +291,57 @@ func TestStateSaveLoad(t *testing.T) {
 	}
 	if _, err := LoadState(t.TempDir()); err == nil {
 		t.Fatal("LoadState of an empty directory succeeded")
+	}
+}
+
+func TestMaxPods(t *testing.T) {
+	c := Default("/repo")
+	if c.MaxPods != DefaultMaxPods {
+		t.Fatalf("default max pods = %d, want %d", c.MaxPods, DefaultMaxPods)
+	}
+	c.MaxPods = MaxPodsLimit
+	if err := c.Validate(); err != nil {
+		t.Fatalf("max pods %d refused: %v", MaxPodsLimit, err)
+	}
+	// Every pod of a full node gets an eth0 address of the node's /24
+	// (host-local skips the network address, the gateway and broadcast).
+	if got := 1<<(32-c.NodePodCIDR(1).Bits()) - 3; got != MaxPodsLimit {
+		t.Fatalf("a node /24 gives %d pod addresses, MaxPodsLimit is %d", got, MaxPodsLimit)
+	}
+	env := map[string]string{}
+	for _, kv := range c.Env() {
+		env[kv[0]] = kv[1]
+	}
+	if env["LAB_MAX_PODS"] != "253" {
+		t.Errorf("LAB_MAX_PODS = %q, want 253", env["LAB_MAX_PODS"])
+	}
+}
+
+func TestLoadStateOfOlderLabDefaultsMaxPodsAndCNIWorkers(t *testing.T) {
+	c := Default("/repo")
+	c.Dir = t.TempDir()
+	data, err := json.Marshal(State{Config: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lab saved before maxPods existed has no such key.
+	var raw map[string]map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	delete(raw["config"], "maxPods")
+	delete(raw["config"], "cniWorkers")
+	if data, err = json.Marshal(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.StatePath(), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadState(c.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config.MaxPods != DefaultMaxPods || got.Config.CNIWorkers != DefaultCNIWorkers {
+		t.Fatalf("an older lab has max pods %d and %d CNI workers, want %d and %d", got.Config.MaxPods, got.Config.CNIWorkers, DefaultMaxPods, DefaultCNIWorkers)
 	}
 }

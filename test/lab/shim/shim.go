@@ -48,7 +48,6 @@ const (
 	leaseDuration     = 40
 	retryBase         = time.Second
 	retryMax          = 30 * time.Second
-	workers           = 4
 	cniTimeout        = 2 * time.Minute
 )
 
@@ -172,7 +171,7 @@ func Run(ctx context.Context, cfg config.Config, node string) error {
 		s.queue.Add(key(st.Namespace, st.Name, st.UID))
 	}
 	logger.Printf("node %s serving", node)
-	for range workers {
+	for range cfg.CNIWorkers {
 		go func() {
 			for s.processNext(ctx) {
 			}
@@ -564,7 +563,7 @@ func (s *Shim) registerNode(ctx context.Context) error {
 	res := corev1.ResourceList{
 		corev1.ResourceCPU:              resource.MustParse("4"),
 		corev1.ResourceMemory:           resource.MustParse("8Gi"),
-		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourcePods:             *resource.NewQuantity(int64(s.cfg.MaxPods), resource.DecimalSI),
 		corev1.ResourceEphemeralStorage: resource.MustParse("20Gi"),
 	}
 	n.Status.Capacity = res

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSplitArgs(t *testing.T) {
+	got := splitArgs(" --a=1,,--b , ")
+	if strings.Join(got, "|") != "--a=1|--b" {
+		t.Fatalf("splitArgs = %q", got)
+	}
+	if splitArgs("") != nil {
+		t.Fatal("splitArgs of nothing is not empty")
+	}
+}
+
+func TestOverrideFlags(t *testing.T) {
+	in := []string{"--leader-elect=false", "--metrics-bind-address=127.0.0.1:5721", "-webhook-port=9443", "--metrics-addr=:1", "--webhook-manage-configurations=true"}
+	got, err := overrideFlags(in, map[string]string{"metrics-bind-address": "127.0.0.1:5731", "webhook-port": "9453"},
+		[]string{"webhook-port", "metrics-bind-address"}, "metrics-addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "--leader-elect=false|--webhook-manage-configurations=true|--webhook-port=9453|--metrics-bind-address=127.0.0.1:5731"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("overrideFlags\n got %s\nwant %s", strings.Join(got, "|"), want)
+	}
+	if _, err := overrideFlags(nil, map[string]string{"a": "1"}, nil); err == nil {
+		t.Fatal("a flag to set missing from the order was accepted")
+	}
+	if _, err := overrideFlags(nil, map[string]string{"a": "1"}, []string{"b"}); err == nil {
+		t.Fatal("an ordered flag that is not set was accepted")
+	}
+	if _, err := overrideFlags(nil, map[string]string{"a": "x,y"}, []string{"a"}); err == nil {
+		t.Fatal("a value with a comma was accepted")
+	}
+}
+
+func TestUpArgsMoveEveryControllerPort(t *testing.T) {
+	o := labOptions{repo: "/repo", dir: "/repo/_out/lab", prefix: "spb", nodes: 5, maxPods: 250, cniWorkers: 1,
+		apiserverPort: 46443, etcdPort: 42379, controllerManagerPort: 46257, schedulerPort: 46259,
+		metricsPort: 5731, healthPort: 5730, webhookPort: 9453,
+		agentArgs:      "--enable-ipv4=true,--enable-ipv6=true",
+		controllerArgs: "--leader-elect=false,--metrics-bind-address=127.0.0.1:5721,--health-probe-bind-address=127.0.0.1:5720,--webhook-host=127.0.0.1,--webhook-port=9443,--webhook-url=https://127.0.0.1:9443,--webhook-manage-configurations=true"}
+	args, err := o.upArgs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]string{}
+	for i := 0; i+1 < len(args); i += 2 {
+		flags[args[i]] = args[i+1]
+	}
+	for k, v := range map[string]string{"--nodes": "5", "--max-pods": "250", "--cni-workers": "1", "--prefix": "spb", "--apiserver-port": "46443",
+		"--etcd-port": "42379", "--controller-manager-port": "46257", "--scheduler-port": "46259",
+		"--node-daemon": "agent=/repo/bin/spindle-agent,--enable-ipv4=true,--enable-ipv6=true"} {
+		if flags[k] != v {
+			t.Errorf("%s = %q, want %q", k, flags[k], v)
+		}
+	}
+	ctrl := flags["--cluster-daemon"]
+	for _, old := range []string{"5721", "5720", "9443"} {
+		if strings.Contains(ctrl, old) {
+			t.Errorf("controller keeps the default port %s: %s", old, ctrl)
+		}
+	}
+	for _, want := range []string{"controller=/repo/bin/spindle-controller,", "--webhook-manage-configurations=true", "--metrics-bind-address=127.0.0.1:5731",
+		"--health-probe-bind-address=127.0.0.1:5730", "--webhook-port=9453", "--webhook-url=https://127.0.0.1:9453", "--webhook-cert-dir=/repo/_out/lab/webhook-certs"} {
+		if !strings.Contains(ctrl, want) {
+			t.Errorf("controller spec lacks %s: %s", want, ctrl)
+		}
+	}
+}
