@@ -143,14 +143,43 @@ type command struct {
 	run  func(ctx context.Context, env *Env, fs *pflag.FlagSet, args []string) error
 }
 
-func run(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stdout, usage)
-		if len(args) == 0 {
-			return &exitError{code: ExitUsage}
+// valueFlags are the flags that may come before the subcommand and take
+// a value as the next argument.
+var valueFlags = map[string]bool{"--kubeconfig": true, "--context": true, "-n": true, "--namespace": true}
+
+// SplitSubcommand finds the subcommand among args: the first argument that
+// is not a flag or a flag's value, so cluster flags may come first
+// (kubectl spindle --context prod pools). It returns "" when there is none.
+func SplitSubcommand(args []string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return "", args
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			if valueFlags[a] {
+				i++ // its value
+			}
+		default:
+			rest := append(append([]string{}, args[:i]...), args[i+1:]...)
+			return a, rest
 		}
-		return nil
 	}
+	return "", args
+}
+
+func run(ctx context.Context, env *Env, args []string) error {
+	sub, rest := SplitSubcommand(args)
+	if sub == "" || sub == "help" {
+		fmt.Fprint(env.Stdout, usage)
+		for _, a := range args {
+			if a == "-h" || a == "--help" || a == "help" {
+				return nil
+			}
+		}
+		return &exitError{code: ExitUsage}
+	}
+	args = append([]string{sub}, rest...)
 	if args[0] == "version" {
 		fmt.Fprintln(env.Stdout, version.String("kubectl-spindle"))
 		return nil
