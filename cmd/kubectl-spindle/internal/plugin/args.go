@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 )
 
 // Exit statuses of every subcommand.
@@ -70,8 +72,8 @@ func ParseAddress(s string) (netip.Addr, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return netip.Addr{}, fmt.Errorf("address %q: give the address without prefix length (%s)", s, p.Addr())
 	}
-	if strings.Count(s, "-") == 7 {
-		if a, err := netip.ParseAddr(strings.ReplaceAll(s, "-", ":")); err == nil && a.Is6() {
+	if strings.Contains(s, "-") {
+		if a, err := v2beta1.ParseClaimName(s); err == nil {
 			return a, nil
 		}
 	}

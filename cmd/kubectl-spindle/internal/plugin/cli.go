@@ -74,7 +74,7 @@ type kubeFlags struct {
 }
 
 func (k *kubeFlags) bind(fs *pflag.FlagSet) {
-	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&k.kubeconfig, "kubeconfig", k.kubeconfig, "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&k.context, "context", "", "kubeconfig context to use")
 	fs.StringVarP(&k.namespace, "namespace", "n", "", "namespace (default: the context's)")
 }
