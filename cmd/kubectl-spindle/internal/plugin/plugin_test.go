@@ -193,7 +193,7 @@ func TestCheckFindings(t *testing.T) {
 		Claims: []v2beta1.SpiderIPClaim{
 			*claim("10.6.0.100", "p", "ns", "alive", "u-alive", "net1", time.Hour),
 			*claim("10.6.0.110", "p", "ns", "gone", "u-gone", "net1", time.Hour),         // leaked
-			*claim("10.6.0.111", "p", "ns", "young", "u-young", "net1", time.Second),      // within grace
+			*claim("10.6.0.111", "p", "ns", "young", "u-young", "net1", time.Second),     // within grace
 			*claim("10.6.0.112", "p", "ns", "replaced", "u-old", "net1", 10*time.Minute), // leaked: other UID
 		}},
 		Pods: []corev1.Pod{*alive, *twin, *replaced},

@@ -89,14 +89,14 @@ func ParseManifest(data []byte, namespace string) (*Manifest, error) {
 	switch head.Kind {
 	case "Pod":
 		if err := yaml.UnmarshalStrict(data, pod); err != nil {
-			return nil, fmt.Errorf("Pod %s: %w", name, err)
+			return nil, fmt.Errorf("failed to read Pod %s: %w", name, err)
 		}
 		pod.Name, pod.Namespace = name, ns
 		pod.UID = ""
 	case "Deployment":
 		d := &appsv1.Deployment{}
 		if err := yaml.UnmarshalStrict(data, d); err != nil {
-			return nil, fmt.Errorf("Deployment %s: %w", name, err)
+			return nil, fmt.Errorf("failed to read Deployment %s: %w", name, err)
 		}
 		uid := ctrl("Deployment", name, d.Annotations, nil)
 		rs := name + "-" + dryRunSuffix
@@ -105,13 +105,13 @@ func ParseManifest(data []byte, namespace string) (*Manifest, error) {
 	case "ReplicaSet":
 		d := &appsv1.ReplicaSet{}
 		if err := yaml.UnmarshalStrict(data, d); err != nil {
-			return nil, fmt.Errorf("ReplicaSet %s: %w", name, err)
+			return nil, fmt.Errorf("failed to read ReplicaSet %s: %w", name, err)
 		}
 		tmpl, pod.OwnerReferences = &d.Spec.Template, owner("ReplicaSet", name, ctrl("ReplicaSet", name, d.Annotations, nil))
 	case "StatefulSet":
 		d := &appsv1.StatefulSet{}
 		if err := yaml.UnmarshalStrict(data, d); err != nil {
-			return nil, fmt.Errorf("StatefulSet %s: %w", name, err)
+			return nil, fmt.Errorf("failed to read StatefulSet %s: %w", name, err)
 		}
 		start := 0
 		if d.Spec.Ordinals != nil {
@@ -122,19 +122,19 @@ func ParseManifest(data []byte, namespace string) (*Manifest, error) {
 	case "DaemonSet":
 		d := &appsv1.DaemonSet{}
 		if err := yaml.UnmarshalStrict(data, d); err != nil {
-			return nil, fmt.Errorf("DaemonSet %s: %w", name, err)
+			return nil, fmt.Errorf("failed to read DaemonSet %s: %w", name, err)
 		}
 		tmpl, pod.OwnerReferences = &d.Spec.Template, owner("DaemonSet", name, ctrl("DaemonSet", name, d.Annotations, nil))
 	case "Job":
 		d := &batchv1.Job{}
 		if err := yaml.UnmarshalStrict(data, d); err != nil {
-			return nil, fmt.Errorf("Job %s: %w", name, err)
+			return nil, fmt.Errorf("failed to read Job %s: %w", name, err)
 		}
 		tmpl, pod.OwnerReferences = &d.Spec.Template, owner("Job", name, ctrl("Job", name, d.Annotations, nil))
 	case "CronJob":
 		d := &batchv1.CronJob{}
 		if err := yaml.UnmarshalStrict(data, d); err != nil {
-			return nil, fmt.Errorf("CronJob %s: %w", name, err)
+			return nil, fmt.Errorf("failed to read CronJob %s: %w", name, err)
 		}
 		uid := ctrl("CronJob", name, d.Annotations, nil)
 		job := name + "-" + dryRunSuffix
