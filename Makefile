@@ -33,6 +33,8 @@ export LAB_UP_ARGS
 # Product binaries: CNI plugins go to bin/cni (the lab installs them on every node).
 CNI_PLUGINS := spiderpool coordinator
 DAEMONS := spindle-agent spindle-controller
+# Operator tools: the kubectl plugin (kubectl spindle ..., docs/kubectl-plugin.md).
+TOOLS := kubectl-spindle
 # Every binary reports this version (--version, the CNI VERSION command): the chart's appVersion.
 VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/spindle/Chart.yaml)
 GO_LDFLAGS := -X github.com/spindle-net/spindle/cmd/internal/version.Version=$(VERSION)
@@ -83,7 +85,7 @@ lint: ## gofmt, goimports and golangci-lint (pinned; config in .golangci.yml; it
 build: ## Build all binaries into bin/.
 	@mkdir -p bin/cni
 	@for p in $(CNI_PLUGINS); do go build -ldflags '$(GO_LDFLAGS)' -o bin/cni/$$p ./cmd/$$p; done
-	@for d in $(DAEMONS); do go build -ldflags '$(GO_LDFLAGS)' -o bin/$$d ./cmd/$$d; done
+	@for d in $(DAEMONS) $(TOOLS); do go build -ldflags '$(GO_LDFLAGS)' -o bin/$$d ./cmd/$$d; done
 	go build -o bin/lab ./test/lab/cmd/lab
 	go build -o bin/tiers ./test/tiers
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -12,11 +11,10 @@ import (
 	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
+	"github.com/spindle-net/spindle/ipam/podselect"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/selection"
-	"github.com/spindle-net/spindle/ipam/subnets"
 )
 
 // familyPlan is the ordered list of candidate pools for one IP family, plus
@@ -81,49 +79,24 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 	if err != nil {
 		return nil, allocator.APIError(err, "failed to select pools for pod %q", f.key())
 	}
-	var ordinal *int
-	if f.ownerKind == "StatefulSet" {
-		if n, ok := lifecycle.Ordinal(f.ownerName, f.pod.Name); ok {
-			i := int(n)
-			ordinal = &i
-		}
-	}
 	w, err := a.workloadOf(ctx, f.pod)
 	if err != nil {
 		return nil, err
 	}
-	podLabels := f.pod.Labels
-	if w.app != nil {
-		// The application's pools match these in their pod affinity.
-		podLabels = maps.Clone(podLabels)
-		if podLabels == nil {
-			podLabels = map[string]string{}
-		}
-		maps.Copy(podLabels, subnets.AppLabels(*w.app))
-	}
-	sel, err := idx.Select(&selection.Request{
-		Ordinal:               ordinal,
-		Owner:                 w.owner,
-		OwnerAnnotations:      w.annotations,
-		App:                   w.app,
-		DefaultSubnet:         &a.cfg.DefaultSubnet,
-		KubeIPAMInterface:     a.kubeIPAMInterface(f, req.IfName, w.annotations),
-		PodNamespace:          f.pod.Namespace,
-		PodName:               f.pod.Name,
-		PodLabels:             podLabels,
-		PodAnnotations:        f.pod.Annotations,
-		NamespaceLabels:       f.namespace.Labels,
-		NamespaceAnnotations:  f.namespace.Annotations,
-		NodeName:              a.cfg.NodeName,
-		NodeLabels:            f.node.Labels,
-		Interface:             req.IfName,
-		ClusterDefaultNetwork: a.cfg.ClusterDefaultNetwork,
-		SystemNamespace:       a.cfg.SystemNamespace,
-		DefaultIPv4Pools:      req.DefaultIPv4Pools,
-		DefaultIPv6Pools:      req.DefaultIPv6Pools,
-		EnableIPv4:            a.cfg.EnableIPv4,
-		EnableIPv6:            a.cfg.EnableIPv6,
-	})
+	sel, err := idx.Select(podselect.Request(a.selectSettings(), &podselect.Facts{
+		Pod:       f.pod,
+		Namespace: f.namespace,
+		NodeName:  a.cfg.NodeName,
+		Node:      f.node,
+		Workload:  w,
+		HeldInterfaces: func() []string {
+			var out []string
+			for _, c := range a.podClaims(f.key()) {
+				out = append(out, c.Spec.Interface)
+			}
+			return out
+		},
+	}, podselect.Interface{Name: req.IfName, DefaultIPv4Pools: req.DefaultIPv4Pools, DefaultIPv6Pools: req.DefaultIPv6Pools}))
 	if err != nil {
 		var npe *selection.NoPoolError
 		if errors.As(err, &npe) {
@@ -168,30 +141,13 @@ func (p *ifacePlan) annotationRoutes(subnets []netip.Prefix) []nodeapi.Route {
 	return out
 }
 
-// kubeIPAMInterface is the interface kube-ipam's annotations address: the
-// pod's first interface that Spindle serves, as kube-ipam's address the
-// interface kube-ipam allocates for (often net1 on a database network, eth0
-// coming from another plugin). Multus sets interfaces up in order, so an
-// interface before ifName that Spindle serves already has claims. Empty
-// when the pod has no kube-ipam address.
-func (a *Agent) kubeIPAMInterface(f *podFacts, ifName string, ownerAnn map[string]string) string {
-	_, onPod := f.pod.Annotations[annotations.KubeIPAMIP]
-	_, onOwner := ownerAnn[annotations.KubeIPAMIP]
-	if !onPod && !onOwner {
-		return ""
+// selectSettings are the agent's settings selection depends on.
+func (a *Agent) selectSettings() *podselect.Settings {
+	return &podselect.Settings{
+		EnableIPv4:            a.cfg.EnableIPv4,
+		EnableIPv6:            a.cfg.EnableIPv6,
+		ClusterDefaultNetwork: a.cfg.ClusterDefaultNetwork,
+		SystemNamespace:       a.cfg.SystemNamespace,
+		DefaultSubnet:         a.cfg.DefaultSubnet,
 	}
-	nets, err := selection.ParsePodNetworks(f.pod.Namespace, f.pod.Annotations, a.cfg.ClusterDefaultNetwork)
-	if err != nil {
-		return "" // selection reports the malformed annotation
-	}
-	served := map[string]bool{}
-	for _, c := range a.podClaims(f.key()) {
-		served[c.Spec.Interface] = true
-	}
-	for i := 0; i <= len(nets.Additional); i++ {
-		if name := nets.InterfaceAt(i); name == ifName || served[name] {
-			return name
-		}
-	}
-	return ifName
 }

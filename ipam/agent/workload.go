@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/annotations"
-	"github.com/spindle-net/spindle/ipam/subnets"
+	"github.com/spindle-net/spindle/ipam/podselect"
 )
 
 // The controllers whose own annotations (not their pod template's) a pod
@@ -56,47 +55,17 @@ func reduceWorkloadMeta(strip toolscache.TransformFunc) toolscache.TransformFunc
 	}
 }
 
-// workload is what the agent knows of a pod's controllers: the pool and
-// address annotations the pod inherits, the controller they come from
-// ("Kind namespace/name"), and the pod's application: its top controller of
-// a kind in subnets.AppKinds, or its own controller when that is of another
-// (third-party) kind, known from the owner reference alone.
-type workload struct {
-	owner       string
-	annotations map[string]string
-	app         *subnets.App
-}
-
-// workloadOf follows the pod's controllers upwards (ReplicaSet, then its
-// Deployment; Job, then its CronJob). A pod with pool or address
-// annotations of its own inherits none; otherwise the first controller
-// that carries any gives them.
-func (a *Agent) workloadOf(ctx context.Context, pod *corev1.Pod) (*workload, error) {
-	w := &workload{}
-	inherit := !annotations.HasRequest(pod.Annotations)
-	ref := metav1.GetControllerOf(pod)
-	for depth := 0; ref != nil && depth < 3; depth++ {
-		if !subnets.IsAppKind(ref.APIVersion, ref.Kind) {
-			if w.app == nil {
-				w.app = &subnets.App{Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name, UID: string(ref.UID)}
-			}
-			break
-		}
-		m := workloadMeta(subnets.AppKinds[ref.Kind])
-		if err := a.cache.Get(ctx, keyOf(pod.Namespace, ref.Name), m); err != nil {
+// workloadOf follows the pod's controllers upwards through the cache
+// (podselect.WorkloadOf).
+func (a *Agent) workloadOf(ctx context.Context, pod *corev1.Pod) (*podselect.Workload, error) {
+	return podselect.WorkloadOf(pod, func(gvk schema.GroupVersionKind, namespace, name string) (*metav1.PartialObjectMetadata, error) {
+		m := workloadMeta(gvk)
+		if err := a.cache.Get(ctx, keyOf(namespace, name), m); err != nil {
 			if isNotFound(err) {
-				break
+				return nil, nil
 			}
-			return nil, allocator.APIError(err, "failed to get %s %q", ref.Kind, pod.Namespace+"/"+ref.Name)
+			return nil, allocator.APIError(err, "failed to get %s %q", gvk.Kind, namespace+"/"+name)
 		}
-		if ref.UID != "" && m.UID != ref.UID {
-			break // a new object of that name, not this pod's controller
-		}
-		w.app = &subnets.App{Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name, UID: string(m.UID)}
-		if inherit && w.annotations == nil && annotations.HasRequest(m.Annotations) {
-			w.owner, w.annotations = fmt.Sprintf("%s %s/%s", ref.Kind, pod.Namespace, ref.Name), m.Annotations
-		}
-		ref = metav1.GetControllerOf(m)
-	}
-	return w, nil
+		return m, nil
+	})
 }

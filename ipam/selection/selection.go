@@ -855,19 +855,11 @@ func (s *state) refuse(e *entry, f ranges.Family) string {
 	case e.selErr != "":
 		return e.selErr
 	}
-	if len(spec.NodeName) > 0 {
-		if !slices.Contains(spec.NodeName, req.NodeName) {
-			return fmt.Sprintf("nodeName %v does not include node %q", spec.NodeName, req.NodeName)
-		}
-	} else if e.nodeSel != nil && !e.nodeSel.Matches(labels.Set(req.NodeLabels)) {
-		return fmt.Sprintf("node affinity does not match node %q", req.NodeName)
+	if r := refuseNode(spec, e.nodeSel, req.NodeName, req.NodeLabels); r != "" {
+		return r
 	}
-	if len(spec.NamespaceName) > 0 {
-		if !slices.Contains(spec.NamespaceName, req.PodNamespace) {
-			return fmt.Sprintf("namespaceName %v does not include namespace %q", spec.NamespaceName, req.PodNamespace)
-		}
-	} else if e.nsSel != nil && !e.nsSel.Matches(labels.Set(req.NamespaceLabels)) {
-		return fmt.Sprintf("namespace affinity does not match namespace %q", req.PodNamespace)
+	if r := refuseNamespace(spec, e.nsSel, req.PodNamespace, req.NamespaceLabels); r != "" {
+		return r
 	}
 	if e.podSel != nil && !e.podSel.Matches(labels.Set(req.PodLabels)) {
 		return fmt.Sprintf("pod affinity does not match pod %s/%s", req.PodNamespace, req.PodName)
@@ -891,6 +883,50 @@ func (s *state) refuse(e *entry, f ranges.Family) string {
 		return fmt.Sprintf("multusName %v does not include network %q of %s", spec.MultusName, nw, req.Interface)
 	}
 	return ""
+}
+
+func refuseNode(spec *v2beta1.IPPoolSpec, sel labels.Selector, node string, nodeLabels map[string]string) string {
+	if len(spec.NodeName) > 0 {
+		if !slices.Contains(spec.NodeName, node) {
+			return fmt.Sprintf("nodeName %v does not include node %q", spec.NodeName, node)
+		}
+	} else if sel != nil && !sel.Matches(labels.Set(nodeLabels)) {
+		return fmt.Sprintf("node affinity does not match node %q", node)
+	}
+	return ""
+}
+
+func refuseNamespace(spec *v2beta1.IPPoolSpec, sel labels.Selector, namespace string, nsLabels map[string]string) string {
+	if len(spec.NamespaceName) > 0 {
+		if !slices.Contains(spec.NamespaceName, namespace) {
+			return fmt.Sprintf("namespaceName %v does not include namespace %q", spec.NamespaceName, namespace)
+		}
+	} else if sel != nil && !sel.Matches(labels.Set(nsLabels)) {
+		return fmt.Sprintf("namespace affinity does not match namespace %q", namespace)
+	}
+	return ""
+}
+
+// NodeRefusal returns why the pool's node affinity (nodeName, else
+// nodeAffinity) refuses the node, or "" when the pool may serve its pods:
+// the check Select makes.
+func NodeRefusal(spec *v2beta1.IPPoolSpec, node string, nodeLabels map[string]string) string {
+	sel, err := selector(spec.NodeAffinity)
+	if err != nil {
+		return "invalid spec.nodeAffinity: " + err.Error()
+	}
+	return refuseNode(spec, sel, node, nodeLabels)
+}
+
+// NamespaceRefusal returns why the pool's namespace affinity
+// (namespaceName, else namespaceAffinity) refuses the namespace, or "":
+// the check Select makes.
+func NamespaceRefusal(spec *v2beta1.IPPoolSpec, namespace string, nsLabels map[string]string) string {
+	sel, err := selector(spec.NamespaceAffinity)
+	if err != nil {
+		return "invalid spec.namespaceAffinity: " + err.Error()
+	}
+	return refuseNamespace(spec, sel, namespace, nsLabels)
 }
 
 // PodNetworks is the Multus view of a pod's interfaces.
