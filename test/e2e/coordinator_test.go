@@ -692,7 +692,7 @@ var _ = Describe("coordinator", func() {
 		// each address once when the link comes up; the coordinator sends
 		// its own announcement after configuring the pod: two of each.
 		var garp, una int
-		seen := stop(0)
+		seen := stop(time.Second) // tcpdump may still hold the last lines
 		GinkgoWriter.Printf("announcements seen from the gateway:\n%s\n", strings.Join(seen, "\n"))
 		for _, l := range seen {
 			switch {
