@@ -2,7 +2,8 @@
 # Runs every lab suite in ONE fresh lab: starts a 3-node lab with Spindle's
 # agent and controller, runs the Ginkgo e2e suite and the chart's server-side
 # dry run against it, then tears the lab down and checks nothing is left.
-# On failure it prints the tail of every lab log.
+# On failure it prints the tail of every lab log, then every failed spec with
+# its message, so that the cause is at the end of the output.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,13 +27,25 @@ dump_logs() {
 	for f in _lab/logs/*.log; do
 		[ -f "$f" ] || continue
 		echo "==> $f <==" >&2
-		tail -n 40 "$f" >&2
+		# Long lines (objects dumped by klog) are cut: the tail stays short.
+		tail -n 30 "$f" | cut -c1-400 >&2
 	done
+}
+
+tiers=${TIERS:-_out/tiers}
+
+print_failures() {
+	[ -f "$tiers/e2e-report.json" ] || return 0
+	echo "---- failed specs ----" >&2
+	bin/tiers failures "$tiers/e2e-report.json" >&2 || true
 }
 
 finish() {
 	local rc=$?
-	[ $rc -eq 0 ] || dump_logs
+	if [ $rc -ne 0 ]; then
+		dump_logs
+		print_failures
+	fi
 	if ! bin/lab down; then
 		echo "test-lab: lab-down left something behind" >&2
 		rc=1
@@ -51,7 +64,6 @@ echo "test-lab: lab up in $(($(date +%s) - start)) s"
 
 export KUBECONFIG=$PWD/_lab/kubeconfig
 # Each suite leaves its counts for `make test`'s tier line (test/tiers).
-tiers=${TIERS:-_out/tiers}
 mkdir -p "$tiers"
 rm -f "$tiers"/lab-*.json "$tiers"/e2e-report.json
 go build -o bin/tiers ./test/tiers

@@ -7,6 +7,7 @@
 //	go test -json ./... | tiers gotest _out/tiers/unit.json
 //	tiers ginkgo _out/tiers/e2e-report.json _out/tiers/e2e.json
 //	tiers summary _out/tiers/unit.json _out/tiers/e2e.json ...
+//	tiers failures _out/tiers/e2e-report.json
 //
 // gotest reads a `go test -json` stream and prints what `go test` prints
 // without -v (package results, the output of failed tests and build errors)
@@ -16,7 +17,9 @@
 //	tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, skipped 0
 //
 // and exits 1 if a tier ran no test, if any test failed, or if a test was
-// skipped under SPINDLE_REQUIRE_ALL=1.
+// skipped under SPINDLE_REQUIRE_ALL=1. failures prints each failed spec of a
+// Ginkgo report with its location and message, so that a failure's cause is
+// the last thing a failed run prints.
 package main
 
 import (
@@ -27,6 +30,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -65,9 +69,11 @@ func main() {
 	}
 }
 
+const usage = "usage: tiers gotest OUT | ginkgo REPORT OUT | failures REPORT | summary FILE [FILE]"
+
 func run(args []string, in io.Reader, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: tiers gotest OUT | ginkgo REPORT OUT | summary FILE [FILE]")
+		return errors.New(usage)
 	}
 	switch cmd, rest := args[0], args[1:]; {
 	case cmd == "gotest" && len(rest) == 1:
@@ -93,6 +99,13 @@ func run(args []string, in io.Reader, out io.Writer) error {
 			return fmt.Errorf("Ginkgo report %s: %w", rest[0], err)
 		}
 		return write(rest[1], c)
+	case cmd == "failures" && len(rest) == 1:
+		f, err := os.Open(rest[0])
+		if err != nil {
+			return fmt.Errorf("Ginkgo report: %w", err)
+		}
+		defer f.Close()
+		return Failures(f, out)
 	case cmd == "summary" && len(rest) > 0:
 		total := newCounts()
 		for _, p := range rest {
@@ -106,7 +119,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		fmt.Fprintln(out, line)
 		return err
 	}
-	return fmt.Errorf("bad arguments %q: usage: tiers gotest OUT | ginkgo REPORT OUT | summary FILE [FILE]", args)
+	return fmt.Errorf("bad arguments %q: %s", args, usage)
 }
 
 // event is one line of `go test -json` (see `go doc test2json`).
@@ -294,6 +307,41 @@ func Ginkgo(in io.Reader) (*Counts, error) {
 		}
 	}
 	return c, nil
+}
+
+// maxFailureMessage bounds what Failures prints of one message.
+const maxFailureMessage = 4000
+
+// Failures prints every failed spec of a Ginkgo JSON report: its full text,
+// where it failed and the failure message (the assertion's actual values).
+func Failures(in io.Reader, out io.Writer) error {
+	var reports []types.Report
+	if err := json.NewDecoder(in).Decode(&reports); err != nil {
+		return err
+	}
+	for _, r := range reports {
+		for _, s := range r.SpecReports {
+			if !s.State.Is(types.SpecStateFailureStates) {
+				continue
+			}
+			name := strings.TrimSpace(strings.Join(append(slices.Clone(s.ContainerHierarchyTexts), s.LeafNodeText), " "))
+			if name == "" {
+				name = s.LeafNodeType.String()
+			}
+			msg := s.Failure.Message
+			if len(msg) > maxFailureMessage {
+				msg = msg[:maxFailureMessage] + "\n[... cut]"
+			}
+			fmt.Fprintf(out, "---- %s: %s\n  at %s\n", s.State, name, s.Failure.Location)
+			if s.Failure.FailureNodeLocation != (types.CodeLocation{}) && s.Failure.FailureNodeLocation != s.Failure.Location {
+				fmt.Fprintf(out, "  in %s %s\n", s.Failure.FailureNodeType, s.Failure.FailureNodeLocation)
+			}
+			for _, l := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+				fmt.Fprintf(out, "  %s\n", l)
+			}
+		}
+	}
+	return nil
 }
 
 // Summary renders the tier line and says what is wrong with the run.

@@ -128,3 +128,29 @@ func TestSummary(t *testing.T) {
 		t.Errorf("an unknown tier: err = %v", err)
 	}
 }
+
+func TestFailuresPrintsFailedSpecsWithTheirMessage(t *testing.T) {
+	reports := []types.Report{{SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeIt, State: types.SpecStatePassed, LeafNodeText: "works"},
+		{LeafNodeType: types.NodeTypeIt, State: types.SpecStateFailed, ContainerHierarchyTexts: []string{"kubectl spindle"}, LeafNodeText: "check finds a leak",
+			Failure: types.Failure{Message: "Expected\n    <[]map>: []\nto contain leaked", Location: types.CodeLocation{FileName: "plugin_test.go", LineNumber: 272}}},
+		{LeafNodeType: types.NodeTypeAfterSuite, State: types.SpecStatePanicked, Failure: types.Failure{Message: "boom"}},
+	}}}
+	b, err := json.Marshal(reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Failures(bytes.NewReader(b), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"---- failed: kubectl spindle check finds a leak\n  at plugin_test.go:272\n", "    <[]map>: []\n", "to contain leaked", "---- panicked: AfterSuite", "  boom\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "works") {
+		t.Errorf("a passed spec is listed:\n%s", got)
+	}
+}

@@ -207,7 +207,7 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	want, ok, err := annotations.AppSubnetsOrDefault(a.annotations, r.DefaultSpare, def)
 	if err != nil {
-		r.event(a, corev1.EventTypeWarning, "InvalidSubnetAnnotation", "failed to carve pools for %s: %v", a.id, err)
+		r.event(a, corev1.EventTypeWarning, ReasonInvalidSubnetAnnotation, "failed to carve pools for %s: %v", a.id, err)
 		return reconcile.Result{}, nil
 	}
 	if !ok {
@@ -215,7 +215,7 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	if a.id.ThirdParty() {
 		if want.IPNumber.Flexible {
-			r.event(a, corev1.EventTypeWarning, "FixedIPNumberRequired", "failed to carve pools for %s: the replicas of a third-party controller are unknown to Spindle; set %q to a fixed number of addresses such as \"5\"",
+			r.event(a, corev1.EventTypeWarning, ReasonFixedIPNumberRequired, "failed to carve pools for %s: the replicas of a third-party controller are unknown to Spindle; set %q to a fixed number of addresses such as \"5\"",
 				a.id, annotations.PoolIPNumber)
 			return reconcile.Result{}, nil
 		}
@@ -255,14 +255,14 @@ func (r *AppReconciler) carve(ctx context.Context, a *app, iface string, fam ran
 	var sub v2beta1.SpiderSubnet
 	if err := r.Live.Get(ctx, client.ObjectKey{Name: subnetName}, &sub); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.event(a, corev1.EventTypeWarning, "SubnetNotFound", "SpiderSubnet %q named by the pod template of %s does not exist; create it", subnetName, a.id)
+			r.event(a, corev1.EventTypeWarning, ReasonSubnetNotFound, "SpiderSubnet %q named by the pod template of %s does not exist; create it", subnetName, a.id)
 			return true, nil
 		}
 		return false, fmt.Errorf("failed to get SpiderSubnet %q: %w", subnetName, err)
 	}
 	l, err := subnets.Parse(&sub)
 	if err != nil || ranges.FamilyOf(l.Subnet.Addr()) != fam {
-		r.event(a, corev1.EventTypeWarning, "InvalidSubnet", "SpiderSubnet %q cannot give %s addresses to %s (interface %s)", subnetName, fam, a.id, iface)
+		r.event(a, corev1.EventTypeWarning, ReasonInvalidSubnet, "SpiderSubnet %q cannot give %s addresses to %s (interface %s)", subnetName, fam, a.id, iface)
 		return false, nil
 	}
 	var subs v2beta1.SpiderSubnetList
@@ -270,7 +270,7 @@ func (r *AppReconciler) carve(ctx context.Context, a *app, iface string, fam ran
 		return false, fmt.Errorf("failed to list SpiderSubnets: %w", err)
 	}
 	if o := subnets.Shadowing(&sub, subs.Items); o != nil {
-		r.event(a, corev1.EventTypeWarning, "SubnetOverlaps", "SpiderSubnet %q named for %s (interface %s) overlaps SpiderSubnet %q, created before it, and gives no addresses; name %q or a disjoint subnet",
+		r.event(a, corev1.EventTypeWarning, ReasonSubnetOverlaps, "SpiderSubnet %q named for %s (interface %s) overlaps SpiderSubnet %q, created before it, and gives no addresses; name %q or a disjoint subnet",
 			subnetName, a.id, iface, o.Name, o.Name)
 		return true, nil
 	}
@@ -312,7 +312,7 @@ func (r *AppReconciler) carve(ctx context.Context, a *app, iface string, fam ran
 	}
 	ips, short := subnets.Carve(l.Usable, taken, have, held, size)
 	if short > 0 {
-		r.event(a, corev1.EventTypeWarning, "SubnetExhausted", "SpiderSubnet %q has %d free addresses too few for pool %q of %s (wants %d)", subnetName, short, name, a.id, size)
+		r.event(a, corev1.EventTypeWarning, ReasonSubnetExhausted, "SpiderSubnet %q has %d free addresses too few for pool %q of %s (wants %d)", subnetName, short, name, a.id, size)
 	}
 	want := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if cur != nil {

@@ -55,7 +55,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if o := subnets.Shadowing(&s, subs.Items); o != nil {
 		if r.Recorder != nil {
-			r.Recorder.Eventf(&s, o, corev1.EventTypeWarning, "SubnetOverlaps", "Check",
+			r.Recorder.Eventf(&s, o, corev1.EventTypeWarning, ReasonSubnetOverlaps, "Check",
 				"SpiderSubnet %q (%s) overlaps SpiderSubnet %q (%s), created before it, so it adopts no pools and gives no addresses: delete it, or give it a disjoint subnet",
 				s.Name, s.Spec.Subnet, o.Name, o.Spec.Subnet)
 		}
@@ -73,7 +73,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		pools = append(pools, p)
 		if out, err := subnets.Outside(l, p); err == nil && !out.Empty() && r.Recorder != nil {
-			r.Recorder.Eventf(&s, p, corev1.EventTypeWarning, "PoolOutsideSubnet", "Check",
+			r.Recorder.Eventf(&s, p, corev1.EventTypeWarning, ReasonPoolOutsideSubnet, "Check",
 				"SpiderIPPool %q uses %v, which SpiderSubnet %q does not give to pools: add them to the subnet's ips or remove them from the pool", p.Name, out.Strings(), s.Name)
 		}
 		want := p.DeepCopy()
