@@ -27,6 +27,10 @@ func main() {
 		fmt.Println(version.String("spindle-agent"))
 		return
 	}
+	if err := o.LogFormat.Apply(flag.CommandLine, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "spindle-agent:", err)
+		os.Exit(2)
+	}
 	ctrllog.SetLogger(klog.Background())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

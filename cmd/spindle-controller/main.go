@@ -24,6 +24,10 @@ func main() {
 		fmt.Println(version.String("spindle-controller"))
 		return
 	}
+	if err := o.LogFormat.Apply(flag.CommandLine, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "spindle-controller:", err)
+		os.Exit(2)
+	}
 	ctrl.SetLogger(klog.Background())
 	err := o.Validate()
 	if err == nil {

@@ -54,11 +54,14 @@ func (a *Agent) Add(ctx context.Context, req *nodeapi.Request) (res *nodeapi.Res
 	defer func() {
 		a.metrics.InFlight.WithLabelValues("add").Dec()
 		a.metrics.AddDuration.Observe(time.Since(start).Seconds())
+		line := opLine{op: "ADD", req: req, duration: time.Since(start), err: err}
 		if err != nil {
 			a.metrics.Failures.WithLabelValues("add", nodeapi.ReasonOf(err)).Inc()
-			a.log.Info("ADD failed", "pod", req.PodNamespace+"/"+req.PodName, "interface", req.IfName, "containerID", req.ContainerID, "error", err.Error())
 			a.addEvent(req, err)
+		} else {
+			line.withResult(res)
 		}
+		line.log(a.log)
 	}()
 	if err := validate(req); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/spindle-net/spindle/ipam/logformat"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
@@ -30,6 +31,7 @@ type Options struct {
 	Kubeconfig  string
 	QPS         float64
 	Burst       int
+	LogFormat   logformat.Format
 }
 
 // BindFlags registers the flags; NODE_NAME comes from the environment.
@@ -50,6 +52,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ConflictQuarantine, "conflict-quarantine", DefaultConflictQuarantine, "how long an address released after the coordinator found it used by another machine is not offered again by this agent")
 	fs.Float64Var(&o.QPS, "kube-api-qps", 200, "API server requests per second (client-side limit)")
 	fs.IntVar(&o.Burst, "kube-api-burst", 400, "API server request burst (client-side limit)")
+	logformat.AddFlag(fs, &o.LogFormat)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file of the API server (default $KUBECONFIG; empty: the pod's ServiceAccount)")
 	o.NodeName = os.Getenv("NODE_NAME")
 }

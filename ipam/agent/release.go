@@ -24,14 +24,17 @@ import (
 // 11) so the runtime retries.
 func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	start := time.Now()
+	line := opLine{op: "DEL", req: req, outcome: delNone}
 	a.metrics.InFlight.WithLabelValues("del").Inc()
 	defer func() {
 		a.metrics.InFlight.WithLabelValues("del").Dec()
 		a.metrics.DelDuration.Observe(time.Since(start).Seconds())
+		line.duration, line.err = time.Since(start), err
 		if err != nil {
 			a.metrics.Failures.WithLabelValues("del", nodeapi.ReasonOf(err)).Inc()
-			a.log.Info("DEL failed", "pod", req.PodNamespace+"/"+req.PodName, "interface", req.IfName, "containerID", req.ContainerID, "error", err.Error())
+			line.outcome = ""
 		}
+		line.log(a.log)
 	}()
 	if req.PodNamespace == "" || req.PodName == "" {
 		return nil // nothing of ours can be attached to an unnamed pod
@@ -61,16 +64,19 @@ func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	if len(mine) == 0 {
 		return nil
 	}
+	line.withClaims(mine)
 	release, err := a.shouldRelease(ctx, mine, true)
 	if err != nil {
 		return err
 	}
 	if !release {
+		line.outcome = delKept
 		return nil
 	}
 	if err := a.engine.Release(ctx, mine); err != nil {
 		return err
 	}
+	line.outcome = delReleased
 	if a.cfg.EndpointWrites == EndpointSync {
 		if err := a.syncEndpoint(ctx, key); err != nil {
 			a.seQueue.Add(key)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/spindle-net/spindle/ipam/logformat"
 )
 
 // Options are the command-line settings of spindle-controller.
@@ -66,6 +68,7 @@ type Options struct {
 	CoordinatorResync        time.Duration
 	SystemNamespace          string
 	MaxConcurrentReconciles  int
+	LogFormat                logformat.Format
 }
 
 // AddFlags registers every flag on fs with its default.
@@ -120,6 +123,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.CoordinatorResync, "coordinator-resync", time.Minute, "how often the SpiderCoordinator status is rediscovered")
 	fs.StringVar(&o.SystemNamespace, "system-namespace", "kube-system", "namespace of kubeadm-config, cilium-config and the kube-controller-manager pods")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "workers per controller")
+	logformat.AddFlag(fs, &o.LogFormat)
 }
 
 // Validate checks flag combinations.

@@ -3,6 +3,7 @@ package store
 import (
 	"net/netip"
 	"sort"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -92,7 +93,30 @@ func EndpointFromClaims(namespace, name string, claims []*v2beta1.SpiderIPClaim,
 		}
 		cur.Routes = append(cur.Routes, facts.Routes...)
 	}
+	se.Status.Current.Addresses = AddressSummary(se.Status.Current.IPs)
 	return se
+}
+
+// AddressSummary renders the addresses of every interface on one line, the
+// value of status.current.addresses: "eth0=10.6.0.5/16,fd00:6::5/64
+// net1=10.7.0.5/24".
+func AddressSummary(ips []v2beta1.IPAllocationDetail) string {
+	var b strings.Builder
+	for i, d := range ips {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(d.Interface)
+		b.WriteByte('=')
+		sep := ""
+		for _, a := range []*string{d.IPv4, d.IPv6} {
+			if a != nil && *a != "" {
+				b.WriteString(sep + *a)
+				sep = ","
+			}
+		}
+	}
+	return b.String()
 }
 
 // ifaceLess orders eth0 first, then net1, net2, ..., net10 numerically.

@@ -43,6 +43,9 @@ func TestEndpointFromClaims(t *testing.T) {
 	if net10.Interface != "net10" || *net10.IPv4 != "10.9.0.5/32" {
 		t.Fatalf("unknown pool keeps the host prefix: %+v", net10)
 	}
+	if want := "eth0=10.6.0.5/16,fd00::5/64 net1=10.8.0.5/24 net10=10.9.0.5/32"; st.Current.Addresses != want {
+		t.Fatalf("addresses %q, want %q", st.Current.Addresses, want)
+	}
 	if EndpointFromClaims("ns", "x", nil, lookup) != nil {
 		t.Fatal("no claims must give no SpiderEndpoint")
 	}

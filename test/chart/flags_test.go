@@ -108,6 +108,7 @@ var agentPlan = flagPlan{
 		"kube-api-qps":              {"agent.kubeAPIQPS=33", "33"},
 		"kube-api-burst":            {"agent.kubeAPIBurst=66", "66"},
 		"v":                         {"agent.logLevel=4", "4"},
+		"log-format":                {"agent.logFormat=json", "json"},
 	},
 	derived: map[string]string{
 		"system-namespace": "the release namespace (also POD_NAMESPACE)",
@@ -152,6 +153,7 @@ var controllerPlan = flagPlan{
 		"system-namespace":                     {"controller.clusterSystemNamespace=kube-admin", "kube-admin"},
 		"max-concurrent-reconciles":            {"controller.maxConcurrentReconciles=9", "9"},
 		"v":                                    {"controller.logLevel=4", "4"},
+		"log-format":                           {"controller.logFormat=json", "json"},
 	},
 	derived: map[string]string{
 		"leader-election-namespace":        "the release namespace",

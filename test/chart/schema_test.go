@@ -18,9 +18,18 @@ import (
 var freeForm = []string{"affinity", "annotations", "issuerRef", "labels", "nodeSelector", "podAnnotations", "podLabels",
 	"resources", "securityContext", "tolerations", "updateStrategy"}
 
+// enums are the values that take one of a few words, keyed by the value's
+// name: the schema refuses any other word.
+var enums = map[string][]string{
+	"logFormat": {"text", "json"},
+}
+
 // schemaOf derives the JSON schema of a value of values.yaml: objects list
 // their keys and refuse others, scalars keep their type.
 func schemaOf(key string, v any) map[string]any {
+	if words, ok := enums[key]; ok {
+		return map[string]any{"type": "string", "enum": words}
+	}
 	if slices.Contains(freeForm, key) {
 		switch v.(type) {
 		case []any:
@@ -107,6 +116,8 @@ func TestValuesSchemaRefusesTypos(t *testing.T) {
 		{"ipam.enableIPv44=true", "enableIPv44"},
 		{"agent.healthPort=high", "healthPort"},
 		{"controler.replicas=3", "controler"},
+		{"agent.logFormat=xml", "logFormat"},
+		{"controller.logFormat=JSON", "logFormat"},
 	} {
 		args := append([]string{"template", releaseName, chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}, setArgs([]string{tc.set})...)
 		_, err := helm(t, args...)

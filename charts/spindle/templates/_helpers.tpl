@@ -103,6 +103,7 @@ conflict-quarantine: {{ .Values.ipam.conflictQuarantine | quote }}
 kube-api-qps: {{ .Values.agent.kubeAPIQPS | quote }}
 kube-api-burst: {{ .Values.agent.kubeAPIBurst | quote }}
 v: {{ .Values.agent.logLevel | quote }}
+log-format: {{ .Values.agent.logFormat | quote }}
 {{- end -}}
 
 {{- define "spindle.controller.settings" -}}
@@ -146,6 +147,7 @@ coordinator-resync: {{ .Values.coordinator.resync | quote }}
 system-namespace: {{ .Values.controller.clusterSystemNamespace | quote }}
 max-concurrent-reconciles: {{ .Values.controller.maxConcurrentReconciles | quote }}
 v: {{ .Values.controller.logLevel | quote }}
+log-format: {{ .Values.controller.logFormat | quote }}
 {{- end -}}
 
 {{/* Environment key of a setting: include with (list "AGENT" "enable-ipv4"). */}}

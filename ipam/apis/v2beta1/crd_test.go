@@ -93,10 +93,10 @@ func TestIPPoolPrinterColumns(t *testing.T) {
 			wide = append(wide, c.Name)
 		}
 	}
-	if got, want := strings.Join(names, " "), "VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT"; got != want {
+	if got, want := strings.Join(names, " "), "VERSION SUBNET ALLOCATED-IP-COUNT TOTAL-IP-COUNT DEFAULT DISABLE AGE"; got != want {
 		t.Errorf("default columns %q, want %q", got, want)
 	}
-	if got, want := strings.Join(wide, " "), "DISABLE NODENAME MULTUSNAME APP-NAMESPACE"; got != want {
+	if got, want := strings.Join(wide, " "), "NODENAME MULTUSNAME APP-NAMESPACE"; got != want {
 		t.Errorf("wide columns %q, want %q", got, want)
 	}
 
@@ -143,10 +143,11 @@ func TestEndpointPrinterColumns(t *testing.T) {
 	ip, pool := "10.6.0.5/16", "pool-a"
 	se := &SpiderEndpoint{Status: WorkloadEndpointStatus{Current: PodIPAllocation{
 		UID: "u", Node: "worker-1",
-		IPs: []IPAllocationDetail{{Interface: "eth0", IPv4: &ip, IPv4Pool: &pool}, {Interface: "net1"}},
+		IPs:       []IPAllocationDetail{{Interface: "eth0", IPv4: &ip, IPv4Pool: &pool}, {Interface: "net1"}},
+		Addresses: "eth0=10.6.0.5/16 net1=",
 	}}}
 	got := columns(t, crd, se)
-	want := map[string]string{"INTERFACE": "eth0", "IPV4POOL": "pool-a", "IPV4": "10.6.0.5/16", "IPV6POOL": "", "IPV6": "", "NODE": "worker-1"}
+	want := map[string]string{"ADDRESSES": "eth0=10.6.0.5/16 net1=", "INTERFACE": "eth0", "IPV4POOL": "pool-a", "IPV4": "10.6.0.5/16", "IPV6POOL": "", "IPV6": "", "NODE": "worker-1"}
 	for k, w := range want {
 		if got[k] != w {
 			t.Errorf("column %s = %q, want %q", k, got[k], w)
@@ -158,7 +159,7 @@ func TestIPClaimPrinterColumns(t *testing.T) {
 	crd := loadCRD(t, "spideripclaims")
 	c := &SpiderIPClaim{Spec: IPClaimSpec{Pool: "p", Address: "10.6.0.5", IPVersion: 4, PodNamespace: "ns", PodName: "web-0", Interface: "net1", Node: "n1"}}
 	got := columns(t, crd, c)
-	want := map[string]string{"POOL": "p", "NAMESPACE": "ns", "POD": "web-0", "INTERFACE": "net1", "NODE": "n1"}
+	want := map[string]string{"ADDRESS": "10.6.0.5", "POOL": "p", "NAMESPACE": "ns", "POD": "web-0", "INTERFACE": "net1", "NODE": "n1"}
 	for k, w := range want {
 		if got[k] != w {
 			t.Errorf("column %s = %q, want %q", k, got[k], w)

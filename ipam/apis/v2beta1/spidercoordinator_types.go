@@ -112,6 +112,9 @@ type CoordinatorStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:storageversion
 // +kubebuilder:resource:categories={spiderpool},path=spidercoordinators,scope=Cluster,shortName={scc},singular=spidercoordinator
+// +kubebuilder:printcolumn:name="MODE",type=string,JSONPath=`.spec.mode`,description="coordinator mode (empty: auto)"
+// +kubebuilder:printcolumn:name="PHASE",type=string,JSONPath=`.status.phase`,description="Synced once the cluster's CIDRs are known"
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpiderCoordinator struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

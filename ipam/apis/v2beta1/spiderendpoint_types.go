@@ -66,6 +66,12 @@ type PodIPAllocation struct {
 	// allocation. Spindle extension.
 	// +optional
 	ContainerID string `json:"containerID,omitempty"`
+	// addresses lists the addresses of every entry of ips on one line,
+	// interfaces separated by spaces, e.g.
+	// "eth0=10.6.0.5/16,fd00:6::5/64 net1=10.7.0.5/24". It repeats ips for
+	// kubectl's ADDRESSES column. Spindle extension.
+	// +optional
+	Addresses string `json:"addresses,omitempty"`
 }
 
 // WorkloadEndpointStatus is the allocation state of a pod.
@@ -91,12 +97,14 @@ type WorkloadEndpointStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:storageversion
 // +kubebuilder:resource:categories={spiderpool},path=spiderendpoints,scope=Namespaced,shortName={se},singular=spiderendpoint
-// +kubebuilder:printcolumn:name="INTERFACE",type=string,JSONPath=`.status.current.ips[0].interface`,description="first interface"
-// +kubebuilder:printcolumn:name="IPV4POOL",type=string,JSONPath=`.status.current.ips[0].ipv4Pool`,description="IPv4 pool of the first interface"
-// +kubebuilder:printcolumn:name="IPV4",type=string,JSONPath=`.status.current.ips[0].ipv4`,description="IPv4 address of the first interface"
-// +kubebuilder:printcolumn:name="IPV6POOL",type=string,JSONPath=`.status.current.ips[0].ipv6Pool`,description="IPv6 pool of the first interface"
-// +kubebuilder:printcolumn:name="IPV6",type=string,JSONPath=`.status.current.ips[0].ipv6`,description="IPv6 address of the first interface"
+// +kubebuilder:printcolumn:name="ADDRESSES",type=string,JSONPath=`.status.current.addresses`,description="addresses of every interface"
 // +kubebuilder:printcolumn:name="NODE",type=string,JSONPath=`.status.current.node`,description="node of the pod"
+// +kubebuilder:printcolumn:name="INTERFACE",type=string,JSONPath=`.status.current.ips[0].interface`,priority=1,description="first interface"
+// +kubebuilder:printcolumn:name="IPV4POOL",type=string,JSONPath=`.status.current.ips[0].ipv4Pool`,priority=1,description="IPv4 pool of the first interface"
+// +kubebuilder:printcolumn:name="IPV4",type=string,JSONPath=`.status.current.ips[0].ipv4`,priority=1,description="IPv4 address of the first interface"
+// +kubebuilder:printcolumn:name="IPV6POOL",type=string,JSONPath=`.status.current.ips[0].ipv6Pool`,priority=1,description="IPv6 pool of the first interface"
+// +kubebuilder:printcolumn:name="IPV6",type=string,JSONPath=`.status.current.ips[0].ipv6`,priority=1,description="IPv6 address of the first interface"
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpiderEndpoint struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

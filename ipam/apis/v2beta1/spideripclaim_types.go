@@ -75,14 +75,16 @@ type IPClaimSpec struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:categories={spiderpool},path=spideripclaims,scope=Cluster,shortName={sic},singular=spideripclaim
+// +kubebuilder:printcolumn:name="ADDRESS",type=string,JSONPath=`.spec.address`,description="the claimed address"
 // +kubebuilder:printcolumn:name="POOL",type=string,JSONPath=`.spec.pool`,description="pool of the address"
 // +kubebuilder:printcolumn:name="NAMESPACE",type=string,JSONPath=`.spec.podNamespace`,description="namespace of the pod"
 // +kubebuilder:printcolumn:name="POD",type=string,JSONPath=`.spec.podName`,description="pod holding the address"
 // +kubebuilder:printcolumn:name="INTERFACE",type=string,JSONPath=`.spec.interface`,description="pod interface"
 // +kubebuilder:printcolumn:name="NODE",type=string,JSONPath=`.spec.node`,description="node of the pod"
-// +kubebuilder:printcolumn:name="OWNER-KIND",type=string,JSONPath=`.spec.ownerKind`,description="kind of the pod's controller; a StatefulSet holds its replicas' addresses while they are scaled away"
-// +kubebuilder:printcolumn:name="OWNER",type=string,JSONPath=`.spec.ownerName`,description="the pod's controller"
+// +kubebuilder:printcolumn:name="OWNER-KIND",type=string,JSONPath=`.spec.ownerKind`,priority=1,description="kind of the pod's controller; a StatefulSet holds its replicas' addresses while they are scaled away"
+// +kubebuilder:printcolumn:name="OWNER",type=string,JSONPath=`.spec.ownerName`,priority=1,description="the pod's controller"
 // +kubebuilder:printcolumn:name="MAC",type=string,JSONPath=`.spec.mac`,priority=1,description="MAC address the pod asked for"
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpiderIPClaim struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

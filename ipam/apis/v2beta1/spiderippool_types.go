@@ -116,10 +116,11 @@ type IPPoolStatus struct {
 // +kubebuilder:printcolumn:name="ALLOCATED-IP-COUNT",type=integer,JSONPath=`.status.allocatedIPCount`,description="addresses handed out"
 // +kubebuilder:printcolumn:name="TOTAL-IP-COUNT",type=integer,JSONPath=`.status.totalIPCount`,description="addresses the pool can hand out"
 // +kubebuilder:printcolumn:name="DEFAULT",type=boolean,JSONPath=`.spec.default`,description="cluster default pool"
-// +kubebuilder:printcolumn:name="DISABLE",type=boolean,JSONPath=`.spec.disable`,description="allocation disabled",priority=1
+// +kubebuilder:printcolumn:name="DISABLE",type=boolean,JSONPath=`.spec.disable`,description="allocation disabled"
 // +kubebuilder:printcolumn:name="NODENAME",type=string,JSONPath=`.spec.nodeName`,description="nodes the pool is restricted to",priority=1
 // +kubebuilder:printcolumn:name="MULTUSNAME",type=string,JSONPath=`.spec.multusName`,description="NetworkAttachmentDefinitions the pool is restricted to",priority=1
 // +kubebuilder:printcolumn:name="APP-NAMESPACE",type=string,JSONPath=`.spec.podAffinity.matchLabels['ipam\.spidernet\.io/app-namespace']`,description="namespace of the application an automatically created pool belongs to",priority=1
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpiderIPPool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -247,6 +247,8 @@ type SpiderOvsCniConfig struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:storageversion
 // +kubebuilder:resource:categories={spiderpool},path=spidermultusconfigs,scope=Namespaced,shortName={smc},singular=spidermultusconfig
+// +kubebuilder:printcolumn:name="CNITYPE",type=string,JSONPath=`.spec.cniType`,description="main CNI plugin"
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpiderMultusConfig struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -23,6 +23,7 @@ type ReservedIPSpec struct {
 // +kubebuilder:storageversion
 // +kubebuilder:resource:categories={spiderpool},path=spiderreservedips,scope=Cluster,shortName={sr},singular=spiderreservedip
 // +kubebuilder:printcolumn:name="VERSION",type=integer,JSONPath=`.spec.ipVersion`,description="IP version"
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpiderReservedIP struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

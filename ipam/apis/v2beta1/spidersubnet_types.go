@@ -70,6 +70,7 @@ type SubnetStatus struct {
 // +kubebuilder:printcolumn:name="ALLOCATED-IP-COUNT",type=integer,JSONPath=`.status.allocatedIPCount`,description="addresses given to pools"
 // +kubebuilder:printcolumn:name="TOTAL-IP-COUNT",type=integer,JSONPath=`.status.totalIPCount`,description="addresses of the subnet"
 // +kubebuilder:printcolumn:name="CONTROLLED-IPPOOLS",type=string,JSONPath=`.status.controlledIPPools`,priority=1,description="pools of the subnet and their addresses"
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type SpiderSubnet struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
