@@ -27,6 +27,7 @@ func main() {
 		fmt.Println(version.String("spindle-agent"))
 		return
 	}
+	o.Version = version.Version
 	ctrllog.SetLogger(klog.Background())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -24,6 +24,7 @@ func main() {
 		fmt.Println(version.String("spindle-controller"))
 		return
 	}
+	o.Version = version.Version
 	ctrl.SetLogger(klog.Background())
 	err := o.Validate()
 	if err == nil {
