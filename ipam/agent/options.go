@@ -24,13 +24,13 @@ const (
 // Options are the spindle-agent command line.
 type Options struct {
 	Config
-	Socket      string
+	Socket        string
 	MetricsAddr   string
 	MetricsSecure bool
 	HealthAddr    string
-	Kubeconfig  string
-	QPS         float64
-	Burst       int
+	Kubeconfig    string
+	QPS           float64
+	Burst         int
 }
 
 // BindFlags registers the flags; NODE_NAME comes from the environment.

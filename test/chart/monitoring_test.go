@@ -135,7 +135,7 @@ func TestMetricNames(t *testing.T) {
 	for expr, want := range map[string][]string{
 		`histogram_quantile(0.99, sum by (le) (rate(a_bucket{op="x{y}"}[5m])))`: {"a_bucket"},
 		`max by (pool) (a) / on (pool) group_left (subnet) max(b > 0) > 0.9`:    {"a", "b"},
-		`sum without (instance) (rate(c_total[1h] offset 5m)) * 1e3`:             {"c_total"},
+		`sum without (instance) (rate(c_total[1h] offset 5m)) * 1e3`:            {"c_total"},
 	} {
 		if got := metricNames(expr); !slices.Equal(got, want) {
 			t.Errorf("metricNames(%q) = %v, want %v", expr, got, want)
