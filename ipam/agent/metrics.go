@@ -85,7 +85,7 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 // get the non-resource URL /metrics (SubjectAccessReview); others get 401 or
 // 403.
 func (a *Agent) ServeMetrics(ctx context.Context, addr string, secure bool) error {
-	var h http.Handler = promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{})
+	h := promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{})
 	if !secure {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", h)

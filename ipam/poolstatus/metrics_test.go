@@ -12,6 +12,12 @@ import (
 )
 
 func TestPoolGaugesFollowThePool(t *testing.T) {
+	// Start from no series, whatever other tests of the package left.
+	published.Lock()
+	allocatedIPs.Reset()
+	totalIPs.Reset()
+	clear(published.labels)
+	published.Unlock()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(Collectors()...)
 	names := []string{"spindle_controller_ippool_allocated_ips", "spindle_controller_ippool_total_ips"}
