@@ -31,6 +31,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "spindle-agent:", err)
 		os.Exit(2)
 	}
+	o.Version = version.Version
 	ctrllog.SetLogger(klog.Background())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

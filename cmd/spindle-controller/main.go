@@ -28,6 +28,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "spindle-controller:", err)
 		os.Exit(2)
 	}
+	o.Version = version.Version
 	ctrl.SetLogger(klog.Background())
 	err := o.Validate()
 	if err == nil {

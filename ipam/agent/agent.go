@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/fields"
@@ -56,6 +55,9 @@ const (
 type Config struct {
 	// NodeName is the node this agent serves (env NODE_NAME).
 	NodeName string
+	// Version is the build's version, the version label of
+	// spindle_build_info (default "dev").
+	Version string
 	// EnableIPv4 / EnableIPv6 select the families allocated to every interface.
 	EnableIPv4, EnableIPv6 bool
 	// EnableStatefulSet keeps StatefulSet pods' addresses across re-creation.
@@ -127,6 +129,11 @@ func Scheme() *runtime.Scheme {
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims;spiderendpoints,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints/status,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+//
+// Secure metrics (ServeMetrics) ask the API server who a scraper is and
+// whether it may get /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // New builds an agent talking to the API server of cfg. Call Start before use.
 func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
@@ -160,6 +167,9 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 	if cfg.ConflictQuarantine <= 0 {
 		cfg.ConflictQuarantine = DefaultConflictQuarantine
 	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
 	if cfg.Logger.GetSink() == nil {
 		cfg.Logger = logr.Discard()
 	}
@@ -191,7 +201,7 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 		cache:   c,
 		live:    live,
 		store:   &store.Store{W: live, R: c},
-		metrics: NewMetrics(),
+		metrics: NewMetrics(cfg.Version),
 		log:     cfg.Logger,
 		overlay: newOverlay(),
 		restCfg: restCfg,
@@ -345,13 +355,6 @@ func (a *Agent) Serve(ctx context.Context, socket string) error {
 		return fmt.Errorf("failed to serve %q: %w", socket, err)
 	}
 	return nil
-}
-
-// ServeMetrics serves /metrics on addr until ctx is done.
-func (a *Agent) ServeMetrics(ctx context.Context, addr string) error {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}))
-	return serveHTTP(ctx, addr, mux)
 }
 
 // ServeHealth serves /healthz (liveness) and /readyz (informers synced).

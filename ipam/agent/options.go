@@ -25,19 +25,21 @@ const (
 // Options are the spindle-agent command line.
 type Options struct {
 	Config
-	Socket      string
-	MetricsAddr string
-	HealthAddr  string
-	Kubeconfig  string
-	QPS         float64
-	Burst       int
-	LogFormat   logformat.Format
+	Socket        string
+	MetricsAddr   string
+	MetricsSecure bool
+	HealthAddr    string
+	Kubeconfig    string
+	QPS           float64
+	Burst         int
+	LogFormat     logformat.Format
 }
 
 // BindFlags registers the flags; NODE_NAME comes from the environment.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Socket, "socket", nodeapi.DefaultSocket, "unix socket the spiderpool CNI plugin talks to (created with mode 0600)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", DefaultMetricsAddr, "address of the Prometheus /metrics endpoint (empty: off)")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to clients whose bearer token the API server authenticates and authorises to get /metrics (false: plain HTTP, for a loopback address)")
 	fs.StringVar(&o.HealthAddr, "health-addr", DefaultHealthAddr, "address of the /healthz and /readyz probes (empty: off)")
 	fs.BoolVar(&o.EnableIPv4, "enable-ipv4", true, "allocate an IPv4 address to every interface")
 	fs.BoolVar(&o.EnableIPv6, "enable-ipv6", false, "allocate an IPv6 address to every interface")
@@ -90,7 +92,7 @@ func Run(ctx context.Context, o *Options, log logr.Logger) error {
 		go func() { errc <- a.ServeHealth(ctx, o.HealthAddr) }()
 	}
 	if o.MetricsAddr != "" {
-		go func() { errc <- a.ServeMetrics(ctx, o.MetricsAddr) }()
+		go func() { errc <- a.ServeMetrics(ctx, o.MetricsAddr, o.MetricsSecure) }()
 	}
 	if err := a.Start(ctx); err != nil {
 		return err

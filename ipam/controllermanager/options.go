@@ -23,8 +23,13 @@ type Options struct {
 	QPS   float64
 	Burst int
 
-	MetricsAddr string
-	HealthAddr  string
+	MetricsAddr   string
+	MetricsSecure bool
+	HealthAddr    string
+
+	// Version is the build's version, the version label of
+	// spindle_build_info (set by the binary, not a flag).
+	Version string
 
 	LeaderElect          bool
 	LeaderElectionNS     string
@@ -78,6 +83,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":5721", "address of the Prometheus /metrics endpoint (\"0\" disables it)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":5721", "deprecated alias of --metrics-bind-address")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to clients whose bearer token the API server authenticates and authorises to get /metrics (false: plain HTTP, for a loopback address)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":5720", "address of the /healthz and /readyz probes (\"0\" disables them)")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":5720", "deprecated alias of --health-probe-bind-address")
 

@@ -2,10 +2,12 @@ package controllermanager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	netv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -17,10 +19,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
+	"github.com/spindle-net/spindle/internal/buildinfo"
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/gc"
@@ -48,6 +53,11 @@ func Scheme() *runtime.Scheme {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update
+//
+// Secure metrics (--metrics-secure) ask the API server who a scraper is and
+// whether it may get /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Run starts spindle-controller and blocks until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
@@ -74,9 +84,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		}
 	}
 
+	if err := registerBuildInfo(o.Version); err != nil {
+		return err
+	}
 	mopts := ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                       o.metricsOptions(),
 		HealthProbeBindAddress:        o.HealthAddr,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaderElectionID,
@@ -99,6 +112,30 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// metricsOptions serves /metrics over plain HTTP, or over HTTPS behind the
+// API server's authentication (TokenReview) and authorization
+// (SubjectAccessReview: get on the non-resource URL /metrics).
+func (o *Options) metricsOptions() metricsserver.Options {
+	mo := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.MetricsSecure}
+	if o.MetricsSecure {
+		mo.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return mo
+}
+
+// registerBuildInfo adds spindle_build_info to the controller-runtime
+// registry (once per process).
+func registerBuildInfo(version string) error {
+	if version == "" {
+		version = "dev"
+	}
+	err := ctrlmetrics.Registry.Register(buildinfo.Collector(version))
+	if are := (prometheus.AlreadyRegisteredError{}); err != nil && !errors.As(err, &are) {
+		return fmt.Errorf("failed to register %s: %w", buildinfo.MetricName, err)
+	}
+	return nil
 }
 
 // Setup registers the webhooks, the controllers and the probes on mgr.

@@ -22,6 +22,11 @@ var (
 	})
 )
 
+// Collectors are the garbage collector's series.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{collectedTotal, releasedIPsTotal, raceAvoidedTotal}
+}
+
 var registerOnce sync.Once
 
 // registerMetrics adds the collector's metrics to the controller-runtime
@@ -29,6 +34,6 @@ var registerOnce sync.Once
 // only use lifecycle.Decide (the agent) do not export them.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		metrics.Registry.MustRegister(collectedTotal, releasedIPsTotal, raceAvoidedTotal)
+		metrics.Registry.MustRegister(Collectors()...)
 	})
 }

@@ -55,7 +55,7 @@ func TestDriftedCountersAreCorrected(t *testing.T) {
 		if got.Status.AllocatedIPCount == nil || *got.Status.AllocatedIPCount != alloc || got.Status.TotalIPCount == nil || *got.Status.TotalIPCount != total {
 			t.Fatalf("status allocated=%v total=%v, want %d/%d", got.Status.AllocatedIPCount, got.Status.TotalIPCount, alloc, total)
 		}
-		if a, tot := testutil.ToFloat64(allocatedIPs.WithLabelValues("p")), testutil.ToFloat64(totalIPs.WithLabelValues("p")); a != float64(alloc) || tot != float64(total) {
+		if a, tot := testutil.ToFloat64(allocatedIPs.WithLabelValues("p", "4", "10.6.0.0/24")), testutil.ToFloat64(totalIPs.WithLabelValues("p", "4", "10.6.0.0/24")); a != float64(alloc) || tot != float64(total) {
 			t.Fatalf("gauges allocated=%v total=%v, want %d/%d", a, tot, alloc, total)
 		}
 	}

@@ -63,7 +63,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	observe(pool.Name, counts)
+	observe(pool, counts)
 	if eq(pool.Status.AllocatedIPCount, &counts.Allocated) && eq(pool.Status.TotalIPCount, counts.Total) {
 		return reconcile.Result{}, nil
 	}

@@ -71,7 +71,9 @@ var scenarios = []scenario{
 	{"cert-manager-issuer", []string{"webhook.certs.source=certManager", "webhook.certs.certManager.issuerRef.name=corp-ca", "webhook.certs.certManager.issuerRef.kind=ClusterIssuer"}},
 	{"controller-certs", []string{"webhook.certs.source=controller"}},
 	{"webhooks-off", []string{"webhook.enabled=false"}},
-	{"monitoring", []string{"serviceMonitor.enabled=true", "agent.metrics.bindAddress=0.0.0.0", "serviceMonitor.labels.release=prom"}},
+	{"monitoring", []string{"serviceMonitor.enabled=true", "agent.metrics.bindAddress=0.0.0.0", "serviceMonitor.labels.release=prom",
+		"grafanaDashboard.enabled=true", "grafanaDashboard.labels.team=net", "prometheusRule.enabled=true", "prometheusRule.labels.release=prom"}},
+	{"metrics-plain", []string{"metrics.secure=false"}},
 	{"single-controller", []string{"controller.replicas=1", "controller.hostNetwork=false", "coordinator.createDefault=false", "image.pullSecrets={regcred}", "global.imageRegistryOverride=mirror.local:5000"}},
 }
 

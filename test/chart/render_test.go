@@ -17,7 +17,7 @@ import (
 // Kinds the chart renders whose types are not in this module's scheme (they
 // belong to cert-manager and the Prometheus operator); the dry run on the lab
 // checks them when their CRDs are served.
-var foreignKinds = map[string]bool{"Certificate": true, "Issuer": true, "ServiceMonitor": true}
+var foreignKinds = map[string]bool{"Certificate": true, "Issuer": true, "ServiceMonitor": true, "PrometheusRule": true}
 
 func TestHelmLint(t *testing.T) {
 	t.Parallel()
@@ -104,6 +104,8 @@ func TestRenderRefusesBadValues(t *testing.T) {
 		{[]string{"ipam.endpointWrites=later"}, `ipam.endpointWrites "later"`},
 		{[]string{"multus.install=true", "multus.flavor=medium"}, `multus.flavor "medium"`},
 		{[]string{"clusterDefaultPool.installIPv4IPPool=true"}, "clusterDefaultPool.ipv4Subnet"},
+		{[]string{"metrics.secure=false", "agent.metrics.bindAddress=0.0.0.0"}, `agent.metrics.bindAddress "0.0.0.0" with metrics.secure=false`},
+		{[]string{"metrics.secure=false", "serviceMonitor.enabled=true"}, "serviceMonitor.enabled needs metrics.secure=true"},
 		{[]string{"clusterDefaultPool.installIPv6IPPool=true", "clusterDefaultPool.ipv6Subnet=fd00::/64"}, "clusterDefaultPool.ipv6IPRanges"},
 	} {
 		args := append([]string{"template", releaseName, chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}, setArgs(tc.set)...)

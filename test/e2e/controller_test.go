@@ -48,6 +48,7 @@ const (
 	blockChurn
 	blockOverlap
 	blockReserved
+	blockMetrics
 )
 
 // controllerMetricsURL is where the lab's controller serves its metrics
@@ -56,7 +57,30 @@ func controllerMetricsURL() string {
 	if u := os.Getenv("E2E_CONTROLLER_METRICS"); u != "" {
 		return u
 	}
-	return "http://127.0.0.1:5721/metrics"
+	return "https://127.0.0.1:5721/metrics"
+}
+
+// metricsReader is the ServiceAccount whose token the specs scrape with: it is
+// bound to a ClusterRole that may get /metrics, as the chart's
+// <release>-metrics-reader is bound to a Prometheus.
+const metricsReader = "spindle-e2e-metrics-reader"
+
+var metricsToken = struct {
+	sync.Mutex
+	token string
+}{}
+
+// readerToken returns a token of metricsReader (created on first use).
+func readerToken(ctx context.Context) string {
+	GinkgoHelper()
+	metricsToken.Lock()
+	defer metricsToken.Unlock()
+	if metricsToken.token == "" {
+		t, err := framework.MetricsReaderToken(ctx, f.Client, "default", metricsReader, true)
+		Expect(err).NotTo(HaveOccurred())
+		metricsToken.token = t
+	}
+	return metricsToken.token
 }
 
 var quietControllerRuntime sync.Once
@@ -295,7 +319,7 @@ func inSlice(lab *framework.Lab, offset, n int, addr string) bool {
 
 func scrape(ctx context.Context) framework.Metrics {
 	GinkgoHelper()
-	m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL())
+	m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(), readerToken(ctx))
 	Expect(err).NotTo(HaveOccurred(), "the controller's metrics must be reachable from the test process")
 	return m
 }

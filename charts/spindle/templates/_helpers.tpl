@@ -90,6 +90,7 @@ cluster-default-subnet-v6: {{ ternary $d.ipv6 "" $d.enabled | quote }}
 socket: {{ printf "%s/agent.sock" (trimSuffix "/" .Values.agent.socketDir) | quote }}
 health-addr: {{ printf ":%v" .Values.agent.healthPort | quote }}
 metrics-addr: {{ ternary (printf "%s:%v" .Values.agent.metrics.bindAddress .Values.agent.metrics.port) "" .Values.agent.metrics.enabled | quote }}
+metrics-secure: {{ .Values.metrics.secure | quote }}
 enable-ipv4: {{ .Values.ipam.enableIPv4 | quote }}
 enable-ipv6: {{ .Values.ipam.enableIPv6 | quote }}
 enable-statefulset: {{ .Values.ipam.enableStatefulSet | quote }}
@@ -109,7 +110,8 @@ log-format: {{ .Values.agent.logFormat | quote }}
 {{- define "spindle.controller.settings" -}}
 kube-api-qps: {{ .Values.controller.kubeAPIQPS | quote }}
 kube-api-burst: {{ .Values.controller.kubeAPIBurst | quote }}
-metrics-bind-address: {{ printf ":%v" .Values.controller.metricsPort | quote }}
+metrics-bind-address: {{ printf "%s:%v" (ternary "" "127.0.0.1" .Values.metrics.secure) .Values.controller.metricsPort | quote }}
+metrics-secure: {{ .Values.metrics.secure | quote }}
 health-probe-bind-address: {{ printf ":%v" .Values.controller.healthPort | quote }}
 leader-elect: {{ .Values.controller.leaderElection.enabled | quote }}
 leader-election-namespace: {{ .Release.Namespace | quote }}
@@ -185,6 +187,12 @@ SPINDLE_{{ index . 0 }}_{{ index . 1 | upper | replace "-" "_" }}
 {{- end -}}
 {{- if and .Values.clusterDefaultPool.installIPv6IPPool (not (and .Values.clusterDefaultPool.ipv6Subnet .Values.clusterDefaultPool.ipv6IPRanges)) -}}
 {{- fail "clusterDefaultPool.installIPv6IPPool needs clusterDefaultPool.ipv6Subnet and clusterDefaultPool.ipv6IPRanges" -}}
+{{- end -}}
+{{- if and (not .Values.metrics.secure) .Values.agent.metrics.enabled (not (hasPrefix "127." .Values.agent.metrics.bindAddress)) -}}
+{{- fail (printf "agent.metrics.bindAddress %q with metrics.secure=false would serve metrics over plain HTTP to the network: keep 127.0.0.1 or set metrics.secure=true" .Values.agent.metrics.bindAddress) -}}
+{{- end -}}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.secure) -}}
+{{- fail "serviceMonitor.enabled needs metrics.secure=true: plain-HTTP metrics are served on 127.0.0.1 only" -}}
 {{- end -}}
 {{- with .Values.ipam.clusterDefaultSubnet -}}
 {{- if and .enabled (not (or .ipv4 .ipv6)) -}}

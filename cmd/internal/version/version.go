@@ -8,7 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
-	"runtime/debug"
+
+	"github.com/spindle-net/spindle/internal/buildinfo"
 )
 
 // Version is set at link time:
@@ -21,27 +22,7 @@ func String(name string) string { return name + " " + info() }
 
 // info is the version and build details: "0.1.0 (commit ..., go..., os/arch)".
 func info() string {
-	commit := "unknown"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		var rev, dirty string
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "-dirty"
-				}
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" {
-			commit = rev + dirty
-		}
-	}
-	return fmt.Sprintf("%s (commit %s, %s, %s/%s)", Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("%s (commit %s, %s, %s/%s)", Version, buildinfo.Revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // About is a CNI plugin's about-string (printed by its VERSION command) with

@@ -2,12 +2,21 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 )
 
 // Metrics is one scrape of a Prometheus text endpoint: every sample line
@@ -21,28 +30,79 @@ type Sample struct {
 	Value  float64
 }
 
-// ScrapeMetrics GETs url (e.g. http://127.0.0.1:5721/metrics) and parses the
-// Prometheus text format.
-func ScrapeMetrics(ctx context.Context, url string) (Metrics, error) {
+// FetchMetrics GETs url (e.g. https://127.0.0.1:5721/metrics) with token as
+// bearer token when it is not empty, and returns the status and body. HTTPS
+// certificates are not verified: the daemons serve self-signed ones, and the
+// tests check who may read the metrics, not the certificate.
+func FetchMetrics(ctx context.Context, url, token string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("failed to build request for %q: %w", url, err)
+		return 0, "", fmt.Errorf("failed to build request for %q: %w", url, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed serving certificates
+	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("failed to scrape %q: %w", url, err)
+		return 0, "", fmt.Errorf("failed to scrape %q: %w", url, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read %q: %w", url, err)
+		return resp.StatusCode, "", fmt.Errorf("failed to read %q: %w", url, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("failed to scrape %q: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	return resp.StatusCode, string(body), nil
+}
+
+// ScrapeMetrics fetches url as FetchMetrics does and parses the Prometheus
+// text format; any status but 200 is an error.
+func ScrapeMetrics(ctx context.Context, url, token string) (Metrics, error) {
+	status, body, err := FetchMetrics(ctx, url, token)
+	if err != nil {
+		return nil, err
 	}
-	return ParseMetrics(string(body))
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("failed to scrape %q: status %d: %s", url, status, strings.TrimSpace(body))
+	}
+	return ParseMetrics(body)
+}
+
+// MetricsReaderToken returns a token of the ServiceAccount namespace/name,
+// created when missing. With allowed it is bound to a ClusterRole of the
+// same name that may get the non-resource URL /metrics, the role the chart
+// ships for scrapers; without, it has no permission at all.
+func MetricsReaderToken(ctx context.Context, c kubernetes.Interface, namespace, name string, allowed bool) (string, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if _, err := c.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("failed to create ServiceAccount %s/%s: %w", namespace, name, err)
+	}
+	if allowed {
+		role := &rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
+		}
+		if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("failed to create ClusterRole %s: %w", name, err)
+		}
+		binding := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: namespace, Name: name}},
+		}
+		if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("failed to create ClusterRoleBinding %s: %w", name, err)
+		}
+	}
+	tr, err := c.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(3600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("failed to request a token of ServiceAccount %s/%s: %w", namespace, name, err)
+	}
+	return tr.Status.Token, nil
 }
 
 // ParseMetrics parses the Prometheus text exposition format.

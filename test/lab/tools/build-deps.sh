@@ -36,6 +36,7 @@ controller-tools|sigs.k8s.io/controller-tools|v0.23.0|cmd/controller-gen|
 helm|helm.sh/helm/v3|v3.22.0|cmd/helm|-X helm.sh/helm/v3/internal/version.version=@VERSION@
 goimports|golang.org/x/tools|v0.47.0|cmd/goimports|
 golangci-lint|github.com/golangci/golangci-lint/v2|v2.15.0|cmd/golangci-lint|
+promtool|github.com/prometheus/prometheus|v0.316.0|cmd/promtool|-X github.com/prometheus/common/version.Version=@VERSION@
 EOF
 )
 

@@ -81,17 +81,19 @@ func (o labOptions) kubeconfig() string { return filepath.Join(o.dir, "kubeconfi
 
 // upArgs are the arguments of `lab up`: the lab's size and ports, the agent
 // on every node and the controller once, with the controller's ports and
-// certificate directory moved to the benchmark's own.
+// certificate directory moved to the benchmark's own, and its metrics in
+// plain HTTP on loopback for the benchmark to read without a token.
 func (o labOptions) upArgs() ([]string, error) {
 	ctrl, err := overrideFlags(splitArgs(o.controllerArgs), map[string]string{
 		"leader-elect":              "false",
 		"metrics-bind-address":      "127.0.0.1:" + strconv.Itoa(o.metricsPort),
+		"metrics-secure":            "false",
 		"health-probe-bind-address": "127.0.0.1:" + strconv.Itoa(o.healthPort),
 		"webhook-host":              "127.0.0.1",
 		"webhook-port":              strconv.Itoa(o.webhookPort),
 		"webhook-url":               "https://127.0.0.1:" + strconv.Itoa(o.webhookPort),
 		"webhook-cert-dir":          filepath.Join(o.dir, "webhook-certs"),
-	}, []string{"leader-elect", "metrics-bind-address", "health-probe-bind-address", "webhook-host", "webhook-port", "webhook-url", "webhook-cert-dir"},
+	}, []string{"leader-elect", "metrics-bind-address", "metrics-secure", "health-probe-bind-address", "webhook-host", "webhook-port", "webhook-url", "webhook-cert-dir"},
 		"metrics-addr", "health-addr")
 	if err != nil {
 		return nil, err
