@@ -33,8 +33,9 @@ export LAB_UP_ARGS
 # Product binaries: CNI plugins go to bin/cni (the lab installs them on every node).
 CNI_PLUGINS := spiderpool coordinator
 DAEMONS := spindle-agent spindle-controller
-# Operator tools: the kubectl plugin (kubectl spindle ..., docs/kubectl-plugin.md).
-TOOLS := kubectl-spindle
+# Operator tools: the kubectl plugin (kubectl spindle ..., docs/kubectl-plugin.md) and
+# the installation self-test the chart's `helm test` runs (also in the image).
+TOOLS := kubectl-spindle spindle-selftest
 # Every binary reports this version (--version, the CNI VERSION command): the chart's appVersion.
 VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/spindle/Chart.yaml)
 GO_LDFLAGS := -X github.com/spindle-net/spindle/cmd/internal/version.Version=$(VERSION)

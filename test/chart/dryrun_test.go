@@ -3,6 +3,7 @@ package chart
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,6 +112,18 @@ func TestServerSideDryRun(t *testing.T) {
 		}
 		served = servedKinds(t, kubectl, kubeconfig)
 	}
+	// `helm test` creates the test pod's ServiceAccount before the pod (a
+	// hook of lower weight); a dry run stores nothing, so the pod's
+	// admission would not find it. It is created for real for the run.
+	testSA := fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s-selftest\n  namespace: %s\n", dryRunRelease, namespace)
+	if _, err := runKubectl(t, kubectl, kubeconfig, []byte(testSA), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := runKubectl(t, kubectl, kubeconfig, []byte(testSA), "delete", "--ignore-not-found", "-f", "-"); err != nil {
+			t.Log(err)
+		}
+	})
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			// A release name of its own: the lab runs Spindle itself, and its

@@ -186,6 +186,10 @@ func TestRBACMatchesMarkers(t *testing.T) {
 	t.Parallel()
 	controllerMarkers := markerGrants(t, controllerPackages(t))
 	agentMarkers := markerGrants(t, agentPackages(t))
+	selftestMarkers := markerGrants(t, []string{filepath.Join(repoRoot(t), "cmd", "spindle-selftest", "internal", "selftest")})
+	if len(selftestMarkers) == 0 {
+		t.Fatal("found no +kubebuilder:rbac markers in cmd/spindle-selftest/internal/selftest")
+	}
 	if len(controllerMarkers) == 0 {
 		t.Fatal("found no +kubebuilder:rbac markers in the packages of spindle-controller")
 	}
@@ -242,6 +246,9 @@ func TestRBACMatchesMarkers(t *testing.T) {
 						sortedGrants(renderedGrants(t, m, "spindle-agent")))
 				}
 				compare(t, "spindle-agent", agentMarkers, renderedGrants(t, m, "spindle-agent"), nil)
+			})
+			t.Run("selftest", func(t *testing.T) {
+				compare(t, "spindle-selftest", selftestMarkers, renderedGrants(t, m, "spindle-selftest"), nil)
 			})
 		})
 	}

@@ -107,22 +107,38 @@ func TestValuesSchemaMatchesValues(t *testing.T) {
 }
 
 // TestValuesSchemaRefusesTypos: a mistyped key or a wrong type fails helm
-// with the key named, instead of being ignored.
+// template and helm lint with the key and where it is named, instead of
+// being ignored.
 func TestValuesSchemaRefusesTypos(t *testing.T) {
 	for _, tc := range []struct {
 		set  string
-		want string
+		want []string
 	}{
-		{"ipam.enableIPv44=true", "enableIPv44"},
-		{"agent.healthPort=high", "healthPort"},
-		{"controler.replicas=3", "controler"},
-		{"agent.logFormat=xml", "logFormat"},
-		{"controller.logFormat=JSON", "logFormat"},
+		{"agent.metrcs.enabled=true", []string{"/agent", "metrcs"}},
+		{"ipam.enableIPv44=true", []string{"/ipam", "enableIPv44"}},
+		{"controler.replicas=3", []string{"controler"}},
+		{"tests.pool.subnett=10.6.0.0/16", []string{"/tests/pool", "subnett"}},
+		{"agent.healthPort=high", []string{"/agent/healthPort", "integer"}},
+		{"tests.enabled=maybe", []string{"/tests/enabled", "boolean"}},
+		{"tests.pool.ips=10.6.0.250", []string{"/tests/pool/ips", "array"}},
+		{"agent.logFormat=xml", []string{"logFormat"}},
+		{"controller.logFormat=JSON", []string{"logFormat"}},
 	} {
-		args := append([]string{"template", releaseName, chartDir(t), "--namespace", namespace, "--kube-version", kubeVersion}, setArgs([]string{tc.set})...)
-		_, err := helm(t, args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("helm template --set %s: got %v, want an error naming %q", tc.set, err, tc.want)
+		for _, cmd := range [][]string{
+			{"template", releaseName, chartDir(t)},
+			{"lint", chartDir(t), "--strict"},
+		} {
+			args := append(append(cmd, "--namespace", namespace, "--kube-version", kubeVersion), setArgs([]string{tc.set})...)
+			out, err := helm(t, args...)
+			if err == nil {
+				t.Errorf("helm %s --set %s succeeded, want it refused", cmd[0], tc.set)
+				continue
+			}
+			for _, w := range tc.want {
+				if msg := err.Error() + out; !strings.Contains(msg, w) {
+					t.Errorf("helm %s --set %s: %v\n%s\nwant the message to name %q", cmd[0], tc.set, err, out, w)
+				}
+			}
 		}
 	}
 	// Free-form values take Kubernetes' keys.

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,19 +58,22 @@ var valuesRef = regexp.MustCompile(`\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)`)
 // templateRefs returns every .Values.<path> the templates read.
 func templateRefs(t *testing.T) map[string]bool {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(chartDir(t), "templates", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	refs := map[string]bool{}
-	for _, f := range files {
+	err := filepath.WalkDir(filepath.Join(chartDir(t), "templates"), func(f string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for _, m := range valuesRef.FindAllStringSubmatch(string(data), -1) {
 			refs[strings.TrimPrefix(m[1], ".")] = true
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return refs
 }

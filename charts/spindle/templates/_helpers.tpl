@@ -200,3 +200,30 @@ SPINDLE_{{ index . 0 }}_{{ index . 1 | upper | replace "-" "_" }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{- define "spindle.tests.name" -}}{{ include "spindle.fullname" . }}-selftest{{- end -}}
+
+{{/* Image of the test pods: tests.image.*, or the Spindle image when its repository is empty. */}}
+{{- define "spindle.tests.image" -}}
+{{- if .Values.tests.image.repository -}}
+{{- include "spindle.imageRef" (list . .Values.tests.image.registry .Values.tests.image.repository (default .Chart.AppVersion .Values.tests.image.tag) "") -}}
+{{- else -}}
+{{- include "spindle.image" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The SpiderIPPool of the address check: tests.pool.name, or the created pool's default name. */}}
+{{- define "spindle.tests.pool" -}}
+{{- if .Values.tests.pool.name -}}
+{{- .Values.tests.pool.name -}}
+{{- else if .Values.tests.pool.subnet -}}
+{{- include "spindle.tests.name" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Annotations of every test hook object: created by `helm test`, deleted once it passes. */}}
+{{- define "spindle.tests.hook" -}}
+helm.sh/hook: test
+helm.sh/hook-weight: {{ index . 1 | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}

@@ -33,6 +33,7 @@ func TestBinariesReportTheChartVersion(t *testing.T) {
 		{"spindle-agent", []string{"--version"}, "spindle-agent " + want + " (commit "},
 		{"spindle-controller", []string{"--version"}, "spindle-controller " + want + " (commit "},
 		{"kubectl-spindle", []string{"version"}, "kubectl-spindle " + want + " (commit "},
+		{"spindle-selftest", []string{"version"}, "spindle-selftest " + want + " (commit "},
 		// A CNI plugin run without CNI_COMMAND prints its about-string.
 		{"cni/spiderpool", nil, "spiderpool IPAM CNI plugin (Spindle), version " + want + " (commit "},
 		{"cni/coordinator", nil, "spindle coordinator: coherent routing for multi-NIC pods, version " + want + " (commit "},
