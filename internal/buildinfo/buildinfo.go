@@ -1,17 +1,11 @@
 // Package buildinfo describes the build of a Spindle binary: the commit the
-// Go toolchain stamped into it, and the spindle_build_info metric both
-// daemons export so a dashboard can tell which build each one runs.
+// Go toolchain stamped into it. It links nothing but the runtime, so the CNI
+// plugins can use it; the spindle_build_info metric is in buildmetric.
 package buildinfo
 
 import (
-	"runtime"
 	"runtime/debug"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
-
-// MetricName is the name of the build information gauge.
-const MetricName = "spindle_build_info"
 
 // Revision is the commit the binary was built from, shortened to 12 hex
 // digits, with "-dirty" when the work tree had changes, or "unknown" when the
@@ -39,21 +33,4 @@ func Revision() string {
 		rev = rev[:12]
 	}
 	return rev + dirty
-}
-
-// Collector is the spindle_build_info gauge: always 1, with the binary's
-// version (the chart's appVersion it was built for), revision and Go version
-// as labels.
-func Collector(version string) prometheus.Collector {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: MetricName,
-		Help: "Always 1; the labels tell the version, the commit (revision) and the Go version the binary was built with.",
-		ConstLabels: prometheus.Labels{
-			"version":    version,
-			"revision":   Revision(),
-			"go_version": runtime.Version(),
-		},
-	})
-	g.Set(1)
-	return g
 }

@@ -16,7 +16,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 
-	"github.com/spindle-net/spindle/internal/buildinfo"
+	"github.com/spindle-net/spindle/internal/buildinfo/buildmetric"
 )
 
 // Metrics are the agent's Prometheus series. Each Agent owns a registry so
@@ -67,7 +67,7 @@ func NewMetrics(version string) *Metrics {
 			Name: "spindle_ipam_inflight_requests", Help: "Requests being served, by operation.",
 		}, []string{"op"}),
 	}
-	m.BuildInfo = buildinfo.Collector(version)
+	m.BuildInfo = buildmetric.Collector(version)
 	m.Registry.MustRegister(m.Collectors()...)
 	return m
 }

@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
-	"github.com/spindle-net/spindle/internal/buildinfo"
+	"github.com/spindle-net/spindle/internal/buildinfo/buildmetric"
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/gc"
@@ -131,9 +131,9 @@ func registerBuildInfo(version string) error {
 	if version == "" {
 		version = "dev"
 	}
-	err := ctrlmetrics.Registry.Register(buildinfo.Collector(version))
+	err := ctrlmetrics.Registry.Register(buildmetric.Collector(version))
 	if are := (prometheus.AlreadyRegisteredError{}); err != nil && !errors.As(err, &are) {
-		return fmt.Errorf("failed to register %s: %w", buildinfo.MetricName, err)
+		return fmt.Errorf("failed to register %s: %w", buildmetric.MetricName, err)
 	}
 	return nil
 }

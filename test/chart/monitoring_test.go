@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/spindle-net/spindle/internal/buildinfo"
+	"github.com/spindle-net/spindle/internal/buildinfo/buildmetric"
 	"github.com/spindle-net/spindle/ipam/agent"
 	"github.com/spindle-net/spindle/ipam/gc"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
@@ -39,7 +39,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	cs = append(cs, agent.NewMetrics("test").Collectors()...)
 	cs = append(cs, poolstatus.Collectors()...)
 	cs = append(cs, gc.Collectors()...)
-	cs = append(cs, buildinfo.Collector("test"))
+	cs = append(cs, buildmetric.Collector("test"))
 	names := map[string]bool{}
 	for _, c := range cs {
 		descs := make(chan *prometheus.Desc, 256)
@@ -73,7 +73,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 			}
 		}
 	}
-	for _, want := range []string{buildinfo.MetricName, "spindle_ipam_add_duration_seconds_bucket", "spindle_controller_ippool_total_ips"} {
+	for _, want := range []string{buildmetric.MetricName, "spindle_ipam_add_duration_seconds_bucket", "spindle_controller_ippool_total_ips"} {
 		if !names[want] {
 			t.Fatalf("the collectors do not export %s: %v", want, names)
 		}
