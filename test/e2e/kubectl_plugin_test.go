@@ -30,32 +30,33 @@ import (
 // plugin binary `make build` wrote to bin/ as an operator would.
 const kubectlBlockBase = 90
 
-// pluginResult is one run of bin/kubectl-spindle.
-type pluginResult struct {
+// binResult is one run of a binary `make build` wrote to bin/.
+type binResult struct {
 	stdout, stderr string
 	code           int
 }
 
-func (r pluginResult) String() string {
+func (r binResult) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 }
 
-// kubectlSpindle runs the plugin against the cluster under test and
-// prints the command line and its output to the spec's log.
-func kubectlSpindle(ctx context.Context, args ...string) pluginResult {
+// runBin runs bin/NAME with args (the kubeconfig of the cluster under test
+// is among them) and prints the command line and its output to the spec's
+// log; shown is how the log names the command.
+func runBin(ctx context.Context, name, shown string, args ...string) binResult {
 	GinkgoHelper()
 	wd, err := os.Getwd()
 	Expect(err).NotTo(HaveOccurred())
-	bin := filepath.Join(framework.RepoRoot(wd), "bin", "kubectl-spindle")
+	bin := filepath.Join(framework.RepoRoot(wd), "bin", name)
 	if _, err := os.Stat(bin); err != nil {
 		missing(fmt.Sprintf("%s not built: run make build", bin))
 	}
-	cmd := exec.CommandContext(ctx, bin, append(args, "--kubeconfig", f.Kubeconfig)...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err = cmd.Run()
-	r := pluginResult{stdout: stdout.String(), stderr: stderr.String()}
+	r := binResult{stdout: stdout.String(), stderr: stderr.String()}
 	var xe *exec.ExitError
 	switch {
 	case errors.As(err, &xe):
@@ -63,8 +64,14 @@ func kubectlSpindle(ctx context.Context, args ...string) pluginResult {
 	case err != nil:
 		Fail(fmt.Sprintf("failed to run %s: %v", bin, err))
 	}
-	GinkgoWriter.Printf("$ kubectl spindle %s   (%s)\n%s%s(exit %d)\n", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), r.stdout, r.stderr, r.code)
+	GinkgoWriter.Printf("$ %s %s   (%s)\n%s%s(exit %d)\n", shown, strings.Join(args, " "), time.Since(start).Round(time.Millisecond), r.stdout, r.stderr, r.code)
 	return r
+}
+
+// kubectlSpindle runs the plugin against the cluster under test.
+func kubectlSpindle(ctx context.Context, args ...string) binResult {
+	GinkgoHelper()
+	return runBin(ctx, "kubectl-spindle", "kubectl spindle", append(args, "--kubeconfig", f.Kubeconfig)...)
 }
 
 // claimOf returns the claim of the pod's address on net1 of family 4.
@@ -236,7 +243,7 @@ spec:
 			}
 			return out
 		}
-		report := func(args ...string) (map[string]any, pluginResult) {
+		report := func(args ...string) (map[string]any, binResult) {
 			r := kubectlSpindle(ctx, append([]string{"check", "--grace", "0s", "-o", "json"}, args...)...)
 			var rep map[string]any
 			Expect(json.Unmarshal([]byte(r.stdout), &rep)).To(Succeed(), r.String())

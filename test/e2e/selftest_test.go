@@ -1,13 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
-	"github.com/spindle-net/spindle/test/e2e/framework"
 )
 
 // The selftest specs use the underlay blocks 220-222, which no other
@@ -30,41 +24,10 @@ import (
 // `helm test` runs the same binary in a pod).
 const selftestBlockBase = 220
 
-// selftestResult is one run of bin/spindle-selftest.
-type selftestResult struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r selftestResult) String() string {
-	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
-}
-
-// spindleSelftest runs the binary against the cluster under test and prints
-// the command line and its output to the spec's log.
-func spindleSelftest(ctx context.Context, args ...string) selftestResult {
+// spindleSelftest runs the binary against the cluster under test.
+func spindleSelftest(ctx context.Context, args ...string) binResult {
 	GinkgoHelper()
-	wd, err := os.Getwd()
-	Expect(err).NotTo(HaveOccurred())
-	bin := filepath.Join(framework.RepoRoot(wd), "bin", "spindle-selftest")
-	if _, err := os.Stat(bin); err != nil {
-		missing(fmt.Sprintf("%s not built: run make build", bin))
-	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", f.Kubeconfig}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err = cmd.Run()
-	r := selftestResult{stdout: stdout.String(), stderr: stderr.String()}
-	var xe *exec.ExitError
-	switch {
-	case errors.As(err, &xe):
-		r.code = xe.ExitCode()
-	case err != nil:
-		Fail(fmt.Sprintf("failed to run %s: %v", bin, err))
-	}
-	GinkgoWriter.Printf("$ spindle-selftest %s   (%s)\n%s%s(exit %d)\n", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), r.stdout, r.stderr, r.code)
-	return r
+	return runBin(ctx, "spindle-selftest", "spindle-selftest", append([]string{"--kubeconfig", f.Kubeconfig}, args...)...)
 }
 
 // agentStandIn creates a DaemonSet in the spec's namespace that runs a

@@ -26,27 +26,7 @@ import (
 // that the validation rules refuse bad values, and that the server renders
 // the printer columns kubectl shows.
 func TestAPIServerAcceptsSpiderpoolManifests(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an API server; skipped with -short")
-	}
-	prereq.Tier(t, prereq.Envtest)
-	env, err := kubeapi.Start()
-	if errors.Is(err, kubeapi.ErrNoAssets) {
-		prereq.Missing(t, "%v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-
-	scheme := runtime.NewScheme()
-	if err := v2beta1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := startAPIServer(t)
 	ctx := context.Background()
 
 	apply := func(manifest string) error {
@@ -291,4 +271,32 @@ func (rc *tableClient) table(t *testing.T, path string) ([]metav1.TableColumnDef
 		cells[c.Name] = cell
 	}
 	return table.ColumnDefinitions, cells
+}
+
+// startAPIServer starts a real API server loaded with the generated CRDs,
+// stopped when t ends, and a client of it. Under make test a missing
+// prerequisite, -short included, fails the test.
+func startAPIServer(t *testing.T) (*rest.Config, client.Client) {
+	t.Helper()
+	if testing.Short() {
+		prereq.Missing(t, "starts an API server; not run with -short")
+	}
+	prereq.Tier(t, prereq.Envtest)
+	env, err := kubeapi.Start()
+	if errors.Is(err, kubeapi.ErrNoAssets) {
+		prereq.Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Stop() })
+	scheme := runtime.NewScheme()
+	if err := v2beta1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.Config, c
 }

@@ -2,20 +2,16 @@ package v2beta1_test
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/store"
-	"github.com/spindle-net/spindle/test/kubeapi"
-	"github.com/spindle-net/spindle/test/prereq"
 )
 
 // TestAPIServerPrinterColumns creates one object of every kind in a real API
@@ -23,27 +19,7 @@ import (
 // kubectl prints: the columns of `kubectl get` and `kubectl get -o wide`, in
 // order, and the values in their cells.
 func TestAPIServerPrinterColumns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an API server; skipped with -short")
-	}
-	prereq.Tier(t, prereq.Envtest)
-	env, err := kubeapi.Start()
-	if errors.Is(err, kubeapi.ErrNoAssets) {
-		prereq.Missing(t, "%v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-
-	scheme := runtime.NewScheme()
-	if err := v2beta1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, c := startAPIServer(t)
 	ctx := context.Background()
 	create := func(obj client.Object) {
 		t.Helper()
@@ -113,7 +89,7 @@ func TestAPIServerPrinterColumns(t *testing.T) {
 	})
 
 	const api = "/apis/spiderpool.spidernet.io/v2beta1/"
-	rc := restClient(t, env.Config)
+	rc := restClient(t, cfg)
 	for _, tt := range []struct {
 		path          string
 		columns, wide string
