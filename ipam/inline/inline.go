@@ -355,7 +355,7 @@ func rangePool(key string, r hostRange, defaultGateway bool) (*Pool, error) {
 	if last.Less(first) {
 		return nil, errf(key+".rangeEnd", "%s is before the range start %s: write the higher address", last, first)
 	}
-	p.IPs = []string{span(first, last)}
+	p.IPs = []string{span(first, capped(first, last))}
 	switch {
 	case r.Gateway != "":
 		if p.Gateway, err = addrIn(key+".gateway", r.Gateway, subnet); err != nil {
@@ -476,7 +476,7 @@ func whereaboutsPool(key string, r whereaboutsRange) (*Pool, error) {
 	if last.Less(first) {
 		return nil, errf(rk, "ends at %s, before its start %s", last, first)
 	}
-	p := &Pool{Family: family(subnet.Addr()), Subnet: subnet, IPs: []string{span(first, last)}, Key: rk}
+	p := &Pool{Family: family(subnet.Addr()), Subnet: subnet, IPs: []string{span(first, capped(first, last))}, Key: rk}
 	for i, e := range r.Exclude {
 		ek := fmt.Sprintf("%sexclude[%d]", key, i)
 		x, err := netip.ParsePrefix(strings.TrimSpace(e))
@@ -730,6 +730,52 @@ func lastOf(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
+}
+
+// MaxAddresses is the most addresses an inline range gives its pool (the
+// size limit of a pool): a longer range, such as an IPv6 /64, is cut after
+// its first MaxAddresses addresses.
+const MaxAddresses = 1 << 20
+
+// capped returns last, or the last of the first MaxAddresses addresses from
+// first when the range is longer.
+func capped(first, last netip.Addr) netip.Addr {
+	a, b := first.As16(), last.As16()
+	hiA, hiB := be64(a[:8]), be64(b[:8])
+	loA, loB := be64(a[8:]), be64(b[8:])
+	if hiA == hiB && loB-loA < MaxAddresses {
+		return last
+	}
+	lo, hi := loA+MaxAddresses-1, hiA
+	if lo < loA {
+		hi++
+	}
+	var out [16]byte
+	put64(out[:8], hi)
+	put64(out[8:], lo)
+	r := netip.AddrFrom16(out)
+	if first.Is4() {
+		r = r.Unmap()
+	}
+	if last.Less(r) {
+		return last
+	}
+	return r
+}
+
+func be64(b []byte) uint64 {
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}
+
+func put64(b []byte, v uint64) {
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
 }
 
 func span(first, last netip.Addr) string {

@@ -88,7 +88,7 @@ func TestParseHostLocalRanges(t *testing.T) {
 		{Suffix: "v4-2", Family: 4, Subnet: netip.MustParsePrefix("10.10.1.0/24"), IPs: []string{"10.10.1.1-10.10.1.254"},
 			Gateway: netip.MustParseAddr("10.10.1.254"), Key: "ranges[0][1]",
 			Routes: []Route{{Dst: netip.MustParsePrefix("10.20.0.0/16"), GW: netip.MustParseAddr("10.10.1.254")}}},
-		{Suffix: "v6", Family: 6, Subnet: netip.MustParsePrefix("fd00:10::/64"), IPs: []string{"fd00:10::1-fd00:10::ffff:ffff:ffff:ffff"},
+		{Suffix: "v6", Family: 6, Subnet: netip.MustParsePrefix("fd00:10::/64"), IPs: []string{"fd00:10::1-fd00:10::10:0"},
 			Gateway: netip.MustParseAddr("fd00:10::1"), Key: "ranges[1][0]",
 			Routes: []Route{{Dst: netip.MustParsePrefix("fd00:20::/64"), GW: netip.MustParseAddr("fd00:10::9")}}},
 	}
@@ -363,4 +363,18 @@ func FuzzPoolName(f *testing.F) {
 			t.Fatalf("PoolName(%q, %q, %q) = %q", ns, name, suffix, got)
 		}
 	})
+}
+
+func TestCapped(t *testing.T) {
+	for _, tc := range []struct{ first, last, want string }{
+		{"10.0.0.1", "10.0.0.9", "10.0.0.9"},
+		{"10.0.0.1", "10.255.255.254", "10.16.0.0"},
+		{"fd00::1", "fd00::ffff:ffff:ffff:ffff", "fd00::10:0"},
+		{"fd00::ffff:ffff:ffff:fffe", "fd00:0:0:1::1", "fd00:0:0:1::1"},
+		{"fd00::ffff:ffff:ffff:fffe", "fd00:0:0:2::", "fd00::1:0:0:f:fffd"},
+	} {
+		if got := capped(netip.MustParseAddr(tc.first), netip.MustParseAddr(tc.last)); got.String() != tc.want {
+			t.Errorf("capped(%s, %s) = %s, want %s", tc.first, tc.last, got, tc.want)
+		}
+	}
 }
