@@ -16,6 +16,8 @@ type PoolFacts struct {
 	Gateway   string
 	Vlan      *int64
 	Routes    []v2beta1.Route
+	// DNS is the pool's spec.dns (results only).
+	DNS *v2beta1.DNS
 }
 
 // OwnerPod is the owner type of a bare pod.
