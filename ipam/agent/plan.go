@@ -151,7 +151,7 @@ func (a *Agent) networkPools(f *podFacts, req *nodeapi.Request) (v4, v6 []string
 	}
 	if !ok {
 		return nil, nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig,
-			Msg: fmt.Sprintf("network %q of interface %q of pod %q carries its own ranges, but the NetworkAttachmentDefinition of the interface is unknown", req.NetworkName, req.IfName, f.key()),
+			Msg:     fmt.Sprintf("network %q of interface %q of pod %q carries its own ranges, but the NetworkAttachmentDefinition of the interface is unknown", req.NetworkName, req.IfName, f.key()),
 			Details: "inline ranges are served for interfaces attached through a NetworkAttachmentDefinition: list it in the pod's k8s.v1.cni.cncf.io/networks annotation (for eth0, set the agent's --cluster-default-network)"}
 	}
 	names := func(suffixes []string) ([]string, error) {
