@@ -17,13 +17,12 @@ import (
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 )
 
-// TestInlineRangesWithAPIServer: the controller turns a
-// NetworkAttachmentDefinition with inline ranges into pools the webhooks
-// accept, follows its edits, keeps its pools while an address is held after
-// it is deleted, and reports bad ranges and overlaps as events on it.
-func TestInlineRangesWithAPIServer(t *testing.T) {
-	ctx, c := startController(t)
-	waitPoolWebhook(t, ctx, c)
+// inlineRanges (part of TestIntegrationWithAPIServer, whose controller and
+// webhooks run): the controller turns a NetworkAttachmentDefinition with
+// inline ranges into pools the webhooks accept, follows its edits, keeps its
+// pools while an address is held after it is deleted, and reports bad
+// ranges and overlaps as events on it.
+func inlineRanges(ctx context.Context, t *testing.T, c client.Client) {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "db"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +51,7 @@ func TestInlineRangesWithAPIServer(t *testing.T) {
 		}
 		return nil
 	})
-	expectEvent(t, ctx, c, "kube", "InlinePoolCreated", "created SpiderIPPool db.kube.v4 (10.188.0.0/16)")
+	expectEvent(ctx, t, c, "kube", "InlinePoolCreated", "created SpiderIPPool db.kube.v4 (10.188.0.0/16)")
 
 	// An edit of the range updates the pool.
 	cur := &netv1.NetworkAttachmentDefinition{}
@@ -113,7 +112,7 @@ func TestInlineRangesWithAPIServer(t *testing.T) {
 	if err := c.Create(ctx, nad("typo", `"range":"10.30.0.0/24","exclude":["10.30.0.x"]`)); err != nil {
 		t.Fatal(err)
 	}
-	expectEvent(t, ctx, c, "typo", "InvalidInlineRanges", `NetworkAttachmentDefinition db/typo: spec.config ipam.exclude[0]: "10.30.0.x" is not a CIDR or an address`)
+	expectEvent(ctx, t, c, "typo", "InvalidInlineRanges", `NetworkAttachmentDefinition db/typo: spec.config ipam.exclude[0]: "10.30.0.x" is not a CIDR or an address`)
 
 	// Two networks over one range: refused unless both share one network.
 	if err := c.Create(ctx, nad("lan-a", `"range":"10.31.0.0/24"`)); err != nil {
@@ -123,7 +122,7 @@ func TestInlineRangesWithAPIServer(t *testing.T) {
 	if err := c.Create(ctx, nad("lan-b", `"range":"10.31.0.0/24"`)); err != nil {
 		t.Fatal(err)
 	}
-	expectEvent(t, ctx, c, "lan-b", "InlinePoolRefused", `the inline ranges of NetworkAttachmentDefinitions db/lan-b and db/lan-a overlap; if both attach to one network, give both the same "sharedNetwork" in their ipam object`)
+	expectEvent(ctx, t, c, "lan-b", "InlinePoolRefused", `the inline ranges of NetworkAttachmentDefinitions db/lan-b and db/lan-a overlap; if both attach to one network, give both the same "sharedNetwork" in their ipam object`)
 	for _, name := range []string{"lan-a", "lan-b"} {
 		n := &netv1.NetworkAttachmentDefinition{}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: "db", Name: name}, n); err != nil {
@@ -132,6 +131,15 @@ func TestInlineRangesWithAPIServer(t *testing.T) {
 		n.Spec.Config = strings.Replace(n.Spec.Config, `"range"`, `"sharedNetwork":"lan","range"`, 1)
 		if err := c.Update(ctx, n); err != nil {
 			t.Fatal(err)
+		}
+		if name == "lan-a" {
+			eventually(t, "db.lan-a.v4 in the shared network", 30*time.Second, func() error {
+				p, err := pool("db.lan-a.v4")
+				if err == nil && p.Labels[v2beta1.LabelSharedNetwork] != "lan" {
+					err = fmt.Errorf("labels %v", p.Labels)
+				}
+				return err
+			})
 		}
 	}
 	eventually(t, "both pools of the shared network", 60*time.Second, func() error {
@@ -148,26 +156,9 @@ func TestInlineRangesWithAPIServer(t *testing.T) {
 	})
 }
 
-// waitPoolWebhook waits until the pool webhook answers.
-func waitPoolWebhook(t *testing.T, ctx context.Context, c client.Client) {
-	t.Helper()
-	bad := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "webhook-probe"}, Spec: v2beta1.IPPoolSpec{Subnet: "10.6.0.0/16", IPs: []string{"10.7.0.5"}}}
-	eventually(t, "the pool webhook answers", 60*time.Second, func() error {
-		err := c.Create(ctx, bad.DeepCopy())
-		if err == nil {
-			_ = c.Delete(ctx, bad.DeepCopy())
-			return fmt.Errorf("admitted")
-		}
-		if !strings.Contains(err.Error(), "spiderippool.validate.spindle.spidernet.io") {
-			return err
-		}
-		return nil
-	})
-}
-
 // expectEvent waits for an event of reason on NetworkAttachmentDefinition
 // db/name whose note contains note.
-func expectEvent(t *testing.T, ctx context.Context, c client.Client, name, reason, note string) {
+func expectEvent(ctx context.Context, t *testing.T, c client.Client, name, reason, note string) {
 	t.Helper()
 	eventually(t, reason+" event on db/"+name, 30*time.Second, func() error {
 		var evs eventsv1.EventList

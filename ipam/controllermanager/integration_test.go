@@ -70,11 +70,12 @@ func eventually(t *testing.T, what string, timeout time.Duration, f func() error
 	t.Fatalf("%s: %v", what, err)
 }
 
-// startController starts kube-apiserver and etcd with Spindle's CRDs and
-// the NetworkAttachmentDefinition CRD, and runs the whole controller
-// against them until the test ends.
-func startController(t *testing.T) (context.Context, client.Client) {
-	t.Helper()
+// TestIntegrationWithAPIServer runs the whole controller against a real
+// kube-apiserver and etcd: webhooks served over TLS with self-managed
+// configurations, pool admission messages as kubectl users see them, the
+// pool finalizer, garbage collection, SpiderMultusConfig -> NAD and the
+// coordinator status.
+func TestIntegrationWithAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd; skipped with -short")
 	}
@@ -138,17 +139,6 @@ func startController(t *testing.T) (context.Context, client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	return ctx, c
-}
-
-// TestIntegrationWithAPIServer runs the whole controller against a real
-// kube-apiserver and etcd: webhooks served over TLS with self-managed
-// configurations, pool admission messages as kubectl users see them, the
-// pool finalizer, garbage collection, SpiderMultusConfig -> NAD and the
-// coordinator status.
-func TestIntegrationWithAPIServer(t *testing.T) {
-	ctx, c := startController(t)
 
 	// Webhooks answer once the controller has written its configurations.
 	outside := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "outside"}, Spec: v2beta1.IPPoolSpec{Subnet: "10.6.0.0/16", IPs: []string{"10.6.0.2", "10.6.0.3", "10.7.0.5"}}}
@@ -368,4 +358,6 @@ func TestIntegrationWithAPIServer(t *testing.T) {
 		}
 		return nil
 	})
+
+	t.Run("inline ranges", func(t *testing.T) { inlineRanges(ctx, t, c) })
 }
