@@ -176,7 +176,8 @@ var _ = Describe("Inline ranges in a NetworkAttachmentDefinition", Ordered, func
 				g.Expect(e.claims(ctx, g, p.Name)).To(HaveLen(2), "claims of %s", p.Name)
 			}
 		}).WithContext(ctx).WithTimeout(3 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
-		e.show(ctx, "get", "sp", v4.Name, v6.Name)
+		e.show(ctx, "get", "sp", v4.Name, v6.Name, "-o", "custom-columns=NAME:.metadata.name,DELETING-SINCE:.metadata.deletionTimestamp,FINALIZERS:.metadata.finalizers,ALLOCATED-IP-COUNT:.status.allocatedIPCount")
+		e.show(ctx, "get", "sic", "-l", v2beta1.LabelPool+"="+v4.Name)
 
 		By("the pods go, and so do the pools")
 		for _, name := range []string{"hl-a", "hl-b"} {
@@ -300,6 +301,7 @@ var _ = Describe("Inline ranges in a NetworkAttachmentDefinition", Ordered, func
 		Expect(v4).To(Equal(netip.MustParseAddr("10.188.0.216")))
 		e.expectSp(ctx, fixed.Name, 1, 246)
 		e.show(ctx, "get", "sp", everyone.Name, fixed.Name)
+		e.show(ctx, "get", "sic", "-l", v2beta1.LabelPool+"="+fixed.Name)
 
 		By("a network whose range runs out does not hand out its fixed range")
 		e.inlineNAD(ctx, "small", "0.3.1", map[string]any{"type": "spiderpool", "subnet": "10.185.0.0/24",

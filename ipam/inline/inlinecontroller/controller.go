@@ -50,7 +50,7 @@ type Reconciler struct {
 // its configuration.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	ref := req.Namespace + "/" + req.Name
-	logger := log.FromContext(ctx).WithValues("networkAttachmentDefinition", ref)
+	logger := log.FromContext(ctx)
 	var nad netv1.NetworkAttachmentDefinition
 	var want *Network
 	err := r.Client.Get(ctx, req.NamespacedName, &nad)
