@@ -49,7 +49,6 @@ func (e *ipamEnv) inlineNADWith(ctx context.Context, name string, conf, ipam map
 	Expect(err).NotTo(HaveOccurred())
 }
 
-
 // inlinePools waits until spindle-controller created the pools of network
 // nad with the given suffixes, records them for the spec's cleanup and
 // returns them.
@@ -234,14 +233,14 @@ var _ = Describe("Inline ranges in a NetworkAttachmentDefinition", Ordered, func
 		GinkgoWriter.Printf("event of NetworkAttachmentDefinition wb-overlap: %s\n", msg)
 
 		By("a network with a key no IPAM knows: an event on it and the pod's ADD error name the key")
-		e.inlineNAD(ctx, "wb-typo", "1.0.0", map[string]any{"type": "spiderpool", "range": "10.185.9.0/24", "range_strat": "10.185.9.10"})
-		want1 := fmt.Sprintf(`NetworkAttachmentDefinition %s/wb-typo: spec.config ipam.range_strat: is not a key of whereabouts range: remove it or correct its spelling`, e.ns)
+		e.inlineNAD(ctx, "wb-typo", "1.0.0", map[string]any{"type": "spiderpool", "range": "10.185.9.0/24", "range_begin": "10.185.9.10"})
+		want1 := fmt.Sprintf(`NetworkAttachmentDefinition %s/wb-typo: spec.config ipam.range_begin: is not a key of whereabouts range: remove it or correct its spelling`, e.ns)
 		Eventually(func() string { return e.nadEvents(ctx, "wb-typo", "InvalidInlineRanges") }).WithContext(ctx).
 			WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(ContainSubstring(want1))
 		_, err = f.CreatePod(ctx, f.NewPod(e.ns, "typo", framework.PodOptions{Networks: e.ns + "/wb-typo"}))
 		Expect(err).NotTo(HaveOccurred())
 		msg = e.sandboxErrors(ctx, "typo")
-		Expect(msg).To(ContainSubstring(fmt.Sprintf(`network "%s-wb-typo" (its NetworkAttachmentDefinition's spec.config): ipam.range_strat: is not a key of whereabouts range`, e.ns)))
+		Expect(msg).To(ContainSubstring(fmt.Sprintf(`network "%s-wb-typo" (its NetworkAttachmentDefinition's spec.config): ipam.range_begin: is not a key of whereabouts range`, e.ns)))
 		GinkgoWriter.Printf("sandbox error of pod typo: %s\n", msg)
 	})
 
