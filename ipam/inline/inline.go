@@ -29,6 +29,9 @@ const (
 	FormKubeIPAM   Form = "kube-ipam subnet"
 )
 
+// PluginType is the ipam type whose objects may carry ranges.
+const PluginType = "spiderpool"
+
 // SharedNetworkKey is the ipam key that lets the ranges of two networks
 // overlap: NetworkAttachmentDefinitions that give it the same value attach to
 // one network, and their pools share its addresses (every address is still
@@ -844,4 +847,50 @@ func ParseResolvConf(data []byte) *DNS {
 // Empty reports whether d sets nothing.
 func (d *DNS) Empty() bool {
 	return d == nil || len(d.Nameservers) == 0 && d.Domain == "" && len(d.Search) == 0 && len(d.Options) == 0
+}
+
+// IPAMOf finds the ipam object of type spiderpool in a network
+// configuration (a single plugin or a list): its path and raw JSON, or nil
+// when there is none. Two such objects are an error.
+func IPAMOf(config string) (string, []byte, error) {
+	var conf struct {
+		IPAM    json.RawMessage   `json:"ipam"`
+		Plugins []json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(config), &conf); err != nil {
+		return "", nil, fmt.Errorf("is not a JSON object: %w", err)
+	}
+	var path string
+	var found []byte
+	try := func(p string, ipam json.RawMessage) error {
+		if len(ipam) == 0 {
+			return nil
+		}
+		var t struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(ipam, &t) != nil || t.Type != PluginType {
+			return nil
+		}
+		if found != nil {
+			return fmt.Errorf("%s and %s both have type %s: one plugin of a network allocates its addresses", path, p, PluginType)
+		}
+		path, found = p, ipam
+		return nil
+	}
+	if err := try("ipam", conf.IPAM); err != nil {
+		return path, nil, err
+	}
+	for i, raw := range conf.Plugins {
+		var pl struct {
+			IPAM json.RawMessage `json:"ipam"`
+		}
+		if json.Unmarshal(raw, &pl) != nil {
+			continue
+		}
+		if err := try(fmt.Sprintf("plugins[%d].ipam", i), pl.IPAM); err != nil {
+			return path, nil, err
+		}
+	}
+	return path, found, nil
 }

@@ -8,7 +8,6 @@
 package inlinecontroller
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -21,9 +20,6 @@ import (
 	"github.com/spindle-net/spindle/ipam/inline"
 	"github.com/spindle-net/spindle/ipam/ranges"
 )
-
-// pluginType is the ipam type whose objects may carry ranges.
-const pluginType = "spiderpool"
 
 // ConfigError is a NetworkAttachmentDefinition whose inline ranges cannot be
 // used.
@@ -59,7 +55,7 @@ type Network struct {
 // *ConfigError when it carries ranges that cannot be used.
 func Pools(nad *netv1.NetworkAttachmentDefinition) (*Network, error) {
 	ref := nad.Namespace + "/" + nad.Name
-	path, ipam, err := spiderpoolIPAM(nad.Spec.Config)
+	path, ipam, err := inline.IPAMOf(nad.Spec.Config)
 	if err != nil {
 		return nil, &ConfigError{Network: ref, Path: path, Err: err}
 	}
@@ -109,52 +105,6 @@ func poolOf(nad *netv1.NetworkAttachmentDefinition, c *inline.Config, p *inline.
 		pool.Spec.Routes = append(pool.Spec.Routes, v2beta1.Route{Dst: r.Dst.String(), Gw: r.GW.String()})
 	}
 	return pool
-}
-
-// spiderpoolIPAM finds the ipam object of type spiderpool in a network
-// configuration (a single plugin or a list): its path and raw JSON, or nil
-// when there is none. Two such objects are an error.
-func spiderpoolIPAM(config string) (string, []byte, error) {
-	var conf struct {
-		IPAM    json.RawMessage   `json:"ipam"`
-		Plugins []json.RawMessage `json:"plugins"`
-	}
-	if err := json.Unmarshal([]byte(config), &conf); err != nil {
-		return "", nil, fmt.Errorf("is not a JSON object: %w", err)
-	}
-	var path string
-	var found []byte
-	try := func(p string, ipam json.RawMessage) error {
-		if len(ipam) == 0 {
-			return nil
-		}
-		var t struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(ipam, &t) != nil || t.Type != pluginType {
-			return nil
-		}
-		if found != nil {
-			return fmt.Errorf("%s and %s both have type %s: one plugin of a network allocates its addresses", path, p, pluginType)
-		}
-		path, found = p, ipam
-		return nil
-	}
-	if err := try("ipam", conf.IPAM); err != nil {
-		return path, nil, err
-	}
-	for i, raw := range conf.Plugins {
-		var pl struct {
-			IPAM json.RawMessage `json:"ipam"`
-		}
-		if json.Unmarshal(raw, &pl) != nil {
-			continue
-		}
-		if err := try(fmt.Sprintf("plugins[%d].ipam", i), pl.IPAM); err != nil {
-			return path, nil, err
-		}
-	}
-	return path, found, nil
 }
 
 // sameSpec reports whether the pool already is what want asks for.
