@@ -57,7 +57,7 @@ func (a *Agent) Add(ctx context.Context, req *nodeapi.Request) (res *nodeapi.Res
 		line := opLine{op: "ADD", req: req, duration: time.Since(start), err: err}
 		if err != nil {
 			a.metrics.Failures.WithLabelValues("add", nodeapi.ReasonOf(err)).Inc()
-			a.addEvent(req, err)
+			a.addEvent(ctx, req, err)
 		} else {
 			line.withResult(res)
 		}
