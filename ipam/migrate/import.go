@@ -2,12 +2,14 @@ package migrate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"sort"
 	"strings"
 
+	netv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -364,6 +366,10 @@ func (im *Importer) one(ctx context.Context, r Record) (Line, *corev1.Pod, error
 	if c := im.claims[name]; c != nil {
 		return im.existing(line, c, pod), pod, nil
 	}
+	if r.Interface == "" {
+		r.Interface = InterfaceOf(pod, r.Address)
+		line.Record.Interface = r.Interface
+	}
 	spec := v2beta1.IPClaimSpec{
 		Pool: p.pool.Name, PodNamespace: pod.Namespace, PodName: pod.Name, PodUID: string(pod.UID),
 		Interface: r.Interface, ContainerID: r.ContainerID, Node: pod.Spec.NodeName,
@@ -393,6 +399,26 @@ func (im *Importer) one(ctx context.Context, r Record) (Line, *corev1.Pod, error
 	im.claims[name] = c
 	line.Outcome = Imported
 	return line, pod, nil
+}
+
+// InterfaceOf returns the interface of pod that Multus' network-status
+// annotation shows addr on; "" when it does not. Spiderpool's
+// status.allocatedIPs and whereabouts' older records do not name the
+// interface, and claims need it to be kept across a StatefulSet replica's
+// next incarnation.
+func InterfaceOf(pod *corev1.Pod, addr netip.Addr) string {
+	var status []netv1.NetworkStatus
+	if err := json.Unmarshal([]byte(pod.Annotations[netv1.NetworkStatusAnnot]), &status); err != nil {
+		return ""
+	}
+	for _, st := range status {
+		for _, ip := range st.IPs {
+			if a, err := parseAddrOrPrefix(ip); err == nil && a == addr {
+				return st.Interface
+			}
+		}
+	}
+	return ""
 }
 
 // existing is the outcome for an address that already has claim c.
