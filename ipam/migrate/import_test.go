@@ -87,7 +87,7 @@ func TestImportSpiderpool(t *testing.T) {
 		withStatus(pod("ns", "a", "ua", "n1", nil), `[{"name":"kube-system/old","interface":"net1","ips":["10.6.0.5"]}]`), pod("ns", "db-0", "udb", "n2", sts), pod("ns", "a2", "new-uid", "n1", nil),
 		pod("ns", "b", "ub", "n1", nil), pod("ns", "c", "uc", "n1", nil), held,
 		&v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "db-0"}, Status: v2beta1.WorkloadEndpointStatus{
-			Current: v2beta1.PodIPAllocation{UID: "udb", Node: "n2", IPs: []v2beta1.IPAllocationDetail{{Interface: "net1", IPv4: ptr.To("10.6.0.7/24"), IPv4Pool: ptr.To("p")}}},
+			Current:             v2beta1.PodIPAllocation{UID: "udb", Node: "n2", IPs: []v2beta1.IPAllocationDetail{{Interface: "net1", IPv4: ptr.To("10.6.0.7/24"), IPv4Pool: ptr.To("p")}}},
 			OwnerControllerType: "StatefulSet", OwnerControllerName: "db"}},
 	)
 
