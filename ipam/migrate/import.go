@@ -372,7 +372,7 @@ func (im *Importer) one(ctx context.Context, r Record) (Line, *corev1.Pod, error
 	}
 	spec := v2beta1.IPClaimSpec{
 		Pool: p.pool.Name, PodNamespace: pod.Namespace, PodName: pod.Name, PodUID: string(pod.UID),
-		Interface: r.Interface, ContainerID: r.ContainerID, Node: pod.Spec.NodeName,
+		Interface: r.Interface, ContainerID: r.ContainerID, Node: pod.Spec.NodeName, CleanGateway: r.CleanGateway,
 	}
 	if ref := metav1.GetControllerOf(pod); ref != nil {
 		spec.OwnerKind, spec.OwnerName = ref.Kind, ref.Name

@@ -215,6 +215,25 @@ func TestImportWhereabouts(t *testing.T) {
 	}
 }
 
+// FuzzInterfaceOf: whatever Multus' network-status annotation holds, the
+// interface found is one the annotation names for that address, or "".
+func FuzzInterfaceOf(f *testing.F) {
+	for _, s := range []string{"", "[]", `[{"name":"n","interface":"net1","ips":["10.6.0.5"]}]`,
+		`[{"interface":"net2","ips":["10.6.0.5/24","fd00::5"]}]`, `{"interface":"net1"}`, `[{"ips":[5]}]`} {
+		f.Add(s, "10.6.0.5")
+	}
+	f.Fuzz(func(t *testing.T, status, addr string) {
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			return
+		}
+		got := InterfaceOf(withStatus(pod("ns", "p", "u", "n", nil), status), a)
+		if got != "" && !strings.Contains(status, got) {
+			t.Fatalf("InterfaceOf = %q, not in the annotation %q", got, status)
+		}
+	})
+}
+
 func TestImportUnknownSource(t *testing.T) {
 	_, err := (&Importer{C: newClient()}).Run(context.Background(), "kube-ipam")
 	if err == nil || !strings.Contains(err.Error(), `unknown import source "kube-ipam"`) {

@@ -33,6 +33,9 @@ type Record struct {
 	Interface string
 	// ContainerID is the sandbox the old IPAM allocated for, when recorded.
 	ContainerID string
+	// CleanGateway: the interface gets no default route via the pool's
+	// gateway (recorded by Spiderpool's SpiderEndpoints).
+	CleanGateway bool
 	// Source names the old object the record was read from, for the report:
 	// "SpiderIPPool pool-a", "IPPool kube-system/10.6.0.0-16".
 	Source string
@@ -116,7 +119,7 @@ func EndpointRecords(se *v2beta1.SpiderEndpoint) ([]Record, error) {
 				return nil, fmt.Errorf("%s: status.current.ips[%d].%s: %w", src, i, a.field, err)
 			}
 			r := Record{Address: addr, Namespace: se.Namespace, Name: se.Name, UID: cur.UID,
-				Interface: d.Interface, ContainerID: cur.ContainerID, Source: src}
+				Interface: d.Interface, ContainerID: cur.ContainerID, CleanGateway: d.CleanGateway != nil && *d.CleanGateway, Source: src}
 			if a.pool != nil {
 				r.Pool = *a.pool
 			}
@@ -259,6 +262,7 @@ func Merge(records []Record) []Record {
 				*f.dst = f.src
 			}
 		}
+		m.CleanGateway = m.CleanGateway || r.CleanGateway
 		if !strings.Contains(m.Source, r.Source) {
 			m.Source += ", " + r.Source
 		}
