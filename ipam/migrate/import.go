@@ -107,12 +107,12 @@ func (r *Report) Problems() int { return r.Count(Conflict) + r.Count(NoPool) }
 
 // Summary is the report's last line.
 func (r *Report) Summary() string {
-	imported, verb := r.Count(Imported), "imported"
+	imported, verb, eps := r.Count(Imported), "imported", "written"
 	if r.DryRun {
-		imported, verb = r.Count(WouldImport), "would be imported (dry run: nothing was written)"
+		imported, verb, eps = r.Count(WouldImport), "would be imported (dry run: nothing was written)", "to write"
 	}
-	return fmt.Sprintf("summary: %s: %d records, %d %s, %d already imported, %d skipped (pod gone), %d conflicts, %d outside every pool; %d SpiderEndpoints written",
-		r.From, len(r.Lines), imported, verb, r.Count(AlreadyImported), r.Count(PodGone), r.Count(Conflict), r.Count(NoPool), r.Endpoints)
+	return fmt.Sprintf("summary: %s: %d records, %d %s, %d already imported, %d skipped (pod gone), %d conflicts, %d outside every pool; %d SpiderEndpoints %s",
+		r.From, len(r.Lines), imported, verb, r.Count(AlreadyImported), r.Count(PodGone), r.Count(Conflict), r.Count(NoPool), r.Endpoints, eps)
 }
 
 // Write prints the report: one line per record, then the summary.
