@@ -198,6 +198,8 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 			Expect(e.c.Status().Update(ctx, se)).To(Succeed())
 		}
 
+		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")
+		e.show(ctx, "get", "sp", sp.Name, "-o", "jsonpath={.status.allocatedIPs}")
 		By("a dry run reports and writes nothing")
 		r := importRun(ctx, migrate.FromSpiderpool, "--import-dry-run")
 		Expect(r.code).To(Equal(0), r.String())
@@ -225,6 +227,8 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 		Expect(e.c.Get(ctx, client.ObjectKeyFromObject(sp), sp)).To(Succeed())
 		Expect(sp.Status.AllocatedIPs).To(HaveValue(Equal(string(raw))), "Spindle's controller changed Spiderpool's status.allocatedIPs")
 
+		e.show(ctx, "get", "sic", "-o", "wide", "-l", v2beta1.LabelPool+"="+sp.Name)
+		e.show(ctx, "get", "sp", sp.Name)
 		By("a second run changes nothing")
 		before := e.objectRVs(ctx, sp.Name)
 		r = importRun(ctx, migrate.FromSpiderpool)
@@ -265,6 +269,9 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 		Expect(ifaceAddrs(ctx, &next, "net1")).To(Equal([]netip.Prefix{netip.PrefixFrom(addr(1), e.lab.UnderlayV4.Bits())}), "net1 inside db-0's network namespace")
 		Expect(e.c.Get(ctx, client.ObjectKey{Name: v2beta1.ClaimName(addr(1))}, dbClaim)).To(Succeed())
 		Expect(dbClaim.Spec.PodUID).To(Equal(string(next.UID)), "the claim was not re-bound to the new replica")
+		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")
+		e.show(ctx, "get", "sic", "-o", "wide", "-l", v2beta1.LabelPool+"="+sp.Name)
+		e.show(ctx, "exec", "-n", e.ns, next.Name, "--", "ip", "-br", "addr", "show", "dev", "net1")
 
 		By("whereabouts' records: an IPPool over the underlay (offsets from its first address) and a reservation")
 		applyWhereaboutsCRDs(ctx, e.c)
@@ -297,6 +304,7 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 		orip.SetName(wbStart.String())
 		Expect(e.c.Create(ctx, orip)).To(Succeed())
 
+		e.show(ctx, "get", "ippools.whereabouts.cni.cncf.io", "-n", "kube-system", ippool.GetName(), "-o", "yaml")
 		By("without SpiderIPPools covering the range the import says so and exits 3")
 		r = importRun(ctx, migrate.FromWhereabouts)
 		Expect(r.code).To(Equal(3), r.String())
@@ -313,6 +321,7 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 			wbStart.String(): "imported", wbStart.Next().String(): "skipped-pod-gone", noPool.String(): "no-pool",
 		}), r.String())
 		Expect(e.claims(ctx, Default, wb.Name)).To(ConsistOf(HaveField("Spec", claimFor(wb.Name, wbBare, "net1", wbStart))))
+		e.show(ctx, "get", "sic", "-o", "wide", "-l", v2beta1.LabelPool+"="+wb.Name)
 		p := e.pod(ctx, "new-wb", n1, map[string]string{annotNetworks: "underlay", annotIPPool: fmt.Sprintf(`{"ipv4":[%q]}`, wb.Name)})
 		Expect(podAddrs(ctx, p, "net1")).To(Equal([]netip.Addr{wbStart.Next()}))
 
