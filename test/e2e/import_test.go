@@ -271,7 +271,9 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 		Expect(dbClaim.Spec.PodUID).To(Equal(string(next.UID)), "the claim was not re-bound to the new replica")
 		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")
 		e.show(ctx, "get", "sic", "-o", "wide", "-l", v2beta1.LabelPool+"="+sp.Name)
-		e.show(ctx, "exec", "-n", e.ns, next.Name, "--", "ip", "-br", "addr", "show", "dev", "net1")
+		out, _, err := requireExec().ExecInPod(ctx, &next, "ip", "-br", "addr", "show", "dev", "net1")
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("in the network namespace of %s: ip -br addr show dev net1\n%s\n", next.Name, out)
 
 		By("whereabouts' records: an IPPool over the underlay (offsets from its first address) and a reservation")
 		applyWhereaboutsCRDs(ctx, e.c)
