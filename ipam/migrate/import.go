@@ -457,23 +457,30 @@ func (im *Importer) endpoint(ctx context.Context, pod *corev1.Pod) (bool, error)
 	if want == nil {
 		return false, nil
 	}
-	cur := &v2beta1.SpiderEndpoint{}
-	err := im.C.Get(ctx, client.ObjectKeyFromObject(want), cur)
-	switch {
-	case apierrors.IsNotFound(err):
-		cur = nil
-	case err != nil:
-		return false, fmt.Errorf("failed to get SpiderEndpoint %q: %w", pod.Namespace+"/"+pod.Name, err)
-	case equality.Semantic.DeepEqual(cur.Status, want.Status) && cur.Labels[store.LabelEndpointNode] == want.Labels[store.LabelEndpointNode]:
-		return false, nil
+	// The node's agent writes the same object from the same claims as soon
+	// as it sees them: a conflict is read again, and is often the end.
+	for attempt := 0; ; attempt++ {
+		cur := &v2beta1.SpiderEndpoint{}
+		err := im.C.Get(ctx, client.ObjectKeyFromObject(want), cur)
+		switch {
+		case apierrors.IsNotFound(err):
+			cur = nil
+		case err != nil:
+			return false, fmt.Errorf("failed to get SpiderEndpoint %q: %w", pod.Namespace+"/"+pod.Name, err)
+		case equality.Semantic.DeepEqual(cur.Status, want.Status) && cur.Labels[store.LabelEndpointNode] == want.Labels[store.LabelEndpointNode]:
+			return false, nil
+		}
+		if im.DryRun {
+			return true, nil
+		}
+		_, err = (&store.Store{W: im.C}).PutEndpoint(ctx, cur, want)
+		if err == nil {
+			return true, nil
+		}
+		if !apierrors.IsConflict(err) || attempt >= 4 {
+			return false, err
+		}
 	}
-	if im.DryRun {
-		return true, nil
-	}
-	if _, err := (&store.Store{W: im.C}).PutEndpoint(ctx, cur, want); err != nil {
-		return false, err
-	}
-	return true, nil
 }
 
 // Addresses returns the addresses of the report's lines with outcome o.

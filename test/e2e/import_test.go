@@ -215,7 +215,18 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 		Expect(reportOutcomes(r.stdout)).To(Equal(map[string]string{
 			addr(0).String(): "imported", addr(1).String(): "imported", addr(2).String(): "skipped-pod-gone",
 		}), r.String())
-		Expect(r.stdout).To(ContainSubstring("summary: spiderpool: 3 records, 2 imported, 0 already imported, 1 skipped (pod gone), 0 conflicts, 0 outside every pool; 2 SpiderEndpoints written"))
+		Expect(r.stdout).To(ContainSubstring("summary: spiderpool: 3 records, 2 imported, 0 already imported, 1 skipped (pod gone), 0 conflicts, 0 outside every pool;"))
+		// The SpiderEndpoints are Spindle's now: written by the import, or by
+		// the node's agent that saw the claims first.
+		for _, p := range []*corev1.Pod{bare, &db0} {
+			se := &v2beta1.SpiderEndpoint{}
+			Eventually(func(g Gomega) {
+				g.Expect(e.c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: p.Name}, se)).To(Succeed())
+				g.Expect(se.Labels).To(HaveKeyWithValue("ipam.spidernet.io/node", p.Spec.NodeName))
+				g.Expect(se.Status.Current.UID).To(Equal(string(p.UID)))
+				g.Expect(se.Status.Current.Addresses).To(HavePrefix("net1=172.30.230."))
+			}).WithContext(ctx).WithTimeout(15 * time.Second).Should(Succeed())
+		}
 		Expect(e.claims(ctx, Default, sp.Name)).To(ConsistOf(
 			HaveField("Spec", claimFor(sp.Name, bare, "net1", addr(0))),
 			HaveField("Spec", claimFor(sp.Name, &db0, "net1", addr(1))),
