@@ -107,12 +107,12 @@ func TestMigrationImportJob(t *testing.T) {
 	}
 }
 
-// TestRefusedBesideSpiderpool renders the chart against the lab (helm
+// TestDryRunRefusedBesideSpiderpool renders the chart against the lab (helm
 // template --dry-run=server, so lookup sees the cluster) while a DaemonSet
 // named spiderpool-agent exists: the chart refuses and names the migration
 // page, unless migration.from=spiderpool. Not parallel: other tests render
 // against the lab and must not see the DaemonSet.
-func TestRefusedBesideSpiderpool(t *testing.T) {
+func TestDryRunRefusedBesideSpiderpool(t *testing.T) {
 	kubectl, kubeconfig := lab(t)
 	ns := "spindle-chart-sp-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	if _, err := runKubectl(t, kubectl, kubeconfig, nil, "create", "namespace", ns); err != nil {
