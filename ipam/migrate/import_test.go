@@ -186,8 +186,12 @@ func TestImportWhereabouts(t *testing.T) {
 		s.AddKnownTypeWithName(WhereaboutsGroupVersion.WithKind(k), &unstructured.Unstructured{})
 		s.AddKnownTypeWithName(WhereaboutsGroupVersion.WithKind(k+"List"), &unstructured.UnstructuredList{})
 	}
+	// Disabled (docs/migrate-from-whereabouts.md): hands out nothing new,
+	// and the import claims the addresses live pods hold in it.
+	disabled := spiderPool("w", "10.7.0.0/24", []string{"10.7.0.10-10.7.0.20"}, "")
+	disabled.Spec.Disable = ptr.To(true)
 	c := fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&v2beta1.SpiderEndpoint{}).WithObjects(
-		spiderPool("w", "10.7.0.0/24", []string{"10.7.0.10-10.7.0.20"}, ""),
+		disabled,
 		pod("ns", "a", "ua", "n1", nil),
 		wb("IPPool", "10.7.0.0-24", map[string]any{"range": "10.7.0.0/24", "allocations": map[string]any{
 			"10": map[string]any{"id": "c1", "podref": "ns/a", "ifname": "net1"},
