@@ -179,9 +179,5 @@ func (a *Agent) poolFacts(ctx context.Context, name string) store.PoolFacts {
 	if err != nil || layout == nil {
 		return store.PoolFacts{PrefixLen: -1}
 	}
-	f := store.PoolFacts{PrefixLen: layout.Subnet.Bits(), Vlan: pool.Spec.Vlan, Routes: pool.Spec.Routes}
-	if layout.Gateway.IsValid() {
-		f.Gateway = layout.Gateway.String()
-	}
-	return f
+	return store.FactsOf(pool, layout)
 }

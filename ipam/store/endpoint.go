@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/ranges"
 )
 
 // PoolFacts is what a SpiderEndpoint entry needs to know about a pool.
@@ -16,6 +17,15 @@ type PoolFacts struct {
 	Gateway   string
 	Vlan      *int64
 	Routes    []v2beta1.Route
+}
+
+// FactsOf returns the facts of pool, whose parsed layout is layout.
+func FactsOf(pool *v2beta1.SpiderIPPool, layout *ranges.Pool) PoolFacts {
+	f := PoolFacts{PrefixLen: layout.Subnet.Bits(), Vlan: pool.Spec.Vlan, Routes: pool.Spec.Routes}
+	if layout.Gateway.IsValid() {
+		f.Gateway = layout.Gateway.String()
+	}
+	return f
 }
 
 // OwnerPod is the owner type of a bare pod.
