@@ -161,6 +161,10 @@ e2e: lab-up ## Run the Ginkgo e2e suite against the lab.
 demo: lab-up ## Show Spindle on the lab: pools, a multi-NIC Deployment, a StatefulSet with fixed IPs (objects stay in namespace spindle-demo).
 	bash test/demo/run.sh
 
+.PHONY: demo-ops
+demo-ops: lab-up ## Operate and troubleshoot on the lab: full pool, agent down, leaked address, counter drift, webhook TLS (docs/operations.md, docs/troubleshooting.md).
+	bash test/demo/operate.sh
+
 .PHONY: e2e-kind
 e2e-kind: ## Run the same e2e suite on a kind cluster with Multus (needs Docker and kind).
 	bash test/kind/run.sh

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -35,12 +36,17 @@ func main() {
 		cfg, cerr := ctrl.GetConfig()
 		if cerr != nil {
 			err = fmt.Errorf("failed to load API server configuration: %w", cerr)
+		} else if o.Import != "" {
+			err = controllermanager.RunImport(ctrl.SetupSignalHandler(), cfg, o, os.Stdout)
 		} else {
 			err = controllermanager.Run(ctrl.SetupSignalHandler(), cfg, o)
 		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "spindle-controller:", err)
+		if errors.Is(err, controllermanager.ErrImportProblems) {
+			os.Exit(3)
+		}
 		os.Exit(1)
 	}
 }

@@ -57,7 +57,7 @@ func (a *Agent) Add(ctx context.Context, req *nodeapi.Request) (res *nodeapi.Res
 		line := opLine{op: "ADD", req: req, duration: time.Since(start), err: err}
 		if err != nil {
 			a.metrics.Failures.WithLabelValues("add", nodeapi.ReasonOf(err)).Inc()
-			a.addEvent(req, err)
+			a.addEvent(ctx, req, err)
 		} else {
 			line.withResult(res)
 		}
@@ -183,9 +183,5 @@ func (a *Agent) poolFacts(ctx context.Context, name string) store.PoolFacts {
 	if err != nil || layout == nil {
 		return store.PoolFacts{PrefixLen: -1}
 	}
-	f := store.PoolFacts{PrefixLen: layout.Subnet.Bits(), Vlan: pool.Spec.Vlan, Routes: pool.Spec.Routes, DNS: pool.Spec.DNS}
-	if layout.Gateway.IsValid() {
-		f.Gateway = layout.Gateway.String()
-	}
-	return f
+	return store.FactsOf(pool, layout)
 }

@@ -63,8 +63,17 @@ func podRef(namespace, name, uid string) *corev1.ObjectReference {
 	return &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: namespace, Name: name, UID: types.UID(uid)}
 }
 
-func poolRef(name string) *corev1.ObjectReference {
-	return &corev1.ObjectReference{APIVersion: v2beta1.GroupVersion.String(), Kind: "SpiderIPPool", Name: name}
+// poolRef refers to pool name with its UID from the agent's cache: `kubectl
+// describe sp` finds a pool's events by UID, so an event without it would be
+// invisible there.
+func (a *Agent) poolRef(ctx context.Context, name string) *corev1.ObjectReference {
+	ref := &corev1.ObjectReference{APIVersion: v2beta1.GroupVersion.String(), Kind: "SpiderIPPool", Name: name}
+	if a.engine != nil {
+		if _, pool, err := a.engine.Layout(ctx, name); err == nil && pool != nil {
+			ref.UID = pool.UID
+		}
+	}
+	return ref
 }
 
 func (a *Agent) event(regarding *corev1.ObjectReference, typ, reason, format string, args ...any) {
@@ -77,7 +86,7 @@ func (a *Agent) event(regarding *corev1.ObjectReference, typ, reason, format str
 // addEvent records why an ADD failed on the pod, and on every pool that
 // was full. Failures of the agent itself (not ready, the API server) are
 // left to its log and metrics: they say nothing about the pod.
-func (a *Agent) addEvent(req *nodeapi.Request, err error) {
+func (a *Agent) addEvent(ctx context.Context, req *nodeapi.Request, err error) {
 	if req.PodNamespace == "" || req.PodName == "" {
 		return
 	}
@@ -97,7 +106,7 @@ func (a *Agent) addEvent(req *nodeapi.Request, err error) {
 		}
 	case nodeapi.ReasonExhausted:
 		for _, p := range e.Pools {
-			a.event(poolRef(p), corev1.EventTypeWarning, EventPoolExhausted, "pod %s/%s found no free address for interface %s here (candidates: %s)",
+			a.event(a.poolRef(ctx, p), corev1.EventTypeWarning, EventPoolExhausted, "pod %s/%s found no free address for interface %s here (candidates: %s)",
 				req.PodNamespace, req.PodName, req.IfName, strings.Join(e.Pools, ", "))
 		}
 	}

@@ -35,7 +35,7 @@ func TestAddEventsNameThePodAndTheFullPools(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := events.NewFakeRecorder(10)
 			a := &Agent{recorder: rec}
-			a.addEvent(req, tc.err)
+			a.addEvent(t.Context(), req, tc.err)
 			close(rec.Events)
 			var got []string
 			for e := range rec.Events {

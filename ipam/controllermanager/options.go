@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/spindle-net/spindle/ipam/logformat"
+	"github.com/spindle-net/spindle/ipam/migrate"
 )
 
 // Options are the command-line settings of spindle-controller.
@@ -75,6 +76,12 @@ type Options struct {
 	SystemNamespace          string
 	MaxConcurrentReconciles  int
 	LogFormat                logformat.Format
+
+	// Import, when set, runs the one-shot import of another IPAM's
+	// allocations (migrate.FromSpiderpool or migrate.FromWhereabouts)
+	// instead of the controllers, and exits.
+	Import       string
+	ImportDryRun bool
 }
 
 // AddFlags registers every flag on fs with its default.
@@ -132,10 +139,20 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.SystemNamespace, "system-namespace", "kube-system", "namespace of kubeadm-config, cilium-config and the kube-controller-manager pods")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "workers per controller")
 	logformat.AddFlag(fs, &o.LogFormat)
+	fs.StringVar(&o.Import, "import", "", "import the allocations of another IPAM and exit instead of running the controllers: \"spiderpool\" (SpiderIPPool status.allocatedIPs and SpiderEndpoints) or \"whereabouts\" (IPPools and OverlappingRangeIPReservations); see docs/migrate-from-spiderpool.md")
+	fs.BoolVar(&o.ImportDryRun, "import-dry-run", false, "with --import: print the report only, write nothing")
 }
 
 // Validate checks flag combinations.
 func (o *Options) Validate() error {
+	switch o.Import {
+	case "", migrate.FromSpiderpool, migrate.FromWhereabouts:
+	default:
+		return fmt.Errorf("invalid --import %q: use %q or %q", o.Import, migrate.FromSpiderpool, migrate.FromWhereabouts)
+	}
+	if o.ImportDryRun && o.Import == "" {
+		return fmt.Errorf("--import-dry-run needs --import=%s or --import=%s", migrate.FromSpiderpool, migrate.FromWhereabouts)
+	}
 	if o.QPS <= 0 || o.Burst <= 0 {
 		return fmt.Errorf("invalid --kube-api-qps %v / --kube-api-burst %d: both must be positive", o.QPS, o.Burst)
 	}

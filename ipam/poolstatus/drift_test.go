@@ -111,3 +111,39 @@ func TestHugeIPv6PoolTotalSaturates(t *testing.T) {
 		t.Fatalf("total = %v, want %d", got.Total, int64(math.MaxInt64))
 	}
 }
+
+// A pool Spiderpool wrote keeps its status.allocatedIPs when the counters
+// are corrected: the import (ipam/migrate) reads it after Spindle's
+// controller has started.
+func TestCountersKeepSpiderpoolRecords(t *testing.T) {
+	ctx := context.Background()
+	s := runtime.NewScheme()
+	if err := v2beta1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	records := `{"10.6.0.11":{"pod":"ns/a","podUid":"u1"},"10.6.0.12":{"pod":"ns/b","podUid":"u2"}}`
+	two := int64(2)
+	pool := &v2beta1.SpiderIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "sp"},
+		Spec:       v2beta1.IPPoolSpec{Subnet: "10.6.0.0/24", IPs: []string{"10.6.0.10-10.6.0.19"}},
+		Status:     v2beta1.IPPoolStatus{AllocatedIPs: &records, AllocatedIPCount: &two},
+	}
+	c := fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&v2beta1.SpiderIPPool{}).WithObjects(pool).
+		WithIndex(&v2beta1.SpiderIPClaim{}, store.IndexClaimByPool, func(o client.Object) []string {
+			return []string{o.(*v2beta1.SpiderIPClaim).Spec.Pool}
+		}).Build()
+	r := &Reconciler{Client: c}
+	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "sp"}}); err != nil {
+		t.Fatal(err)
+	}
+	var got v2beta1.SpiderIPPool
+	if err := c.Get(ctx, client.ObjectKey{Name: "sp"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.AllocatedIPCount == nil || *got.Status.AllocatedIPCount != 0 || got.Status.TotalIPCount == nil || *got.Status.TotalIPCount != 10 {
+		t.Fatalf("counters were not corrected: allocated=%v total=%v", got.Status.AllocatedIPCount, got.Status.TotalIPCount)
+	}
+	if got.Status.AllocatedIPs == nil || *got.Status.AllocatedIPs != records {
+		t.Fatalf("status.allocatedIPs = %v, want Spiderpool's records kept", got.Status.AllocatedIPs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/ranges"
 )
 
 // PoolFacts is what a SpiderEndpoint entry needs to know about a pool.
@@ -18,6 +19,15 @@ type PoolFacts struct {
 	Routes    []v2beta1.Route
 	// DNS is the pool's spec.dns (results only).
 	DNS *v2beta1.DNS
+}
+
+// FactsOf returns the facts of pool, whose parsed layout is layout.
+func FactsOf(pool *v2beta1.SpiderIPPool, layout *ranges.Pool) PoolFacts {
+	f := PoolFacts{PrefixLen: layout.Subnet.Bits(), Vlan: pool.Spec.Vlan, Routes: pool.Spec.Routes, DNS: pool.Spec.DNS}
+	if layout.Gateway.IsValid() {
+		f.Gateway = layout.Gateway.String()
+	}
+	return f
 }
 
 // OwnerPod is the owner type of a bare pod.

@@ -176,6 +176,8 @@ var controllerPlan = flagPlan{
 		"webhook-url":                   "for API servers that cannot reach the Service; the chart always uses the Service",
 		"webhook-manage-configurations": "the chart owns the webhook configurations; the controller only patches their caBundle",
 		"kubeconfig":                    "the pods use their ServiceAccount (in-cluster configuration)",
+		"import":                        "one-shot import mode: run by the migration hook Job (templates/migration.yaml, migration.from), never by the Deployment",
+		"import-dry-run":                "one-shot import mode, for users previewing an import; never rendered",
 	},
 }
 

@@ -75,6 +75,8 @@ var scenarios = []scenario{
 		"grafanaDashboard.enabled=true", "grafanaDashboard.labels.team=net", "prometheusRule.enabled=true", "prometheusRule.labels.release=prom"}},
 	{"metrics-plain", []string{"metrics.secure=false"}},
 	{"single-controller", []string{"controller.replicas=1", "controller.hostNetwork=false", "coordinator.createDefault=false", "image.pullSecrets={regcred}", "global.imageRegistryOverride=mirror.local:5000"}},
+	{"migration-spiderpool", []string{"migration.from=spiderpool"}},
+	{"migration-whereabouts", []string{"migration.from=whereabouts", "controller.hostNetwork=false"}},
 }
 
 var (

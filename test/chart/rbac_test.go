@@ -113,7 +113,9 @@ func controllerPackages(t *testing.T) []string {
 	var dirs []string
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		path, dir, _ := strings.Cut(line, "=")
-		if strings.HasPrefix(path, module+"/") {
+		// ipam/migrate runs only as `--import`, in the import hook Job
+		// under its own role (TestMigrationImportJob checks it).
+		if strings.HasPrefix(path, module+"/") && path != module+"/ipam/migrate" {
 			dirs = append(dirs, dir)
 		}
 	}

@@ -22,6 +22,7 @@ var freeForm = []string{"affinity", "annotations", "issuerRef", "labels", "nodeS
 // name: the schema refuses any other word.
 var enums = map[string][]string{
 	"logFormat": {"text", "json"},
+	"from":      {"", "spiderpool", "whereabouts"},
 }
 
 // schemaOf derives the JSON schema of a value of values.yaml: objects list

@@ -1031,7 +1031,7 @@ spec:
 		By("the agent records AllocationFailed on the pod and PoolExhausted on both pools")
 		expectPodEvent(ctx, e.ns, "p4", "AllocationFailed", fmt.Sprintf(`pool %q: 2/2 allocated`, pa))
 		for _, pool := range []string{pa, pb} {
-			expectPoolEvent(ctx, pool, "PoolExhausted", fmt.Sprintf("pod %s/p4 found no free address for interface net1 here (candidates: %s, %s)", e.ns, pa, pb))
+			e.expectPoolEvent(ctx, pool, "PoolExhausted", fmt.Sprintf("pod %s/p4 found no free address for interface net1 here (candidates: %s, %s)", e.ns, pa, pb))
 		}
 		Consistently(func(g Gomega) {
 			p, err := f.Client.CoreV1().Pods(e.ns).Get(ctx, "p4", metav1.GetOptions{})
@@ -1414,16 +1414,20 @@ func expectPodEvent(ctx context.Context, ns, pod, reason, want string) {
 // expectPoolEvent waits for an Event with reason on SpiderIPPool pool
 // (recorded in namespace default, as for every cluster-scoped object) whose
 // message contains want.
-func expectPoolEvent(ctx context.Context, pool, reason, want string) {
+// expectPoolEvent waits for an event of reason on pool whose message holds
+// want, found the way `kubectl describe sp` finds it: by the pool's UID.
+func (e *ipamEnv) expectPoolEvent(ctx context.Context, pool, reason, want string) {
 	GinkgoHelper()
+	sp := &v2beta1.SpiderIPPool{}
+	Expect(e.c.Get(ctx, client.ObjectKey{Name: pool}, sp)).To(Succeed())
 	Eventually(func(g Gomega) {
 		evs, err := f.Client.CoreV1().Events(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
-			FieldSelector: "involvedObject.kind=SpiderIPPool,involvedObject.name=" + pool + ",reason=" + reason})
+			FieldSelector: "involvedObject.kind=SpiderIPPool,involvedObject.name=" + pool + ",involvedObject.uid=" + string(sp.UID) + ",reason=" + reason})
 		g.Expect(err).NotTo(HaveOccurred())
 		var msgs []string
 		for _, e := range evs.Items {
 			msgs = append(msgs, e.Message)
 		}
-		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want), "%s events of SpiderIPPool %s", reason, pool)
+		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want), "%s events of SpiderIPPool %s (UID %s)", reason, pool, sp.UID)
 	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
 }

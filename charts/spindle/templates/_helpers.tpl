@@ -228,3 +228,10 @@ helm.sh/hook: test
 helm.sh/hook-weight: {{ index . 1 | quote }}
 helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- end -}}
+
+{{/* Annotations of the import hook objects (templates/migration.yaml), of the given weight: created before the release's other objects on install and upgrade, deleted once the import succeeded. */}}
+{{- define "spindle.migration.hook" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: {{ . | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}
