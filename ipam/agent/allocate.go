@@ -133,6 +133,10 @@ func (a *Agent) result(ctx context.Context, ifName string, claims []*v2beta1.Spi
 			res.MAC = c.Spec.MAC
 		}
 		facts := a.poolFacts(ctx, c.Spec.Pool)
+		if res.DNS == nil && facts.DNS != nil {
+			d := facts.DNS
+			res.DNS = &nodeapi.DNS{Nameservers: d.Nameservers, Domain: d.Domain, Search: d.Search, Options: d.Options}
+		}
 		addr, err := netip.ParseAddr(c.Spec.Address)
 		if err != nil {
 			continue

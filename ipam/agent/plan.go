@@ -11,6 +11,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/allocator"
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/inline"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/podselect"
 	"github.com/spindle-net/spindle/ipam/ranges"
@@ -83,6 +84,10 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 	if err != nil {
 		return nil, err
 	}
+	v4, v6, err := a.networkPools(f, req)
+	if err != nil {
+		return nil, err
+	}
 	sel, err := idx.Select(podselect.Request(a.selectSettings(), &podselect.Facts{
 		Pod:       f.pod,
 		Namespace: f.namespace,
@@ -96,7 +101,7 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 			}
 			return out
 		},
-	}, podselect.Interface{Name: req.IfName, DefaultIPv4Pools: req.DefaultIPv4Pools, DefaultIPv6Pools: req.DefaultIPv6Pools}))
+	}, podselect.Interface{Name: req.IfName, DefaultIPv4Pools: v4, DefaultIPv6Pools: v6}))
 	if err != nil {
 		var npe *selection.NoPoolError
 		if errors.As(err, &npe) {
@@ -129,6 +134,43 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 		p.podRoutes = routes
 	}
 	return p, nil
+}
+
+// networkPools returns the pools the network configuration gives the
+// interface: its default pools, or for a configuration with inline ranges
+// the pools spindle-controller made of them for the interface's
+// NetworkAttachmentDefinition. Those serve exactly like default pools of the
+// configuration (a network with ranges of one family is single-family).
+func (a *Agent) networkPools(f *podFacts, req *nodeapi.Request) (v4, v6 []string, err error) {
+	if !req.Inline() {
+		return req.DefaultIPv4Pools, req.DefaultIPv6Pools, nil
+	}
+	ns, name, ok, err := podselect.InterfaceNetwork(a.selectSettings(), f.pod, req.IfName)
+	if err != nil {
+		return nil, nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Msg: fmt.Sprintf("failed to parse pod %q", f.key()), Details: err.Error()}
+	}
+	if !ok {
+		return nil, nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig,
+			Msg:     fmt.Sprintf("network %q of interface %q of pod %q carries its own ranges, but the NetworkAttachmentDefinition of the interface is unknown", req.NetworkName, req.IfName, f.key()),
+			Details: "inline ranges are served for interfaces attached through a NetworkAttachmentDefinition: list it in the pod's k8s.v1.cni.cncf.io/networks annotation (for eth0, set the agent's --cluster-default-network)"}
+	}
+	names := func(suffixes []string) ([]string, error) {
+		out := make([]string, 0, len(suffixes))
+		for _, sfx := range suffixes {
+			if !inline.IsSuffix(sfx) {
+				return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeInvalidConfig, Msg: fmt.Sprintf("invalid inline pool suffix %q in the request for pod %q", sfx, f.key())}
+			}
+			out = append(out, inline.PoolName(ns, name, sfx))
+		}
+		return out, nil
+	}
+	if v4, err = names(req.InlineIPv4Pools); err != nil {
+		return nil, nil, err
+	}
+	if v6, err = names(req.InlineIPv6Pools); err != nil {
+		return nil, nil, err
+	}
+	return v4, v6, nil
 }
 
 // annotationRoutes returns the pod's routes whose gateway lies in one of

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/spindle-net/spindle/ipam/inline"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
@@ -34,11 +35,27 @@ type IPAMConf struct {
 	// as an alias so existing configurations keep working.
 	Socket       string `json:"socket,omitempty"`
 	SocketCompat string `json:"ipam_unix_socket_path,omitempty"`
+	// DNS and ResolvConf fill the result's dns field: DNS as written,
+	// else the nameserver, domain, search and options lines of the file
+	// ResolvConf on the node.
+	DNS        *inline.DNS `json:"dns,omitempty"`
+	ResolvConf string      `json:"resolvConf,omitempty"`
+
+	// Inline is the network's own ranges (host-local, whereabouts or
+	// kube-ipam form); nil when the configuration carries none.
+	Inline *inline.Config `json:"-"`
 }
 
 // LoadConf parses and validates the network configuration from stdin. It does
 // no I/O. Errors are *types.Error with code 7 (invalid network config).
 func LoadConf(data []byte) (*NetConf, error) {
+	return loadConf(data, true)
+}
+
+// loadConf is LoadConf; without withInline the inline ranges are not read
+// (DEL, GC and STATUS need none, and must work for a configuration whose
+// ranges ADD refused).
+func loadConf(data []byte, withInline bool) (*NetConf, error) {
 	conf := &NetConf{}
 	if err := json.Unmarshal(data, conf); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, "failed to parse network configuration", err.Error())
@@ -48,6 +65,22 @@ func LoadConf(data []byte) (*NetConf, error) {
 	}
 	if conf.IPAM.Type != PluginType {
 		return nil, invalidConf(fmt.Sprintf("ipam.type is %q, want %q", conf.IPAM.Type, PluginType))
+	}
+	var raw struct {
+		IPAM json.RawMessage `json:"ipam"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "failed to parse network configuration", err.Error())
+	}
+	if withInline {
+		in, err := inline.Parse(raw.IPAM)
+		if err != nil {
+			return nil, invalidConf(fmt.Sprintf("network %q (its NetworkAttachmentDefinition's spec.config): %v", conf.Name, err))
+		}
+		conf.IPAM.Inline = in
+	}
+	if conf.IPAM.ResolvConf != "" && !strings.HasPrefix(conf.IPAM.ResolvConf, "/") {
+		return nil, invalidConf(fmt.Sprintf("network %q: ipam.resolvConf %q must be an absolute path of a file on the node", conf.Name, conf.IPAM.ResolvConf))
 	}
 	if conf.IPAM.Socket == "" {
 		conf.IPAM.Socket = conf.IPAM.SocketCompat

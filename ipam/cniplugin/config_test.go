@@ -92,6 +92,8 @@ func FuzzLoadConf(f *testing.F) {
 	f.Add([]byte(`{"cniVersion":"1.0.0","name":"n","ipam":{"type":"spiderpool","default_ipv4_ippool":["a"]}}`))
 	f.Add([]byte(`{"ipam":{"type":"spiderpool","socket":"/x","default_ipv6_ippool":["-a"]}}`))
 	f.Add([]byte(`{"ipam":null}`))
+	f.Add([]byte(`{"name":"n","ipam":{"type":"spiderpool","subnet":"10.188.0.0/16","fixedStart":"10.188.0.10","fixedEnd":"10.188.0.20","resolvConf":"/etc/resolv.conf"}}`))
+	f.Add([]byte(`{"name":"n","ipam":{"type":"spiderpool","ranges":[[{"subnet":"fd00::/64"}]],"dns":{"nameservers":["::1"]}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := LoadConf(data)
 		if err != nil {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/spindle-net/spindle/ipam/inline"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 )
 
@@ -24,6 +26,8 @@ type Plugin struct {
 	Client *nodeapi.Client
 	// Print writes the result; defaults to types.PrintResult (stdout).
 	Print func(types.Result, string) error
+	// ReadFile reads ipam.resolvConf; defaults to os.ReadFile (tests).
+	ReadFile func(string) ([]byte, error)
 }
 
 // Funcs returns the skel dispatch table.
@@ -44,8 +48,8 @@ func (p *Plugin) client(conf *NetConf) *nodeapi.Client {
 	return nodeapi.New(conf.IPAM.Socket)
 }
 
-func (p *Plugin) request(args *skel.CmdArgs) (*NetConf, *nodeapi.Request, error) {
-	conf, err := LoadConf(args.StdinData)
+func (p *Plugin) request(args *skel.CmdArgs, withInline bool) (*NetConf, *nodeapi.Request, error) {
+	conf, err := loadConf(args.StdinData, withInline)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -57,7 +61,7 @@ func (p *Plugin) request(args *skel.CmdArgs) (*NetConf, *nodeapi.Request, error)
 	if containerID == "" {
 		containerID = pa.ContainerID
 	}
-	return conf, &nodeapi.Request{
+	r := &nodeapi.Request{
 		ContainerID:      containerID,
 		Netns:            args.Netns,
 		IfName:           args.IfName,
@@ -67,12 +71,16 @@ func (p *Plugin) request(args *skel.CmdArgs) (*NetConf, *nodeapi.Request, error)
 		NetworkName:      conf.Name,
 		DefaultIPv4Pools: conf.IPAM.DefaultIPv4Pools,
 		DefaultIPv6Pools: conf.IPAM.DefaultIPv6Pools,
-	}, nil
+	}
+	if conf.IPAM.Inline != nil {
+		r.InlineIPv4Pools, r.InlineIPv6Pools = conf.IPAM.Inline.Families()
+	}
+	return conf, r, nil
 }
 
 // Add allocates through the agent and prints the result.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
-	conf, req, err := p.request(args)
+	conf, req, err := p.request(args, true)
 	if err != nil {
 		return err
 	}
@@ -84,6 +92,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrInternal, "failed to convert the agent's answer into a CNI result", err.Error())
 	}
+	dns, err := p.dns(conf)
+	if err != nil {
+		return err
+	}
+	if dns != nil {
+		result.DNS = *dns
+	}
 	print := p.Print
 	if print == nil {
 		print = types.PrintResult
@@ -91,10 +106,33 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	return print(result, conf.CNIVersion)
 }
 
+// dns is the result's dns field the configuration gives: its "dns" object,
+// else its "resolvConf" file read now; nil when it gives none (the pools'
+// spec.dns, which the agent answers with, then applies).
+func (p *Plugin) dns(conf *NetConf) (*types.DNS, error) {
+	if d := conf.IPAM.DNS; !d.Empty() {
+		return &types.DNS{Nameservers: d.Nameservers, Domain: d.Domain, Search: d.Search, Options: d.Options}, nil
+	}
+	if conf.IPAM.ResolvConf == "" {
+		return nil, nil
+	}
+	readFile := p.ReadFile
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	data, err := readFile(conf.IPAM.ResolvConf)
+	if err != nil {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("failed to read ipam.resolvConf %q of network %q", conf.IPAM.ResolvConf, conf.Name),
+			err.Error()+"; create the file on every node or remove resolvConf from the configuration")
+	}
+	d := inline.ParseResolvConf(data)
+	return &types.DNS{Nameservers: d.Nameservers, Domain: d.Domain, Search: d.Search, Options: d.Options}, nil
+}
+
 // Del releases through the agent. It fails (so the runtime retries) whenever
 // the agent could not confirm the release.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	conf, req, err := p.request(args)
+	conf, req, err := p.request(args, false)
 	if err != nil {
 		var te *types.Error
 		// Without pod identity there is nothing this plugin could have
@@ -109,7 +147,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 
 // Check verifies that the agent still holds the addresses of prevResult.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	conf, req, err := p.request(args)
+	conf, req, err := p.request(args, true)
 	if err != nil {
 		return err
 	}
@@ -141,7 +179,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 
 // GC forwards the runtime's list of valid attachments to the agent.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
-	conf, err := LoadConf(args.StdinData)
+	conf, err := loadConf(args.StdinData, false)
 	if err != nil {
 		return err
 	}
@@ -155,7 +193,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 
 // Status reports whether the agent is ready.
 func (p *Plugin) Status(args *skel.CmdArgs) error {
-	conf, err := LoadConf(args.StdinData)
+	conf, err := loadConf(args.StdinData, false)
 	if err != nil {
 		return err
 	}
@@ -210,6 +248,9 @@ func ToCNIResult(res *nodeapi.Result) (*current.Result, error) {
 			}
 		}
 		out.Routes = append(out.Routes, route)
+	}
+	if d := res.DNS; d != nil {
+		out.DNS = types.DNS{Nameservers: d.Nameservers, Domain: d.Domain, Search: d.Search, Options: d.Options}
 	}
 	return out, nil
 }

@@ -358,4 +358,6 @@ func TestIntegrationWithAPIServer(t *testing.T) {
 		}
 		return nil
 	})
+
+	t.Run("inline ranges", func(t *testing.T) { inlineRanges(ctx, t, c) })
 }

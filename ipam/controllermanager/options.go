@@ -69,6 +69,7 @@ type Options struct {
 	DefaultSubnetIPv6        string
 	EnablePoolStatus         bool
 	EnableMultusConfig       bool
+	EnableInlineRanges       bool
 	EnableCoordinator        bool
 	CoordinatorCreateDefault bool
 	CoordinatorResync        time.Duration
@@ -131,6 +132,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EnableStatefulSet, "enable-statefulset", true, "keep the addresses of StatefulSet replicas within their ordinals for the next incarnation (must match the agents' --enable-statefulset)")
 	fs.BoolVar(&o.EnablePoolStatus, "pool-status-enabled", true, "keep SpiderIPPool status counters (allocatedIPCount, totalIPCount) current")
 	fs.BoolVar(&o.EnableMultusConfig, "multus-config-enabled", true, "generate NetworkAttachmentDefinitions from SpiderMultusConfigs (needs the NetworkAttachmentDefinition CRD)")
+	fs.BoolVar(&o.EnableInlineRanges, "inline-ranges-enabled", true, "create the SpiderIPPools of NetworkAttachmentDefinitions whose spiderpool ipam object carries its own ranges (needs the NetworkAttachmentDefinition CRD)")
 	fs.BoolVar(&o.EnableCoordinator, "coordinator-enabled", true, "maintain the status of the SpiderCoordinator \"default\"")
 	fs.BoolVar(&o.CoordinatorCreateDefault, "coordinator-create-default", true, "create the SpiderCoordinator \"default\" when it is missing")
 	fs.DurationVar(&o.CoordinatorResync, "coordinator-resync", time.Minute, "how often the SpiderCoordinator status is rediscovered")

@@ -29,6 +29,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/gc"
+	"github.com/spindle-net/spindle/ipam/inline/inlinecontroller"
 	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/poolstatus"
@@ -194,6 +195,11 @@ func Setup(mgr manager.Manager, o Options, bundle *certs.Bundle) error {
 	if o.EnableMultusConfig {
 		if err := (&nadcontroller.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("spindle-multus-config")}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("failed to set up the SpiderMultusConfig controller: %w", err)
+		}
+	}
+	if o.EnableInlineRanges {
+		if err := (&inlinecontroller.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("spindle-inline-ranges")}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("failed to set up the inline ranges controller: %w", err)
 		}
 	}
 	if o.EnableCoordinator {

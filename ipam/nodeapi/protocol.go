@@ -54,6 +54,26 @@ type Request struct {
 	// default_ipv4_ippool / default_ipv6_ippool.
 	DefaultIPv4Pools []string `json:"defaultIPv4Pools,omitempty"`
 	DefaultIPv6Pools []string `json:"defaultIPv6Pools,omitempty"`
+	// InlineIPv4Pools and InlineIPv6Pools are set when the network
+	// configuration carries its own ranges: the name suffixes
+	// (inline.PoolName) of the pools of its ranges, per family, in order.
+	// The agent completes them with the NetworkAttachmentDefinition of the
+	// interface.
+	InlineIPv4Pools []string `json:"inlineIPv4Pools,omitempty"`
+	InlineIPv6Pools []string `json:"inlineIPv6Pools,omitempty"`
+}
+
+// Inline reports whether the network configuration carries its own ranges.
+func (r *Request) Inline() bool {
+	return len(r.InlineIPv4Pools)+len(r.InlineIPv6Pools) > 0
+}
+
+// DNS is the dns field of the CNI result.
+type DNS struct {
+	Nameservers []string `json:"nameservers,omitempty"`
+	Domain      string   `json:"domain,omitempty"`
+	Search      []string `json:"search,omitempty"`
+	Options     []string `json:"options,omitempty"`
 }
 
 // IP is one allocated address.
@@ -85,6 +105,9 @@ type Result struct {
 	// MAC is the MAC address the pod asked for on the interface (lower
 	// case, colons); the coordinator sets it on the interface.
 	MAC string `json:"mac,omitempty"`
+	// DNS is the spec.dns of the first pool of the interface's addresses
+	// that has one; nil when none has.
+	DNS *DNS `json:"dns,omitempty"`
 }
 
 // Attachment identifies one CNI attachment for gc.

@@ -9,6 +9,7 @@ package podselect
 import (
 	"fmt"
 	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -205,4 +206,26 @@ func KubeIPAMInterface(s *Settings, f *Facts, ifName string) string {
 		}
 	}
 	return ifName
+}
+
+// InterfaceNetwork returns the NetworkAttachmentDefinition ("namespace",
+// "name") the pod's interface ifName is attached through, from the pod's
+// Multus annotations (eth0: its default network, else the cluster default
+// network of the settings). ok is false when it is unknown.
+func InterfaceNetwork(s *Settings, pod *corev1.Pod, ifName string) (namespace, name string, ok bool, err error) {
+	nets, err := selection.ParsePodNetworks(pod.Namespace, pod.Annotations, s.ClusterDefaultNetwork)
+	if err != nil {
+		return "", "", false, err
+	}
+	ref, known := nets.NetworkOf(ifName)
+	if !known {
+		return "", "", false, nil
+	}
+	namespace, name, ok = strings.Cut(ref, "/")
+	if !ok {
+		// A cluster default network given without a namespace is in the
+		// system namespace.
+		namespace, name, ok = s.SystemNamespace, ref, s.SystemNamespace != ""
+	}
+	return namespace, name, ok, nil
 }

@@ -17,11 +17,13 @@ type PoolFacts struct {
 	Gateway   string
 	Vlan      *int64
 	Routes    []v2beta1.Route
+	// DNS is the pool's spec.dns (results only).
+	DNS *v2beta1.DNS
 }
 
 // FactsOf returns the facts of pool, whose parsed layout is layout.
 func FactsOf(pool *v2beta1.SpiderIPPool, layout *ranges.Pool) PoolFacts {
-	f := PoolFacts{PrefixLen: layout.Subnet.Bits(), Vlan: pool.Spec.Vlan, Routes: pool.Spec.Routes}
+	f := PoolFacts{PrefixLen: layout.Subnet.Bits(), Vlan: pool.Spec.Vlan, Routes: pool.Spec.Routes, DNS: pool.Spec.DNS}
 	if layout.Gateway.IsValid() {
 		f.Gateway = layout.Gateway.String()
 	}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
+	"github.com/spindle-net/spindle/ipam/inline"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/subnets"
 )
@@ -50,6 +52,7 @@ func ValidateIPPool(p *v2beta1.SpiderIPPool, st PoolState) error {
 	validateSelector(&es, "spec.podAffinity", spec.PodAffinity, "pod")
 	validateSelector(&es, "spec.namespaceAffinity", spec.NamespaceAffinity, "namespace")
 	validateSelector(&es, "spec.nodeAffinity", spec.NodeAffinity, "node")
+	validateDNS(&es, "spec.dns", spec.DNS)
 	nonEmptyNames(&es, "spec.namespaceName", spec.NamespaceName)
 	nonEmptyNames(&es, "spec.nodeName", spec.NodeName)
 	for i, m := range spec.MultusName {
@@ -82,8 +85,11 @@ func ValidateIPPool(p *v2beta1.SpiderIPPool, st PoolState) error {
 			es.add("spec.subnet", "%s overlaps spec.subnet %s of SpiderIPPool %q: pools whose subnets overlap must use exactly the same subnet; use %s or a subnet that does not overlap", subnet, op.Subnet, o.Name, op.Subnet)
 			continue
 		}
+		if sharedNetwork(p, o) {
+			continue // one network: its claims keep every address unique
+		}
 		if both := intersect(usable, op.Usable); !both.Empty() {
-			es.add("spec.ips", "%s already belong to SpiderIPPool %q: an address can be in one pool only; remove them from spec.ips or add them to spec.excludeIPs", short(both), o.Name)
+			es.add("spec.ips", "%s already belong to SpiderIPPool %q: an address can be in one pool only; remove them from spec.ips or add them to spec.excludeIPs%s", short(both), o.Name, inlineHint(p, o))
 		}
 	}
 
@@ -117,6 +123,41 @@ func ValidateIPPool(p *v2beta1.SpiderIPPool, st PoolState) error {
 		es.add(field, "%s is allocated to pod %s/%s%s and cannot be removed from the pool: delete the pod (or wait until it is gone) first, or keep the address in the pool", a, c.Spec.PodNamespace, c.Spec.PodName, ifaceSuffix(c.Spec.Interface))
 	}
 	return es.Err()
+}
+
+// sharedNetwork reports whether two pools are inline pools of networks that
+// say they attach to one network (the same sharedNetwork in their ipam
+// objects): their ranges may overlap.
+func sharedNetwork(a, b *v2beta1.SpiderIPPool) bool {
+	v := a.Labels[v2beta1.LabelSharedNetwork]
+	return v != "" && v == b.Labels[v2beta1.LabelSharedNetwork] &&
+		a.Labels[v2beta1.LabelInline] == "true" && b.Labels[v2beta1.LabelInline] == "true"
+}
+
+// inlineHint tells how two inline pools may overlap.
+func inlineHint(a, b *v2beta1.SpiderIPPool) string {
+	na, nb := a.Annotations[v2beta1.AnnoInlineNetwork], b.Annotations[v2beta1.AnnoInlineNetwork]
+	if na == "" || nb == "" || a.Labels[v2beta1.LabelInline] != "true" || b.Labels[v2beta1.LabelInline] != "true" {
+		return ""
+	}
+	return fmt.Sprintf(" (the inline ranges of NetworkAttachmentDefinitions %s and %s overlap; if both attach to one network, give both the same \"%s\" in their ipam object)", na, nb, inline.SharedNetworkKey)
+}
+
+// validateDNS checks that nameservers are addresses.
+func validateDNS(es *Errors, field string, dns *v2beta1.DNS) {
+	if dns == nil {
+		return
+	}
+	for i, ns := range dns.Nameservers {
+		if _, err := netip.ParseAddr(strings.TrimSpace(ns)); err != nil {
+			es.add(idx(field+".nameservers", i), "%q is not an IP address: list the name servers' addresses", ns)
+		}
+	}
+	for i, s := range dns.Search {
+		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t") {
+			es.add(idx(field+".search", i), "%q is not a domain name", s)
+		}
+	}
 }
 
 func ifaceSuffix(iface string) string {

@@ -340,3 +340,16 @@ func BenchmarkValidateIPPool(b *testing.B) {
 		}
 	}
 }
+
+func TestValidateIPPoolDNS(t *testing.T) {
+	p := pool("a", "10.6.0.0/16", "10.6.0.1-10.6.0.9")
+	p.Spec.DNS = &v2beta1.DNS{Nameservers: []string{"10.96.0.10", "fd00::10"}, Search: []string{"svc.cluster.local"}, Options: []string{"ndots:5"}}
+	if err := ValidateIPPool(p, PoolState{}); err != nil {
+		t.Fatalf("valid dns refused: %v", err)
+	}
+	p.Spec.DNS = &v2beta1.DNS{Nameservers: []string{"dns.example"}, Search: []string{"a b"}}
+	err := ValidateIPPool(p, PoolState{})
+	if err == nil || !strings.Contains(err.Error(), `spec.dns.nameservers[0]: "dns.example" is not an IP address`) || !strings.Contains(err.Error(), `spec.dns.search[0]: "a b" is not a domain name`) {
+		t.Fatalf("invalid dns: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spindle-net/spindle/coordinator/clusterinfo"
 	"github.com/spindle-net/spindle/ipam/agent"
+	"github.com/spindle-net/spindle/ipam/inline/inlinecontroller"
 	"github.com/spindle-net/spindle/ipam/lifecycle"
 	"github.com/spindle-net/spindle/ipam/poolfinalizer"
 	"github.com/spindle-net/spindle/ipam/subnets/subnetcontroller"
@@ -30,6 +31,8 @@ func TestEventReasonsAreDocumented(t *testing.T) {
 		subnetcontroller.ReasonInvalidSubnet, subnetcontroller.ReasonSubnetOverlaps, subnetcontroller.ReasonSubnetExhausted,
 		subnetcontroller.ReasonPoolOutsideSubnet,
 		nadcontroller.ReasonCreated, nadcontroller.ReasonUpdated, nadcontroller.ReasonNotOwned, nadcontroller.ReasonInvalidConfig,
+		inlinecontroller.ReasonCreated, inlinecontroller.ReasonUpdated, inlinecontroller.ReasonDeleted, inlinecontroller.ReasonInvalid,
+		inlinecontroller.ReasonPoolRefused, inlinecontroller.ReasonNotOwned,
 		clusterinfo.PhaseSynced, clusterinfo.PhaseNotReady,
 		"AddressReleasedByOperator", // kubectl spindle release
 	}

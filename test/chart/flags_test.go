@@ -149,6 +149,7 @@ var controllerPlan = flagPlan{
 		"cluster-default-subnet-v6":            {"ipam.clusterDefaultSubnet.enabled=true,ipam.clusterDefaultSubnet.ipv6=team-v6", "team-v6"},
 		"pool-status-enabled":                  {"controller.poolStatusEnabled=false", "false"},
 		"multus-config-enabled":                {"controller.multusConfigEnabled=false", "false"},
+		"inline-ranges-enabled":                {"controller.inlineRangesEnabled=false", "false"},
 		"coordinator-enabled":                  {"coordinator.statusEnabled=false", "false"},
 		"coordinator-create-default":           {"coordinator.createDefault=false", "true"},
 		"coordinator-resync":                   {"coordinator.resync=2m", "2m"},

@@ -143,6 +143,7 @@ gc-terminating-pod-on-ready-node: {{ .Values.ipam.gc.terminatingPodOnReadyNode |
 gc-terminating-pod-on-not-ready-node: {{ .Values.ipam.gc.terminatingPodOnNotReadyNode | quote }}
 pool-status-enabled: {{ .Values.controller.poolStatusEnabled | quote }}
 multus-config-enabled: {{ .Values.controller.multusConfigEnabled | quote }}
+inline-ranges-enabled: {{ .Values.controller.inlineRangesEnabled | quote }}
 coordinator-enabled: {{ .Values.coordinator.statusEnabled | quote }}
 coordinator-create-default: {{ not .Values.coordinator.createDefault | quote }}
 coordinator-resync: {{ .Values.coordinator.resync | quote }}

@@ -33,3 +33,16 @@ const LabelMAC = "spindle.spidernet.io/mac"
 // pools it creates automatically for an application; the APP-NAMESPACE printer
 // column of SpiderIPPool reads it.
 const LabelAppNamespace = "ipam.spidernet.io/app-namespace"
+
+// LabelInline is set to "true" on the pools spindle-controller creates for a
+// NetworkAttachmentDefinition whose spiderpool ipam object carries its own
+// ranges (inline ranges); AnnoInlineNetwork names that network.
+const LabelInline = "spindle.spidernet.io/inline"
+
+// AnnoInlineNetwork is the "namespace/name" of the NetworkAttachmentDefinition
+// an inline pool belongs to.
+const AnnoInlineNetwork = "spindle.spidernet.io/inline-network"
+
+// LabelSharedNetwork is the inline configuration's sharedNetwork on the
+// pools of a network: pools with the same value may share addresses.
+const LabelSharedNetwork = "spindle.spidernet.io/shared-network"

@@ -85,6 +85,31 @@ type IPPoolSpec struct {
 	// +kubebuilder:default=false
 	// +optional
 	Disable *bool `json:"disable,omitempty"`
+
+	// dns is handed to pods that get an address from this pool as the dns
+	// field of the CNI result, unless the network configuration gives its
+	// own ("dns" or "resolvConf" in its ipam object).
+	// +optional
+	DNS *DNS `json:"dns,omitempty"`
+}
+
+// DNS is the dns field of a CNI result.
+type DNS struct {
+	// nameservers are the addresses of the name servers, in order.
+	// +optional
+	Nameservers []string `json:"nameservers,omitempty"`
+
+	// domain is the local domain name.
+	// +optional
+	Domain string `json:"domain,omitempty"`
+
+	// search are the search domains, in order.
+	// +optional
+	Search []string `json:"search,omitempty"`
+
+	// options are resolver options, e.g. ndots:5.
+	// +optional
+	Options []string `json:"options,omitempty"`
 }
 
 // IPPoolStatus is the observed state of a SpiderIPPool.

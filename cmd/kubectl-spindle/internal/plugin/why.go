@@ -12,6 +12,7 @@ import (
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/cniplugin"
+	"github.com/spindle-net/spindle/ipam/inline"
 	"github.com/spindle-net/spindle/ipam/podselect"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/selection"
@@ -125,6 +126,30 @@ func NetworkIPAM(config string) (known, served bool, v4, v6 []string, err error)
 	return true, false, nil, nil, nil
 }
 
+// inlinePools returns the pools of the inline ranges of network ns/name
+// (the agent's choice for such a network); ok is false when the
+// configuration carries none or they do not parse (the plugin's ADD then
+// fails with the key at fault).
+func inlinePools(network, config string) (v4, v6 []string, ok bool) {
+	ns, name, found := strings.Cut(network, "/")
+	_, ipam, err := inline.IPAMOf(config)
+	if !found || err != nil || ipam == nil {
+		return nil, nil, false
+	}
+	c, err := inline.Parse(ipam)
+	if err != nil || c == nil {
+		return nil, nil, false
+	}
+	s4, s6 := c.Families()
+	for _, s := range s4 {
+		v4 = append(v4, inline.PoolName(ns, name, s))
+	}
+	for _, s := range s6 {
+		v6 = append(v6, inline.PoolName(ns, name, s))
+	}
+	return v4, v6, true
+}
+
 // podInterfaces lists the pod's interfaces and what their networks say.
 func podInterfaces(in *WhyInput, held map[string]bool) ([]InterfaceWhy, error) {
 	pod := in.Pod
@@ -173,6 +198,10 @@ func podInterfaces(in *WhyInput, held map[string]bool) ([]InterfaceWhy, error) {
 			default:
 				iw.Evaluated = true
 				iw.DefaultIPv4Pools, iw.DefaultIPv6Pools = v4, v6
+				if p4, p6, ok := inlinePools(nw, in.NADs[nw].Spec.Config); ok {
+					iw.DefaultIPv4Pools, iw.DefaultIPv6Pools = p4, p6
+					iw.Note = fmt.Sprintf("NetworkAttachmentDefinition %s carries its own ranges: served by its pools", nw)
+				}
 			}
 		}
 		out = append(out, iw)

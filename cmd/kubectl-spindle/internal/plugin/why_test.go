@@ -109,3 +109,17 @@ func TestNetworkIPAM(t *testing.T) {
 		t.Error("a broken configuration parsed")
 	}
 }
+
+func TestInlinePools(t *testing.T) {
+	v4, v6, ok := inlinePools("db/lan", `{"type":"macvlan","ipam":{"type":"spiderpool","ranges":[[{"subnet":"10.1.0.0/24"},{"subnet":"10.2.0.0/24"}],[{"subnet":"fd00::/120"}]]}}`)
+	if !ok || strings.Join(v4, ",") != "db.lan.v4,db.lan.v4-2" || strings.Join(v6, ",") != "db.lan.v6" {
+		t.Errorf("inlinePools = %v %v %v", v4, v6, ok)
+	}
+	v4, _, ok = inlinePools("db/kube", `{"type":"macvlan","ipam":{"type":"spiderpool","subnet":"10.188.0.0/16","fixedStart":"10.188.0.10","fixedEnd":"10.188.0.20"}}`)
+	if !ok || strings.Join(v4, ",") != "db.kube.v4" {
+		t.Errorf("kube-ipam form: %v %v (the fixed-only pool is no default)", v4, ok)
+	}
+	if _, _, ok := inlinePools("db/p", spiderpoolNAD); ok {
+		t.Error("a configuration that names pools has inline pools")
+	}
+}
