@@ -263,6 +263,9 @@ func (a *Agent) gcLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			a.overlay.sweep()
+			if left := a.engine.RetryRollbacks(); left > 0 {
+				a.log.Info("claims of failed requests still not deleted; retrying at the next garbage collection", "claims", left)
+			}
 			if released, err := a.collect(ctx, nil); err != nil {
 				a.log.Error(err, "garbage collection failed", "released", len(released))
 			} else if len(released) > 0 {
