@@ -175,7 +175,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return nil
 	}
 	if err := json.Unmarshal(payload, out); err != nil {
-		return fmt.Errorf("failed to decode answer to %q: %w", path, err)
+		// Whatever the agent did, its answer is unknown: the runtime
+		// retries (ADD is idempotent).
+		return &ErrorResponse{Code: CodeTryAgainLater, Msg: fmt.Sprintf("failed to decode answer to %s from spindle-agent", path), Details: TrimDetails(err.Error())}
 	}
 	return nil
 }

@@ -93,3 +93,34 @@ func TestNonJSONErrorBodyIsReported(t *testing.T) {
 		t.Fatalf("got %#v", err)
 	}
 }
+
+// An answer the plugin cannot decode leaves the allocation unknown: it is
+// try-again-later (the runtime retries; ADD is idempotent), not error 999.
+func TestUndecodableAnswerIsTryAgainLater(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		_, _ = conn.Write([]byte("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+	}()
+	_, err = New(sock).Add(context.Background(), &Request{})
+	var e *ErrorResponse
+	if !errors.As(err, &e) || e.Code != CodeTryAgainLater || !strings.Contains(e.Msg, "failed to decode answer") {
+		t.Fatalf("got %#v", err)
+	}
+}
