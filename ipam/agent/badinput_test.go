@@ -23,7 +23,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/annotations"
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/cniplugin"
-		"github.com/spindle-net/spindle/ipam/nodeapi"
+	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/ipam/nodeapi/nodeserver"
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/webhook"
