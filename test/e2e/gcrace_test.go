@@ -154,6 +154,7 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 			r.check(ctx, c, lab, p, pods[i], true)
 		}
 
+		m0 := scrape(ctx)
 		start := time.Now()
 		var next, completed atomic.Int64
 		var stop atomic.Bool
@@ -239,8 +240,16 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 			return leaked
 		}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeEmpty(), "claims of deleted incarnations")
 
-		line := fmt.Sprintf("gc-race: rounds=%d pods=%d gc_interval=1s samples=%d wrongly_freed=%d duplicates=%d leaked=%d elapsed=%s",
-			completed.Load(), names, samples, r.freed.Load(), r.duplicates.Load(), len(leaked), elapsed.Round(time.Second))
+		m := scrape(ctx)
+		delta := func(name string, labels ...string) int {
+			a, _ := m0.Get(name, labels...)
+			b, _ := m.Get(name, labels...)
+			return int(b - a)
+		}
+		line := fmt.Sprintf("gc-race: rounds=%d pods=%d gc_interval=1s samples=%d wrongly_freed=%d duplicates=%d leaked=%d gc_collected_uid_mismatch=%d gc_collected_deleted=%d gc_precondition_conflicts=%d elapsed=%s",
+			completed.Load(), names, samples, r.freed.Load(), r.duplicates.Load(), len(leaked),
+			delta("spindle_controller_gc_collected_total", "reason", "PodUIDMismatch"), delta("spindle_controller_gc_collected_total", "reason", "PodDeleted"),
+			delta("spindle_controller_gc_precondition_conflicts_total"), elapsed.Round(time.Second))
 		GinkgoWriter.Println(line)
 		AddReportEntry("gc-race", line)
 		Expect(r.violations).To(BeEmpty(), "%s\nfirst violations:\n%s", line, strings.Join(r.violations[:min(len(r.violations), 10)], "\n"))
