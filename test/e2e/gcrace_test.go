@@ -30,6 +30,15 @@ type gcRace struct {
 	violations []string
 	freed      atomic.Int64 // an address of a running pod lost its claim
 	duplicates atomic.Int64 // one address in two live pods
+	leaked     atomic.Int64 // an old incarnation's claim not released
+}
+
+func claimSummary(claims []v2beta1.SpiderIPClaim) []string {
+	var out []string
+	for _, cl := range claims {
+		out = append(out, fmt.Sprintf("%s (pod uid %s)", cl.Spec.Address, cl.Spec.PodUID))
+	}
+	return out
 }
 
 func (r *gcRace) violate(counter *atomic.Int64, format string, args ...any) {
@@ -67,6 +76,12 @@ func (r *gcRace) check(ctx context.Context, c client.Client, lab *framework.Lab,
 			r.violate(&r.duplicates, "address %s is configured in pod %s/%s (uid %s) while live pod uid %s holds it", x.addr, pod.Namespace, pod.Name, pod.UID, other)
 		}
 	}
+}
+
+func (r *gcRace) failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.violations) > 0
 }
 
 // forget drops the addresses of a pod about to be deleted.
@@ -171,7 +186,8 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 					}
 				}()
 				name := pods[i].Name
-				for !stop.Load() && ctx.Err() == nil && next.Add(1) <= int64(rounds) {
+				// The first violation ends the churn (the line reports it).
+				for !stop.Load() && !r.failed() && ctx.Err() == nil && next.Add(1) <= int64(rounds) {
 					old := pods[i]
 					r.check(ctx, c, lab, p, old, false) // still intact up to its deletion
 					r.forget(old.UID)
@@ -187,14 +203,18 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 					Expect(pod.UID).NotTo(Equal(old.UID))
 					// The old incarnation's claims go (DEL or collector);
 					// the new one's stay.
-					Eventually(func(g Gomega) {
-						held := podClaims(ctx, c, p, ns, name)
-						g.Expect(held).To(HaveLen(2), "claims of %s/%s", ns, name)
-						for _, cl := range held {
-							g.Expect(cl.Spec.PodUID).To(Equal(string(pod.UID)), "claim %s", cl.Name)
+					var held []v2beta1.SpiderIPClaim
+					for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+						held = podClaims(ctx, c, p, ns, name)
+						if len(held) == 2 && held[0].Spec.PodUID == string(pod.UID) && held[1].Spec.PodUID == string(pod.UID) || time.Now().After(deadline) {
+							break
 						}
-					}).WithContext(ctx).WithTimeout(60 * time.Second).Should(Succeed())
+					}
+					freed := r.freed.Load()
 					r.check(ctx, c, lab, p, pod, true)
+					if len(held) != 2 && r.freed.Load() == freed {
+						r.violate(&r.leaked, "pod %s/%s (uid %s): claims after 60s: %v", ns, name, pod.UID, claimSummary(held))
+					}
 					pods[i] = pod
 					completed.Add(1)
 				}
@@ -223,8 +243,9 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 			r.sample(ctx, c, ns, p)
 			time.Sleep(500 * time.Millisecond)
 		}
+		// Claims of old incarnations go within a minute.
 		var leaked []string
-		Eventually(func() []string {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
 			leaked = nil
 			want := map[string]bool{}
 			for _, pod := range pods {
@@ -237,8 +258,10 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 					}
 				}
 			}
-			return leaked
-		}).WithContext(ctx).WithTimeout(60*time.Second).Should(BeEmpty(), "claims of deleted incarnations")
+			if len(leaked) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
 
 		m := scrape(ctx)
 		delta := func(name string, labels ...string) int {
@@ -247,12 +270,13 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 			return int(b - a)
 		}
 		line := fmt.Sprintf("gc-race: rounds=%d pods=%d gc_interval=1s samples=%d wrongly_freed=%d duplicates=%d leaked=%d gc_collected_uid_mismatch=%d gc_collected_deleted=%d gc_precondition_conflicts=%d elapsed=%s",
-			completed.Load(), names, samples, r.freed.Load(), r.duplicates.Load(), len(leaked),
+			completed.Load(), names, samples, r.freed.Load(), r.duplicates.Load(), int(r.leaked.Load())+len(leaked),
 			delta("spindle_controller_gc_collected_total", "reason", "PodUIDMismatch"), delta("spindle_controller_gc_collected_total", "reason", "PodDeleted"),
 			delta("spindle_controller_gc_precondition_conflicts_total"), elapsed.Round(time.Second))
 		GinkgoWriter.Println(line)
 		AddReportEntry("gc-race", line)
 		Expect(r.violations).To(BeEmpty(), "%s\nfirst violations:\n%s", line, strings.Join(r.violations[:min(len(r.violations), 10)], "\n"))
+		Expect(leaked).To(BeEmpty(), "%s\nclaims of deleted incarnations", line)
 		Expect(completed.Load()).To(BeEquivalentTo(rounds))
 	})
 })
