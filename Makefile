@@ -147,7 +147,7 @@ fuzz: ## Run every Go fuzz target (listed with go test -list) for FUZZTIME (defa
 .PHONY: race-gc
 race-gc: build ## The garbage-collector race spec with 1,000 same-name re-creations (E2E_GC_RACE_ROUNDS) on the running lab (make lab-up NODES=3 first); ends with a "gc-race:" line.
 	@mkdir -p _out
-	E2E_GC_RACE_ROUNDS=$${E2E_GC_RACE_ROUNDS:-1000} SPINDLE_REQUIRE_ALL=1 go test ./test/e2e/ -count=1 -timeout 90m -kubeconfig $(CURDIR)/_lab/kubeconfig \
+	E2E_GC_RACE_ROUNDS=$${E2E_GC_RACE_ROUNDS:-1000} SPINDLE_REQUIRE_ALL=1 go test ./test/e2e/ -v -count=1 -timeout 90m -kubeconfig $(CURDIR)/_lab/kubeconfig \
 	  -ginkgo.focus='IP garbage collector race' -ginkgo.v -ginkgo.no-color 2>&1 | tee _out/race-gc.txt; \
 	  rc=$${PIPESTATUS[0]}; grep -ho 'gc-race: rounds=.*' _out/race-gc.txt | tail -1; exit $$rc
 
