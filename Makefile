@@ -132,12 +132,24 @@ bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), 
 	@grep -hE '^bench(_subnet)?:' _out/bench-ipam.txt _out/bench-subnet.txt
 
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME (default 15s) each.
-	@for pkg in $$(go list ./...); do \
-	  for f in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-15s} $$pkg || exit 1; \
+FUZZTIME ?= 10s
+fuzz: ## Run every Go fuzz target (listed with go test -list) for FUZZTIME (default 10s) each; ends with a "fuzz:" summary line.
+	@n=0; failed=""; \
+	for dir in $$(grep -rl --include='*_test.go' -e '^func Fuzz' --exclude-dir=_lab --exclude-dir=bin --exclude-dir=testdata . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(go test -list '^Fuzz' $$dir | grep '^Fuzz'); do \
+	    n=$$((n+1)); echo "fuzz $$dir $$f"; \
+	    go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -parallel 2 $$dir || failed="$$failed $$dir:$$f"; \
 	  done; \
-	done
+	done; \
+	echo "fuzz: targets=$$n fuzztime=$(FUZZTIME) failed=$${failed:- none}"; \
+	test -z "$$failed"
+
+.PHONY: race-gc
+race-gc: build ## The garbage-collector race spec with 1,000 same-name re-creations (E2E_GC_RACE_ROUNDS) on the running lab (make lab-up NODES=3 first); ends with a "gc-race:" line.
+	@mkdir -p _out
+	E2E_GC_RACE_ROUNDS=$${E2E_GC_RACE_ROUNDS:-1000} SPINDLE_REQUIRE_ALL=1 go test ./test/e2e/ -v -count=1 -timeout 90m -kubeconfig $(CURDIR)/_lab/kubeconfig \
+	  -ginkgo.focus='IP garbage collector race' -ginkgo.v -ginkgo.no-color 2>&1 | tee _out/race-gc.txt; \
+	  rc=$${PIPESTATUS[0]}; grep -ho 'gc-race: rounds=.*' _out/race-gc.txt | tail -1; exit $$rc
 
 ##@ Lab
 

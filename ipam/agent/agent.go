@@ -228,7 +228,12 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 			RollbackFailed: func(c *v2beta1.SpiderIPClaim, err error) {
 				a.log.Error(err, "failed to roll back claim; retrying in background", "claim", c.Name)
 			},
+			RollbackAbandoned: func(c *v2beta1.SpiderIPClaim) {
+				a.log.Info("rollback of claim left to the garbage collection", "claim", c.Name, "address", c.Spec.Address,
+					"pod", c.Spec.PodNamespace+"/"+c.Spec.PodName)
+			},
 		},
+		LockHolder: func(namespace, name string) func() { return a.podLocks.lock(store.PodKey(namespace, name)) },
 	}, engineSource{a}, engineClaims{Store: a.store, a: a})
 	a.readyErr.Store("informer caches are not synced yet")
 	return a, nil
@@ -318,6 +323,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	if !a.cache.WaitForCacheSync(ctx) {
 		return errors.New("failed to sync informer caches")
 	}
+	a.engine.Start(ctx)
 	a.ready.Store(true)
 	for i := 0; i < a.cfg.EndpointWorkers; i++ {
 		go a.endpointWorker(ctx)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -112,16 +113,20 @@ func (a *Agent) allocation(f *podFacts, req *nodeapi.Request, plan *ifacePlan) *
 }
 
 // podClaims returns the claims held under a pod's name (cache + own writes).
-func (a *Agent) podClaims(key string) []*v2beta1.SpiderIPClaim {
+// A failed read is an error (try again later): an empty answer would let an
+// ADD allocate a second address for the pod and a DEL report a release it
+// never made.
+func (a *Agent) podClaims(key string) ([]*v2beta1.SpiderIPClaim, error) {
 	list := &v2beta1.SpiderIPClaimList{}
 	if err := a.cache.List(context.Background(), list, matchingField(store.IndexClaimByPod, key)); err != nil {
-		a.log.Error(err, "failed to list claims from cache", "pod", key)
+		return nil, &nodeapi.ErrorResponse{Code: nodeapi.CodeTryAgainLater, Reason: nodeapi.ReasonAPI,
+			Msg: fmt.Sprintf("failed to read the SpiderIPClaims of pod %q from the agent's cache", key), Details: nodeapi.TrimDetails(err.Error())}
 	}
 	cached := make([]*v2beta1.SpiderIPClaim, len(list.Items))
 	for i := range list.Items {
 		cached[i] = &list.Items[i]
 	}
-	return a.overlay.merge(key, cached)
+	return a.overlay.merge(key, cached), nil
 }
 
 // result builds the answer for the interface from its claims.

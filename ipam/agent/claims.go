@@ -70,5 +70,5 @@ func (s engineClaims) Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) erro
 }
 
 func (s engineClaims) ByPod(_ context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error) {
-	return s.a.podClaims(store.PodKey(namespace, name)), nil
+	return s.a.podClaims(store.PodKey(namespace, name))
 }

@@ -42,7 +42,11 @@ func (a *Agent) Conflict(ctx context.Context, rep *nodeapi.ConflictReport) (res 
 	unlock := a.podLocks.lock(key)
 	defer unlock()
 
-	c := conflictClaim(a.podClaims(key), rep, addr)
+	held, err := a.podClaims(key)
+	if err != nil {
+		return nil, err
+	}
+	c := conflictClaim(held, rep, addr)
 	if c == nil {
 		return nil, fmt.Errorf("address %s is not held by interface %q of pod %q (uid %q): %w", addr, rep.IfName, key, rep.PodUID, nodeapi.ErrNotFound)
 	}

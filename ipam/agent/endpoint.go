@@ -74,7 +74,10 @@ func (m *seMemo) put(key string, se *v2beta1.SpiderEndpoint) {
 // syncEndpoint makes the SpiderEndpoint of pod key match its claims.
 func (a *Agent) syncEndpoint(ctx context.Context, key string) error {
 	ns, name, _ := strings.Cut(key, "/")
-	claims := a.podClaims(key)
+	claims, err := a.podClaims(key)
+	if err != nil {
+		return err
+	}
 	// The SpiderEndpoint describes the newest holder; write it only while
 	// that holder is on this node (after a StatefulSet pod moves, the agent
 	// of its new node owns it).

@@ -101,7 +101,11 @@ func (a *Agent) Pod(ctx context.Context, namespace, name string) (*nodeapi.PodIn
 		info.OwnerKind = ref.Kind
 	}
 	byIface := map[string][]*v2beta1.SpiderIPClaim{}
-	for _, c := range a.podClaims(key) {
+	held, err := a.podClaims(key)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range held {
 		if c.Spec.PodUID == string(pod.UID) {
 			byIface[c.Spec.Interface] = append(byIface[c.Spec.Interface], c)
 		}

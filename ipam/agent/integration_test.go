@@ -831,3 +831,43 @@ func TestRestartWritesMissingEndpoints(t *testing.T) {
 		t.Fatalf("%d claims after the retried ADD", n)
 	}
 }
+
+// "agent dies after Create, before answering" (docs/design/ipam-storage.md,
+// crash consistency): the runtime saw a failure and retries the ADD with a
+// new sandbox against the restarted agent, which returns the claim the dead
+// agent created; no second address is claimed.
+func TestAddAfterAgentRestartReturnsTheSameClaim(t *testing.T) {
+	requireEnv(t)
+	ensureNamespace(t, "crash")
+	createPool(t, "crash-v4", "10.33.0.0/24", "10.33.0.10-10.33.0.20")
+	ensureNode(t, "crash-node")
+	first, err := agent.New(env.Config, agent.Config{NodeName: "crash-node", EnableIPv4: true, GCInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, kill := context.WithCancel(rootCtx)
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := createPod(t, podObj("crash", "web", "crash-node", nil))
+	r1, err := first.Add(rootCtx, addReq(p, "eth0", "c1", "crash-v4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill() // the answer never reaches the runtime
+	second := startAgent(t, "crash-node")
+	r2, err := second.Add(rootCtx, addReq(p, "eth0", "c2", "crash-v4"))
+	if err != nil || ip0(r2) != ip0(r1) {
+		t.Fatalf("retried ADD after the restart: %v %v, want %v", ip0(r2), err, ip0(r1))
+	}
+	if c := claimsOf(t, "crash", "web"); len(c) != 1 || c[0].Spec.ContainerID != "c2" {
+		t.Fatalf("claims after the retry: %+v, want one, bound to the new sandbox", c)
+	}
+	deletePod(t, p)
+	if err := second.Del(rootCtx, addReq(p, "eth0", "c2")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(claimsOf(t, "crash", "web")); n != 0 {
+		t.Fatalf("%d claims left after the pod was deleted", n)
+	}
+}

@@ -88,6 +88,7 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 	if err != nil {
 		return nil, err
 	}
+	var heldErr error
 	sel, err := idx.Select(podselect.Request(a.selectSettings(), &podselect.Facts{
 		Pod:       f.pod,
 		Namespace: f.namespace,
@@ -96,12 +97,17 @@ func (a *Agent) plan(ctx context.Context, f *podFacts, req *nodeapi.Request) (*i
 		Workload:  w,
 		HeldInterfaces: func() []string {
 			var out []string
-			for _, c := range a.podClaims(f.key()) {
+			var held []*v2beta1.SpiderIPClaim
+			held, heldErr = a.podClaims(f.key())
+			for _, c := range held {
 				out = append(out, c.Spec.Interface)
 			}
 			return out
 		},
 	}, podselect.Interface{Name: req.IfName, DefaultIPv4Pools: v4, DefaultIPv6Pools: v6}))
+	if heldErr != nil {
+		return nil, heldErr
+	}
 	if err != nil {
 		var npe *selection.NoPoolError
 		if errors.As(err, &npe) {

@@ -46,8 +46,12 @@ func (a *Agent) Del(ctx context.Context, req *nodeapi.Request) (err error) {
 	unlock := a.podLocks.lock(key)
 	defer unlock()
 
+	held, err := a.podClaims(key)
+	if err != nil {
+		return err // not confirmed: the runtime retries
+	}
 	var mine []*v2beta1.SpiderIPClaim
-	for _, c := range a.podClaims(key) {
+	for _, c := range held {
 		if req.IfName != "" && c.Spec.Interface != req.IfName {
 			continue
 		}
@@ -163,8 +167,12 @@ func (a *Agent) Check(ctx context.Context, req *nodeapi.Request) (*nodeapi.Resul
 		return nil, err
 	}
 	key := store.PodKey(req.PodNamespace, req.PodName)
+	held, err := a.podClaims(key)
+	if err != nil {
+		return nil, err
+	}
 	var got []*v2beta1.SpiderIPClaim
-	for _, c := range a.podClaims(key) {
+	for _, c := range held {
 		if c.Spec.Interface == req.IfName && (req.PodUID == "" || c.Spec.PodUID == req.PodUID) {
 			got = append(got, c)
 		}
@@ -224,14 +232,14 @@ func (a *Agent) collect(ctx context.Context, skip func(*v2beta1.SpiderIPClaim) b
 		unlock := a.podLocks.lock(key)
 		// Re-read under the lock: an ADD may have re-bound them meanwhile.
 		var cur []*v2beta1.SpiderIPClaim
-		for _, x := range a.podClaims(key) {
+		held, err := a.podClaims(key)
+		for _, x := range held {
 			if x.Spec.PodUID == c.Spec.PodUID && x.Spec.Node == a.cfg.NodeName {
 				cur = append(cur, x)
 			}
 		}
-		var err error
 		var rel bool
-		if len(cur) > 0 {
+		if err == nil && len(cur) > 0 {
 			rel, err = a.shouldRelease(ctx, cur, false)
 			if err == nil && rel {
 				err = a.engine.Release(ctx, cur)
@@ -263,6 +271,9 @@ func (a *Agent) gcLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			a.overlay.sweep()
+			if left := a.engine.RetryRollbacks(); left > 0 {
+				a.log.Info("claims of failed requests still not deleted; retrying at the next garbage collection", "claims", left)
+			}
 			if released, err := a.collect(ctx, nil); err != nil {
 				a.log.Error(err, "garbage collection failed", "released", len(released))
 			} else if len(released) > 0 {

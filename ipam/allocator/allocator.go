@@ -87,6 +87,17 @@ type Config struct {
 	CursorSeed uint64
 	// Hooks are told what happened (metrics); every field may be nil.
 	Hooks Hooks
+	// RollbackBackoff is the first delay between background attempts at
+	// deleting a failed request's claim (DefaultRollbackBackoff when zero);
+	// it doubles up to 30 s.
+	RollbackBackoff time.Duration
+	// RollbackAttempts bounds the background attempts per claim
+	// (DefaultRollbackAttempts when zero).
+	RollbackAttempts int
+	// LockHolder, when set, serialises a background rollback with the
+	// requests of the claim's pod: it locks the pod name and returns the
+	// unlock function (the same lock the caller holds around Allocate).
+	LockHolder func(namespace, name string) (unlock func())
 }
 
 // Hooks observe the engine.
@@ -104,7 +115,19 @@ type Hooks struct {
 	// RollbackFailed: a claim of a failed request could not be deleted yet;
 	// it is retried in the background.
 	RollbackFailed func(c *v2beta1.SpiderIPClaim, err error)
+	// RollbackAbandoned: the background retries of a claim's rollback gave
+	// up (attempts exhausted or the engine's lifetime ended); the claim is
+	// left to RetryRollbacks and to the garbage collection.
+	RollbackAbandoned func(c *v2beta1.SpiderIPClaim)
 }
+
+// Rollback retry defaults: 200ms doubling up to maxRollbackDelay, 8
+// attempts (about 50 s) before a claim is left to the garbage collection.
+const (
+	DefaultRollbackBackoff  = 200 * time.Millisecond
+	DefaultRollbackAttempts = 8
+	maxRollbackDelay        = 30 * time.Second
+)
 
 // Engine allocates addresses. It is safe for concurrent use; requests for the
 // same pod must be serialised by the caller.
@@ -115,11 +138,15 @@ type Engine struct {
 	pools      *poolTable
 	quarantine *Quarantine
 	rollback   sync.WaitGroup
+
+	rbMu    sync.Mutex
+	life    context.Context
+	pending map[string]*v2beta1.SpiderIPClaim // claim name -> unfinished rollback
 }
 
 // New returns an engine over src and claims.
 func New(cfg Config, src Source, claims ClaimStore) *Engine {
-	e := &Engine{cfg: cfg, src: src, claims: claims, quarantine: NewQuarantine(cfg.Quarantine)}
+	e := &Engine{cfg: cfg, src: src, claims: claims, quarantine: NewQuarantine(cfg.Quarantine), pending: map[string]*v2beta1.SpiderIPClaim{}}
 	e.pools = &poolTable{e: e, states: map[string]*poolState{}}
 	return e
 }
@@ -239,6 +266,11 @@ func (e *Engine) Allocate(ctx context.Context, req *Request) ([]*v2beta1.SpiderI
 	}
 	for _, c := range created {
 		e.hook(e.cfg.Hooks.Allocated, c)
+	}
+	for _, c := range got {
+		// Handed out again: an earlier failed request's rollback must
+		// not delete it any more.
+		e.forget(c.Name, nil)
 	}
 	return got, nil
 }
@@ -585,40 +617,167 @@ func (e *Engine) Release(ctx context.Context, claims []*v2beta1.SpiderIPClaim) e
 	return nil
 }
 
-// rollbackClaims deletes the claims a failed request created. Failures are
-// retried in the background until they succeed (Wait waits for them).
+// rollbackClaims deletes the claims a failed request created. A claim whose
+// deletion fails is retried in the background with a bounded exponential
+// back-off (Config.RollbackAttempts) that stops when the engine's lifetime
+// ends (Start); what is still not deleted then stays pending and is handed to
+// the garbage collection (RetryRollbacks, and the holder's lifecycle rules
+// once the pod is gone). Every retry runs under Config.LockHolder and only
+// while the claim is still pending, so a claim that a later request of the
+// same pod handed out again is never deleted under it.
 func (e *Engine) rollbackClaims(created []*v2beta1.SpiderIPClaim) {
-	undo := func(c *v2beta1.SpiderIPClaim) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := e.claims.Release(ctx, c)
-		if err == nil || errors.Is(err, ErrChanged) { // changed: someone else holds it now
-			e.pools.markAddress(c.Spec.Address, false)
-			return nil
-		}
-		if e.cfg.Hooks.RollbackFailed != nil {
-			e.cfg.Hooks.RollbackFailed(c, err)
-		}
-		return err
-	}
 	for _, c := range created {
-		if undo(c) == nil {
+		if e.undo(c) {
 			continue
 		}
+		e.rbMu.Lock()
+		e.pending[c.Name] = c
+		e.rbMu.Unlock()
 		e.rollback.Add(1)
 		go func() {
 			defer e.rollback.Done()
-			for delay := 200 * time.Millisecond; ; delay = min(2*delay, 30*time.Second) {
-				time.Sleep(delay)
-				if undo(c) == nil {
-					return
-				}
-			}
+			e.retryRollback(c)
 		}()
 	}
 }
 
-// Wait waits for background rollbacks to finish.
+// undo deletes c, a claim of a failed request; it reports whether c is
+// gone (deleted, or changed since: someone else holds it now).
+func (e *Engine) undo(c *v2beta1.SpiderIPClaim) bool {
+	ctx, cancel := context.WithTimeout(e.lifetime(), 10*time.Second)
+	defer cancel()
+	err := e.claims.Release(ctx, c)
+	if err == nil || errors.Is(err, ErrChanged) {
+		e.pools.markAddress(c.Spec.Address, false)
+		return true
+	}
+	if e.cfg.Hooks.RollbackFailed != nil {
+		e.cfg.Hooks.RollbackFailed(c, err)
+	}
+	return false
+}
+
+// retryRollback retries the deletion of the pending claim c until it
+// succeeds, the attempts run out or the engine's lifetime ends.
+func (e *Engine) retryRollback(c *v2beta1.SpiderIPClaim) {
+	life := e.lifetime()
+	delay := e.cfg.RollbackBackoff
+	if delay <= 0 {
+		delay = DefaultRollbackBackoff
+	}
+	attempts := e.cfg.RollbackAttempts
+	if attempts <= 0 {
+		attempts = DefaultRollbackAttempts
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for i := 0; i < attempts; i++ {
+		select {
+		case <-life.Done():
+			e.abandon(c)
+			return
+		case <-t.C:
+		}
+		if e.retryPending(c) {
+			return
+		}
+		delay = min(2*delay, maxRollbackDelay)
+		t.Reset(delay)
+	}
+	e.abandon(c)
+}
+
+// retryPending makes one attempt at deleting the pending claim c under its
+// holder's lock; it reports whether c is no longer pending.
+func (e *Engine) retryPending(c *v2beta1.SpiderIPClaim) bool {
+	unlock := e.lockHolder(c)
+	defer unlock()
+	e.rbMu.Lock()
+	still := e.pending[c.Name] == c
+	e.rbMu.Unlock()
+	if !still {
+		return true // handed out again, or released by someone else
+	}
+	if !e.undo(c) {
+		return false
+	}
+	e.forget(c.Name, c)
+	return true
+}
+
+func (e *Engine) abandon(c *v2beta1.SpiderIPClaim) {
+	if e.cfg.Hooks.RollbackAbandoned != nil && e.isPending(c) {
+		e.cfg.Hooks.RollbackAbandoned(c)
+	}
+}
+
+func (e *Engine) isPending(c *v2beta1.SpiderIPClaim) bool {
+	e.rbMu.Lock()
+	defer e.rbMu.Unlock()
+	return e.pending[c.Name] == c
+}
+
+// forget drops the claim name from the pending rollbacks; with c set, only
+// if it is still that object.
+func (e *Engine) forget(name string, c *v2beta1.SpiderIPClaim) {
+	e.rbMu.Lock()
+	defer e.rbMu.Unlock()
+	if cur, ok := e.pending[name]; ok && (c == nil || cur == c) {
+		delete(e.pending, name)
+	}
+}
+
+func (e *Engine) lockHolder(c *v2beta1.SpiderIPClaim) func() {
+	if e.cfg.LockHolder == nil {
+		return func() {}
+	}
+	return e.cfg.LockHolder(c.Spec.PodNamespace, c.Spec.PodName)
+}
+
+// PendingRollbacks returns the claims of failed requests that could not be
+// deleted yet.
+func (e *Engine) PendingRollbacks() []*v2beta1.SpiderIPClaim {
+	e.rbMu.Lock()
+	defer e.rbMu.Unlock()
+	out := make([]*v2beta1.SpiderIPClaim, 0, len(e.pending))
+	for _, c := range e.pending {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *v2beta1.SpiderIPClaim) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// RetryRollbacks makes one attempt at deleting every pending claim (the
+// garbage collection's share of a rollback the background retries gave up
+// on); it returns how many are still pending.
+func (e *Engine) RetryRollbacks() int {
+	left := 0
+	for _, c := range e.PendingRollbacks() {
+		if !e.retryPending(c) {
+			left++
+		}
+	}
+	return left
+}
+
+// Start sets the engine's lifetime: background rollbacks stop when ctx is
+// done (their claims stay pending for RetryRollbacks).
+func (e *Engine) Start(ctx context.Context) {
+	e.rbMu.Lock()
+	defer e.rbMu.Unlock()
+	e.life = ctx
+}
+
+func (e *Engine) lifetime() context.Context {
+	e.rbMu.Lock()
+	defer e.rbMu.Unlock()
+	if e.life == nil {
+		return context.Background()
+	}
+	return e.life
+}
+
+// Wait waits for background rollbacks to finish or give up.
 func (e *Engine) Wait() { e.rollback.Wait() }
 
 // Observe keeps the pools' claimed addresses in step with a claim that

@@ -2,6 +2,7 @@ package controllermanager
 
 import (
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,26 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	fs.VisitAll(func(fl *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+fl.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/controller.md", fl.Name)
+		}
+	})
+}
+
+// FuzzValidate parses arbitrary flag values and validates them: no panic,
+// and a refusal names the flag to fix.
+func FuzzValidate(f *testing.F) {
+	f.Add("--webhook-cert-secret=a/b", "--webhook-failure-policy=Fail", "--kube-api-qps=0")
+	f.Add("--webhook-manage-configurations", "--webhook-host=::1", "--webhook-port=-1")
+	f.Add("--webhook-cert-secret=/", "--webhook-timeout-seconds=0", "--gc-interval=-1s")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		var o Options
+		fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o.AddFlags(fs)
+		if fs.Parse([]string{a, b, c}) != nil {
+			return
+		}
+		if err := o.Validate(); err != nil && !strings.Contains(err.Error(), "--") {
+			t.Fatalf("%q %q %q: %v does not name a flag", a, b, c, err)
 		}
 	})
 }

@@ -175,10 +175,16 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return nil
 	}
 	if err := json.Unmarshal(payload, out); err != nil {
-		return fmt.Errorf("failed to decode answer to %q: %w", path, err)
+		// Whatever the agent did, its answer is unknown: the runtime
+		// retries (ADD is idempotent).
+		return &ErrorResponse{Code: CodeTryAgainLater, Msg: fmt.Sprintf("failed to decode answer to %s from spindle-agent", path), Details: TrimDetails(err.Error())}
 	}
 	return nil
 }
+
+// MaxAnswerBytes bounds the body of an answer from the agent (its answers
+// are a few kilobytes); a larger one is refused rather than buffered.
+const MaxAnswerBytes = 4 << 20
 
 // readResponse parses an HTTP/1.x response whose body is delimited by
 // Content-Length or by the end of the connection.
@@ -210,6 +216,9 @@ func readResponse(r *bufio.Reader) (int, []byte, error) {
 			if length, err = strconv.Atoi(strings.TrimSpace(v)); err != nil || length < 0 {
 				return 0, nil, fmt.Errorf("bad content-length %q", v)
 			}
+			if length > MaxAnswerBytes {
+				return 0, nil, fmt.Errorf("content-length %d exceeds the limit of %d bytes", length, MaxAnswerBytes)
+			}
 		case "transfer-encoding":
 			return 0, nil, errors.New("unexpected transfer-encoding " + strings.TrimSpace(v))
 		}
@@ -219,7 +228,10 @@ func readResponse(r *bufio.Reader) (int, []byte, error) {
 		_, err := io.ReadFull(r, body)
 		return status, body, err
 	}
-	body, err := io.ReadAll(r)
+	body, err := io.ReadAll(io.LimitReader(r, MaxAnswerBytes+1))
+	if err == nil && len(body) > MaxAnswerBytes {
+		return 0, nil, fmt.Errorf("answer exceeds the limit of %d bytes", MaxAnswerBytes)
+	}
 	return status, body, err
 }
 

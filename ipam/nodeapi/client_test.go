@@ -23,6 +23,7 @@ func TestReadResponse(t *testing.T) {
 		{name: "bad length", in: "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", wantErr: "bad content-length"},
 		{name: "chunked refused", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: "transfer-encoding"},
 		{name: "truncated", in: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", wantErr: "EOF"},
+		{name: "huge length", in: "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n{}", wantErr: "exceeds the limit"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -43,6 +44,10 @@ func TestReadResponse(t *testing.T) {
 func FuzzReadResponse(f *testing.F) {
 	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 	f.Add("HTTP/1.0 500 x\r\n\r\nboom")
+	// A huge Content-Length made the plugin panic (makeslice: len out of
+	// range) instead of failing with try-again-later.
+	f.Add("HTTP/1.0 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n{}")
+	f.Add("HTTP/1.0 200 OK\r\nContent-Length: 8000000000\r\n\r\n{}")
 	f.Fuzz(func(t *testing.T, in string) {
 		status, body, err := readResponse(bufio.NewReader(strings.NewReader(in)))
 		if err == nil && (status < 0 || len(body) > len(in)) {
@@ -85,6 +90,37 @@ func TestNonJSONErrorBodyIsReported(t *testing.T) {
 	err = New(sock).Healthz(context.Background())
 	var e *ErrorResponse
 	if !errors.As(err, &e) || e.Code != CodeInternal || !strings.Contains(e.Error(), "HTTP 502") || !strings.Contains(e.Error(), "upstream exploded") {
+		t.Fatalf("got %#v", err)
+	}
+}
+
+// An answer the plugin cannot decode leaves the allocation unknown: it is
+// try-again-later (the runtime retries; ADD is idempotent), not error 999.
+func TestUndecodableAnswerIsTryAgainLater(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		_, _ = conn.Write([]byte("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+	}()
+	_, err = New(sock).Add(context.Background(), &Request{})
+	var e *ErrorResponse
+	if !errors.As(err, &e) || e.Code != CodeTryAgainLater || !strings.Contains(e.Msg, "failed to decode answer") {
 		t.Fatalf("got %#v", err)
 	}
 }

@@ -259,6 +259,10 @@ func (e *NoPoolError) Error() string {
 		return b.String()
 	}
 	for i, r := range e.Rejected {
+		if i == maxRejectedListed {
+			fmt.Fprintf(&b, "; and %d more pools rejected", len(e.Rejected)-i)
+			break
+		}
 		if i > 0 {
 			b.WriteString("; ")
 		}
@@ -266,6 +270,10 @@ func (e *NoPoolError) Error() string {
 	}
 	return b.String()
 }
+
+// maxRejectedListed bounds the rejected pools a NoPoolError names: a pod
+// naming thousands of pools gets a readable error, not a truncated one.
+const maxRejectedListed = 10
 
 // entry is a pool with everything selection derives from it precomputed.
 type entry struct {

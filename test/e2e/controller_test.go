@@ -49,6 +49,7 @@ const (
 	blockOverlap
 	blockReserved
 	blockMetrics
+	blockGCRace
 )
 
 // controllerMetricsURL is where the lab's controller serves its metrics
@@ -264,8 +265,18 @@ func podClaims(ctx context.Context, c client.Client, p pools, ns, name string) [
 // inside the pod.
 func net1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6 string) {
 	GinkgoHelper()
-	out, _, err := lab.ExecInPodIncarnation(ctx, pod, "ip", "-o", "addr", "show", "dev", "net1", "scope", "global")
+	v4, v6, err := readNet1Addrs(ctx, lab, pod)
 	Expect(err).NotTo(HaveOccurred())
+	return v4, v6
+}
+
+// readNet1Addrs reads the IPv4 and the global IPv6 address configured on
+// net1 inside the pod; it fails when either is missing.
+func readNet1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6 string, err error) {
+	out, _, err := lab.ExecInPodIncarnation(ctx, pod, "ip", "-o", "addr", "show", "dev", "net1", "scope", "global")
+	if err != nil {
+		return "", "", err
+	}
 	for _, line := range strings.Split(out, "\n") {
 		fields := strings.Fields(line)
 		for i := 0; i+1 < len(fields); i++ {
@@ -273,7 +284,9 @@ func net1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6
 				continue
 			}
 			p, err := netip.ParsePrefix(fields[i+1])
-			Expect(err).NotTo(HaveOccurred())
+			if err != nil {
+				return "", "", fmt.Errorf("pod %s/%s: bad address in %q: %w", pod.Namespace, pod.Name, line, err)
+			}
 			if p.Addr().Is4() {
 				v4 = p.Addr().String()
 			} else {
@@ -281,9 +294,10 @@ func net1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6
 			}
 		}
 	}
-	Expect(v4).NotTo(BeEmpty(), "pod %s/%s has no IPv4 address on net1: %q", pod.Namespace, pod.Name, out)
-	Expect(v6).NotTo(BeEmpty(), "pod %s/%s has no IPv6 address on net1: %q", pod.Namespace, pod.Name, out)
-	return v4, v6
+	if v4 == "" || v6 == "" {
+		return "", "", fmt.Errorf("pod %s/%s lacks an IPv4 or IPv6 address on net1: %q", pod.Namespace, pod.Name, out)
+	}
+	return v4, v6, nil
 }
 
 // expectPodHolds checks that pod holds exactly one claim in each pool, made
