@@ -385,6 +385,9 @@ func (b *bench) check(ctx context.Context, p phase, res *phaseResult) error {
 	res.duplicates, examples = perflab.Duplicates(held)
 	b.log("%s: %d pods hold %d distinct %s addresses; duplicates=%d", p, running, running-res.duplicates, iface, res.duplicates)
 	for _, e := range examples[:min(3, len(examples))] {
+		if len(e) > 160 {
+			e = e[:160] + " ..."
+		}
 		b.log("  %s", e)
 	}
 	return nil

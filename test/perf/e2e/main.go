@@ -46,7 +46,7 @@ import (
 func main() {
 	wd, _ := os.Getwd()
 	repo := framework.RepoRoot(wd)
-	o := perflab.LabOptions{Repo: repo, Dir: filepath.Join(repo, "_out", "bench-e2e-lab"), Prefix: "spe", Nodes: 10, MaxPods: 110, CNIWorkers: 1,
+	o := perflab.LabOptions{Repo: repo, Dir: filepath.Join(repo, "_out", "bench-e2e-lab"), Prefix: "spe", Nodes: 5, MaxPods: 250, CNIWorkers: 1,
 		APIServerPort: 27443, EtcdPort: 23379, ControllerManagerPort: 27257, SchedulerPort: 27259, MetricsPort: 5741, HealthPort: 5740, WebhookPort: 9463,
 		AgentArgs: "--enable-ipv4=true,--enable-ipv6=true", ControllerArgs: perflab.DefaultControllerArgs}
 	o.AddFlags(flag.CommandLine)
