@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 //	                   and programs the pod:
 //	                   time=2026-12-06T20:59:29.967Z level=INFO msg=planned cmd=ADD containerID=ID ...
 var (
+	shimFail   = regexp.MustCompile(`^\S+ \S+ pod ([^/\s]+)/([^/\s]+)/\S+: failed to set up network of pod .*`)
 	shimAdd    = regexp.MustCompile(`^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) pod ([^/\s]+)/(\S+): CNI ADD ok in (\S+):`)
 	multusAdd  = regexp.MustCompile(`^I(\d{4} \d\d:\d\d:\d\d\.\d+)\s.*Namespace:"([^"]+)", Name:"([^"]+)".*reason: 'AddedInterface' Add (\S+) `)
 	agentAdd   = regexp.MustCompile(`^I(\d{4} \d\d:\d\d:\d\d\.\d+)\s.* "ADD" pod="([^"/]+)/([^"]+)" .*containerID="([^"]+)".* duration="([^"]+)"`)
@@ -62,6 +64,22 @@ type addTimings struct {
 	// tail runs from net1 added until the ADD returned: Multus writing
 	// the pod's network-status.
 	tail []time.Duration
+	// failed counts the failed ADDs by cause (failCause).
+	failed map[string]int
+}
+
+// failCause sorts a failed ADD of the shim's log by the component that
+// failed it.
+func failCause(line string) string {
+	switch {
+	case strings.Contains(line, "error waiting for pod"):
+		return "multus-pod-lookup"
+	case strings.Contains(line, "spiderpool"), strings.Contains(line, "spindle-agent"):
+		return "ipam"
+	case strings.Contains(line, "coordinator"):
+		return "coordinator"
+	}
+	return "other"
 }
 
 // readTimings reads the ADDs of the pods of namespace ns whose names start
@@ -78,7 +96,14 @@ func readTimings(dir, ns, prefix string, year int) (addTimings, error) {
 		return p
 	}
 	byContainer := map[string]time.Time{}
+	failed := map[string]int{}
 	err := eachLine(dir, "*-shim.log", func(line string) {
+		if m := shimFail.FindStringSubmatch(line); m != nil {
+			if m[1] == ns && strings.HasPrefix(m[2], prefix) {
+				failed[failCause(line)]++
+			}
+			return
+		}
 		m := shimAdd.FindStringSubmatch(line)
 		if m == nil || m[2] != ns || !strings.HasPrefix(m[3], prefix) {
 			return
@@ -124,7 +149,7 @@ func readTimings(dir, ns, prefix string, year int) (addTimings, error) {
 	if err != nil {
 		return addTimings{}, err
 	}
-	var t addTimings
+	t := addTimings{failed: failed}
 	for _, p := range pods {
 		if !p.seen {
 			continue
@@ -189,5 +214,14 @@ func (t addTimings) describe() string {
 			parts = append(parts, fmt.Sprintf("%s %.0f/%.0f", s.name, ms(s.d, 50), ms(s.d, 99)))
 		}
 	}
-	return strings.Join(parts, ", ")
+	out := strings.Join(parts, ", ")
+	if len(t.failed) > 0 {
+		var causes []string
+		for c, n := range t.failed {
+			causes = append(causes, fmt.Sprintf("%s %d", c, n))
+		}
+		sort.Strings(causes)
+		out += "; failed ADDs: " + strings.Join(causes, ", ")
+	}
+	return out
 }

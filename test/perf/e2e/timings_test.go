@@ -14,6 +14,9 @@ const (
 2026/12/06 20:59:30.027595 pod bench/spindle1-000-abc: CNI ADD ok in 321ms: [10.244.1.2 fd10:244:0:1::2]
 2026/12/06 20:59:31.000000 pod bench/hostlocal1-000-xyz: CNI ADD ok in 100ms: [10.244.1.3]
 2026/12/06 20:59:32.000000 pod other/spindle1-000-abc: CNI ADD ok in 999ms: [10.244.1.4]
+2026/12/06 20:59:29.200000 pod bench/spindle1-000-abc/29407e22: failed to set up network of pod bench/spindle1-000-abc: plugin type="multus" name="multus-cni-network" failed (add): Multus: [bench/spindle1-000-abc/29407e22]: error waiting for pod: Get "https://127.0.0.1:27443/api/v1/namespaces/bench/pods/spindle1-000-abc?timeout=1m0s": context deadline exceeded (attempt 1)
+2026/12/06 20:59:29.300000 pod bench/spindle1-000-abc/29407e22: failed to set up network of pod bench/spindle1-000-abc: plugin type="multus" name="multus-cni-network" failed (add): Multus: [bench/spindle1-000-abc/29407e22/]: error adding container to network "underlay-spindle": plugin type="spiderpool" failed (add): no pool (attempt 2)
+2026/12/06 20:59:29.400000 pod bench/hostlocal1-000-xyz/1: failed to set up network of pod bench/hostlocal1-000-xyz: plugin type="multus" failed (add): boom (attempt 1)
 2026/12/06 20:59:43.172195 pod bench/spindle1-000-abc: CNI DEL ok in 368ms
 `
 	cniLog = `I1206 20:59:29.924397   27966 event.go:377] Event(v1.ObjectReference{Kind:"Pod", Namespace:"bench", Name:"spindle1-000-abc", UID:"29407e22", APIVersion:"v1", ResourceVersion:"344", FieldPath:""}): type: 'Normal' reason: 'AddedInterface' Add eth0 [10.244.1.2/24] from lab-default
@@ -58,10 +61,13 @@ func TestReadTimingsSplitsTheAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hl.total) != 1 || hl.total[0] != ms(100) || len(hl.ipam)+len(hl.coordinator)+len(hl.eth0) != 0 {
+	if len(hl.total) != 1 || hl.total[0] != ms(100) || len(hl.ipam)+len(hl.coordinator)+len(hl.eth0) != 0 || hl.failed["other"] != 1 {
 		t.Errorf("host-local timings = %+v, want only its total of 100ms", hl)
 	}
-	if !strings.Contains(got.describe(), "total 321/321") {
+	if got.failed["multus-pod-lookup"] != 1 || got.failed["ipam"] != 1 || len(got.failed) != 2 {
+		t.Errorf("failed ADDs = %v, want one Multus pod lookup and one IPAM", got.failed)
+	}
+	if !strings.Contains(got.describe(), "total 321/321") || !strings.Contains(got.describe(), "failed ADDs: ipam 1, multus-pod-lookup 1") {
 		t.Errorf("describe = %q", got.describe())
 	}
 	none, err := readTimings(t.TempDir(), "bench", "spindle1-", 2026)
