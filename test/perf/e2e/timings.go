@@ -42,10 +42,8 @@ type podAdd struct {
 	shimEnd       time.Time
 	total         time.Duration
 	added         map[string]time.Time // interface: when Multus added it
-	ipamEnd       time.Time
 	ipam          time.Duration
 	containerID   string
-	coordPlanned  time.Time
 	hasIPAM, seen bool
 }
 
@@ -121,11 +119,9 @@ func readTimings(dir, ns, prefix string, year int) (addTimings, error) {
 			if m == nil || m[2] != ns || !strings.HasPrefix(m[3], prefix) {
 				return
 			}
-			end, err1 := time.ParseInLocation(klogLayout, fmt.Sprintf("%d %s", year, m[1]), time.Local)
-			d, err2 := time.ParseDuration(m[5])
-			if err1 == nil && err2 == nil {
+			if d, err := time.ParseDuration(m[5]); err == nil {
 				p := get(m[3])
-				p.ipamEnd, p.ipam, p.containerID, p.hasIPAM = end, d, m[4], true
+				p.ipam, p.containerID, p.hasIPAM = d, m[4], true
 			}
 		})
 	}
