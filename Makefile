@@ -125,11 +125,18 @@ test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear
 	bash test/lab/run-suites.sh
 
 .PHONY: bench
-bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), then pools carved from a SpiderSubnet against one named pool in a lab of its own (root, ~10 min); ends with the "bench:" and "bench_subnet:" summary lines.
+bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), then pools carved from a SpiderSubnet against one named pool (root, ~10 min), then the whole pod path against host-local (root, ~15 min), each in a lab of its own; ends with the "bench:", "bench_subnet:" and "bench_e2e:" summary lines.
 	@mkdir -p _out
 	go run ./test/perf/ipam | tee _out/bench-ipam.txt
 	go run ./test/perf/subnet -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' | tee _out/bench-subnet.txt
-	@grep -hE '^bench(_subnet)?:' _out/bench-ipam.txt _out/bench-subnet.txt
+	go run ./test/perf/e2e -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' $(BENCH_E2E_ARGS) | tee _out/bench-e2e.txt
+	@grep -hE '^bench(_subnet|_e2e)?:' _out/bench-ipam.txt _out/bench-subnet.txt _out/bench-e2e.txt
+
+.PHONY: bench-e2e
+bench-e2e: lab-deps build ## The whole pod path only (root, ~15 min): Deployments on macvlan with spiderpool IPAM and the coordinator against host-local, in a lab of its own; BENCH_E2E_ARGS passes flags (e.g. -apps 30 -nodes 3); ends with the "bench_e2e:" line.
+	@mkdir -p _out
+	go run ./test/perf/e2e -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' $(BENCH_E2E_ARGS) | tee _out/bench-e2e.txt
+	@grep -h '^bench_e2e:' _out/bench-e2e.txt
 
 .PHONY: fuzz
 FUZZTIME ?= 10s

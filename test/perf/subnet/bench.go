@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
@@ -32,6 +30,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/ranges"
 	"github.com/spindle-net/spindle/ipam/subnets"
 	"github.com/spindle-net/spindle/test/e2e/framework"
+	"github.com/spindle-net/spindle/test/perf/perflab"
 )
 
 const (
@@ -48,8 +47,6 @@ const (
 	maxAddrs               = 16 * 256
 	// createWorkers Deployments are created (and deleted) at once.
 	createWorkers = 10
-	// poll is how often conditions the watches do not cover are checked.
-	poll = 250 * time.Millisecond
 )
 
 type bench struct {
@@ -108,49 +105,6 @@ func newBench(kubeconfig, envFile, labBin, metrics string, apps, replicas int, t
 	}, nil
 }
 
-// retry runs f until it succeeds, for at most d: right after `lab up` the
-// controller's webhooks may not answer yet.
-func retry(ctx context.Context, d time.Duration, what string, f func(context.Context) error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f(ctx)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("failed to %s within %s: %w", what, d, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// waitFor polls cond until it holds, for at most d.
-func waitFor(ctx context.Context, d time.Duration, what string, cond func(context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var last error
-	for {
-		ok, err := cond(ctx)
-		if ok && err == nil {
-			return nil
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return fmt.Errorf("failed to see %s within %s: %w", what, d, last)
-			}
-			return fmt.Errorf("failed to see %s within %s", what, d)
-		case <-time.After(poll):
-		}
-	}
-}
-
 // setup creates the namespace and the network of net1.
 func (b *bench) setup(ctx context.Context) error {
 	ns, err := b.f.CreateNamespace(ctx, "bench-subnet")
@@ -164,7 +118,7 @@ func (b *bench) setup(ctx context.Context) error {
 			Master: []string{b.lab.UnderlayIf},
 		}},
 	}
-	if err := retry(ctx, 2*time.Minute, "create SpiderMultusConfig "+b.ns+"/"+nadName, func(ctx context.Context) error {
+	if err := perflab.Retry(ctx, 2*time.Minute, "create SpiderMultusConfig "+b.ns+"/"+nadName, func(ctx context.Context) error {
 		err := b.c.Create(ctx, smc.DeepCopy())
 		if apierrors.IsAlreadyExists(err) {
 			return nil
@@ -173,7 +127,7 @@ func (b *bench) setup(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	return waitFor(ctx, time.Minute, "the NetworkAttachmentDefinition of SpiderMultusConfig "+b.ns+"/"+nadName, func(ctx context.Context) (bool, error) {
+	return perflab.WaitFor(ctx, time.Minute, "the NetworkAttachmentDefinition of SpiderMultusConfig "+b.ns+"/"+nadName, func(ctx context.Context) (bool, error) {
 		_, err := b.f.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(b.ns).Get(ctx, nadName, metav1.GetOptions{})
 		return err == nil, client.IgnoreNotFound(err)
 	})
@@ -219,7 +173,7 @@ func (b *bench) addresses(p phase) (string, error) {
 	}
 	a := b.lab.UnderlayV4.Masked().Addr().As4()
 	a[2] += byte(block)
-	return addrRange(netip.AddrFrom4(a), n)
+	return perflab.AddrRange(netip.AddrFrom4(a), n)
 }
 
 // createSource creates the phase's SpiderIPPool or SpiderSubnet on the
@@ -238,7 +192,7 @@ func (b *bench) createSource(ctx context.Context, p phase) (client.Object, error
 		obj = &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: p.source()},
 			Spec: v2beta1.IPPoolSpec{Subnet: subnet, IPs: []string{ips}, Gateway: ptr.To(gw)}}
 	}
-	err = retry(ctx, time.Minute, "create "+kindOf(obj)+" "+p.source(), func(ctx context.Context) error {
+	err = perflab.Retry(ctx, time.Minute, "create "+kindOf(obj)+" "+p.source(), func(ctx context.Context) error {
 		return b.c.Create(ctx, obj.DeepCopyObject().(client.Object))
 	})
 	if err != nil {
@@ -277,46 +231,20 @@ func (b *bench) deployment(p phase, i int) *appsv1.Deployment {
 	}
 }
 
-// forEach runs f(i) for i in [0,n) with createWorkers goroutines and
-// returns the first error.
-func forEach(n int, f func(i int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range min(createWorkers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
-
 // trackPods follows the pods of the phase with an informer until ctx ends.
-func (b *bench) trackPods(ctx context.Context, p phase, t *podTracker) error {
+func (b *bench) trackPods(ctx context.Context, p phase, t *perflab.PodTracker) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(b.cs, 0, informers.WithNamespace(b.ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = phaseLabel + "=" + p.String() }))
 	inf := factory.Core().V1().Pods().Informer()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { t.observe(obj.(*corev1.Pod), time.Now()) },
-		UpdateFunc: func(_, obj any) { t.observe(obj.(*corev1.Pod), time.Now()) },
+		AddFunc:    func(obj any) { t.Observe(obj.(*corev1.Pod), time.Now()) },
+		UpdateFunc: func(_, obj any) { t.Observe(obj.(*corev1.Pod), time.Now()) },
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
 			if pod, ok := obj.(*corev1.Pod); ok {
-				t.forget(pod)
+				t.Forget(pod)
 			}
 		},
 	}); err != nil {
@@ -336,7 +264,7 @@ func (b *bench) trackPools(ctx context.Context, t *poolTracker) {
 	for ctx.Err() == nil {
 		list := &v2beta1.SpiderIPPoolList{}
 		if err := b.c.List(ctx, list, sel); err != nil {
-			time.Sleep(poll)
+			time.Sleep(perflab.Poll)
 			continue
 		}
 		now := time.Now()
@@ -345,7 +273,7 @@ func (b *bench) trackPools(ctx context.Context, t *poolTracker) {
 		}
 		w, err := b.c.Watch(ctx, &v2beta1.SpiderIPPoolList{}, sel, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
 		if err != nil {
-			time.Sleep(poll)
+			time.Sleep(perflab.Poll)
 			continue
 		}
 		for ev := range w.ResultChan() {
@@ -372,7 +300,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	}
 	tctx, stopTracking := context.WithCancel(ctx)
 	defer stopTracking()
-	pods := newPodTracker(want)
+	pods := perflab.NewPodTracker(want)
 	if err := b.trackPods(tctx, p, pods); err != nil {
 		return res, err
 	}
@@ -384,7 +312,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	reconciles, reconcileSeconds := b.carveReconciles(ctx)
 	created := make([]time.Time, p.apps)
 	start := time.Now()
-	err = forEach(p.apps, func(i int) error {
+	err = perflab.ForEach(p.apps, createWorkers, func(i int) error {
 		d := b.deployment(p, i)
 		created[i] = time.Now()
 		if err := b.c.Create(ctx, d); err != nil {
@@ -399,7 +327,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	if err := b.waitRunning(ctx, p, pods, pools, start); err != nil {
 		return res, err
 	}
-	res.allRunning = pods.allRunningAt().Sub(start)
+	res.allRunning = pods.AllRunningAt().Sub(start)
 	res.pods = want
 	if p.auto {
 		for i, at := range created {
@@ -410,7 +338,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 			res.poolsReady = append(res.poolsReady, ready.Sub(at))
 		}
 		b.log("%s: all %d pools ready %.1f s after the first create; per Deployment p50 %.1f s, p99 %.1f s", p, p.apps,
-			latest(pools, p, p.apps).Sub(start).Seconds(), percentile(res.poolsReady, 50), percentile(res.poolsReady, 99))
+			latest(pools, p, p.apps).Sub(start).Seconds(), perflab.Percentile(res.poolsReady, 50), perflab.Percentile(res.poolsReady, 99))
 		if n, sec := b.carveReconciles(ctx); n > reconciles {
 			b.log("%s: spindle-controller subnet-apps: %.0f reconciles until all pods ran, %.2f s each on average (they carve one at a time)",
 				p, n-reconciles, (sec-reconcileSeconds)/(n-reconciles))
@@ -426,7 +354,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	}
 
 	start = time.Now()
-	err = forEach(p.apps, func(i int) error {
+	err = perflab.ForEach(p.apps, createWorkers, func(i int) error {
 		err := b.c.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: b.ns, Name: p.app(i)}},
 			client.PropagationPolicy(metav1.DeletePropagationBackground))
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -451,7 +379,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	if err := b.c.Delete(ctx, source); err != nil && !apierrors.IsNotFound(err) {
 		return res, fmt.Errorf("failed to delete %s %s: %w", kindOf(source), source.GetName(), err)
 	}
-	return res, waitFor(ctx, 2*time.Minute, kindOf(source)+" "+source.GetName()+" gone", func(ctx context.Context) (bool, error) {
+	return res, perflab.WaitFor(ctx, 2*time.Minute, kindOf(source)+" "+source.GetName()+" gone", func(ctx context.Context) (bool, error) {
 		err := b.c.Get(ctx, client.ObjectKeyFromObject(source), source.DeepCopyObject().(client.Object))
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
@@ -469,7 +397,7 @@ func latest(t *poolTracker, p phase, apps int) time.Time {
 
 // waitRunning waits until every pod of the phase runs, printing progress,
 // and fails at once when a pod failed.
-func (b *bench) waitRunning(ctx context.Context, p phase, pods *podTracker, pools *poolTracker, start time.Time) error {
+func (b *bench) waitRunning(ctx context.Context, p phase, pods *perflab.PodTracker, pools *poolTracker, start time.Time) error {
 	want := p.apps * b.replicas
 	deadline := time.NewTimer(b.timeout)
 	defer deadline.Stop()
@@ -477,16 +405,16 @@ func (b *bench) waitRunning(ctx context.Context, p phase, pods *podTracker, pool
 	defer tick.Stop()
 	for {
 		select {
-		case <-pods.all:
+		case <-pods.All():
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			present, running := pods.counts()
+			present, running := pods.Counts()
 			return fmt.Errorf("failed to see all %d pods of %s Running within %s (-timeout): %d exist, %d Running; warning events:\n%s",
 				want, p, b.timeout, present, running, b.warnings(ctx, p))
 		case <-tick.C:
-			if failed := pods.failures(); len(failed) > 0 {
+			if failed := pods.Failures(); len(failed) > 0 {
 				var names []string
 				for n, why := range failed {
 					names = append(names, n+" ("+why+")")
@@ -494,7 +422,7 @@ func (b *bench) waitRunning(ctx context.Context, p phase, pods *podTracker, pool
 				sort.Strings(names)
 				return fmt.Errorf("failed: %d pods of %s are Failed: %s", len(failed), p, strings.Join(names[:min(5, len(names))], ", "))
 			}
-			present, running := pods.counts()
+			present, running := pods.Counts()
 			extra := ""
 			if p.auto {
 				extra = fmt.Sprintf(", %d/%d pools ready", pools.count(), p.apps)
@@ -523,8 +451,8 @@ func (b *bench) carveReconciles(ctx context.Context) (count, seconds float64) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return 0, 0
 	}
-	count, _ = metricSum(string(body), "controller_runtime_reconcile_time_seconds_count", `controller="subnet-apps"`)
-	seconds, _ = metricSum(string(body), "controller_runtime_reconcile_time_seconds_sum", `controller="subnet-apps"`)
+	count, _ = perflab.MetricSum(string(body), "controller_runtime_reconcile_time_seconds_count", `controller="subnet-apps"`)
+	seconds, _ = perflab.MetricSum(string(body), "controller_runtime_reconcile_time_seconds_sum", `controller="subnet-apps"`)
 	return count, seconds
 }
 
@@ -550,7 +478,7 @@ func (b *bench) check(ctx context.Context, p phase, res *phaseResult) error {
 	running := 0
 	for i := range list.Items {
 		pod := &list.Items[i]
-		if !podRunning(pod) {
+		if !perflab.PodRunning(pod) {
 			continue
 		}
 		running++
@@ -588,7 +516,7 @@ func (b *bench) check(ctx context.Context, p phase, res *phaseResult) error {
 		return fmt.Errorf("failed: %d pods of %s Running when checked, want %d", running, p, p.apps*b.replicas)
 	}
 	var examples []string
-	res.duplicates, examples = duplicates(held)
+	res.duplicates, examples = perflab.Duplicates(held)
 	res.claimMismatches = len(bad)
 	b.log("%s: %d pods hold %d distinct net1 addresses; duplicates=%d, claim mismatches=%d", p, running, running-res.duplicates, res.duplicates, res.claimMismatches)
 	for _, e := range append(examples[:min(5, len(examples))], bad[:min(5, len(bad))]...) {
@@ -644,13 +572,13 @@ func (b *bench) warnings(ctx context.Context, p phase) string {
 
 // waitGone waits until no pod of the phase, no claim of its addresses and
 // (auto) no carved pool is left.
-func (b *bench) waitGone(ctx context.Context, p phase, pods *podTracker) error {
+func (b *bench) waitGone(ctx context.Context, p phase, pods *perflab.PodTracker) error {
 	claimSel := []client.ListOption{client.Limit(1)}
 	if !p.auto {
 		claimSel = append(claimSel, client.MatchingLabels{v2beta1.LabelPool: p.source()})
 	}
-	return waitFor(ctx, b.timeout, "the pods, claims and pools of "+p.String()+" gone", func(ctx context.Context) (bool, error) {
-		if present, _ := pods.counts(); present > 0 {
+	return perflab.WaitFor(ctx, b.timeout, "the pods, claims and pools of "+p.String()+" gone", func(ctx context.Context) (bool, error) {
+		if present, _ := pods.Counts(); present > 0 {
 			return false, nil
 		}
 		// The lab is the benchmark's own: in the auto phase every claim

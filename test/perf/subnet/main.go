@@ -36,36 +36,22 @@ import (
 	"time"
 
 	"github.com/spindle-net/spindle/test/e2e/framework"
+	"github.com/spindle-net/spindle/test/perf/perflab"
 )
-
-// defaultControllerArgs are the Makefile's LAB_CONTROLLER_ARGS, for runs
-// without make; the benchmark moves the ports either way.
-const defaultControllerArgs = "--leader-elect=false,--webhook-host=127.0.0.1,--webhook-manage-configurations=true"
 
 func main() {
 	wd, _ := os.Getwd()
 	repo := framework.RepoRoot(wd)
-	o := labOptions{repo: repo}
+	o := perflab.LabOptions{Repo: repo, Dir: filepath.Join(repo, "_out", "bench-subnet-lab"), Prefix: "spb", Nodes: 5, MaxPods: 250, CNIWorkers: 1,
+		APIServerPort: 26443, EtcdPort: 22379, ControllerManagerPort: 26257, SchedulerPort: 26259, MetricsPort: 5731, HealthPort: 5730, WebhookPort: 9453,
+		AgentArgs: "--enable-ipv4=true,--enable-ipv6=true", ControllerArgs: perflab.DefaultControllerArgs}
+	o.AddFlags(flag.CommandLine)
 	apps := flag.Int("apps", 100, "Deployments per phase")
 	replicas := flag.Int("replicas", 10, "replicas of every Deployment")
 	reps := flag.Int("reps", 1, "repetitions of the two phases (manual, then auto); medians are reported")
 	warmup := flag.Int("warmup", 10, "Deployments of an uncounted manual round first (0: none)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "how long a phase may take to start (or remove) its pods")
 	keep := flag.Bool("keep", false, "leave the lab up at the end (bin/lab --dir DIR down removes it)")
-	flag.StringVar(&o.dir, "dir", filepath.Join(repo, "_out", "bench-subnet-lab"), "directory of the benchmark's lab")
-	flag.StringVar(&o.prefix, "prefix", "spb", "network namespace prefix of the benchmark's lab")
-	flag.IntVar(&o.nodes, "nodes", 5, "lab nodes")
-	flag.IntVar(&o.maxPods, "max-pods", 250, "pod capacity of every lab node")
-	flag.IntVar(&o.cniWorkers, "cni-workers", 1, "pods every lab node sets up at once (all nodes share this machine's CPUs)")
-	flag.IntVar(&o.apiserverPort, "apiserver-port", 26443, "API server port")
-	flag.IntVar(&o.etcdPort, "etcd-port", 22379, "etcd client port (the peer port is the next one)")
-	flag.IntVar(&o.controllerManagerPort, "controller-manager-port", 26257, "kube-controller-manager port")
-	flag.IntVar(&o.schedulerPort, "scheduler-port", 26259, "kube-scheduler port")
-	flag.IntVar(&o.metricsPort, "controller-metrics-port", 5731, "spindle-controller metrics port")
-	flag.IntVar(&o.healthPort, "controller-health-port", 5730, "spindle-controller health probe port")
-	flag.IntVar(&o.webhookPort, "controller-webhook-port", 9453, "spindle-controller webhook port")
-	flag.StringVar(&o.agentArgs, "agent-args", "--enable-ipv4=true,--enable-ipv6=true", "spindle-agent arguments, comma-separated (make passes LAB_AGENT_ARGS)")
-	flag.StringVar(&o.controllerArgs, "controller-args", defaultControllerArgs, "spindle-controller arguments, comma-separated (make passes LAB_CONTROLLER_ARGS); its ports and certificate directory are replaced by the benchmark's")
 	flag.Parse()
 	if repo == "" {
 		fmt.Fprintln(os.Stderr, "bench_subnet: failed to find the repository (go.mod) above", wd, "- run it from the repository")
@@ -75,7 +61,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench_subnet: -apps, -replicas and -reps must be at least 1")
 		os.Exit(2)
 	}
-	if err := o.check(); err != nil {
+	if err := o.Check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench_subnet:", err)
 		os.Exit(1)
 	}
@@ -95,25 +81,25 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, o labOptions, apps, replicas, reps, warmup int, timeout time.Duration, keep bool) (sum summary, err error) {
+func run(ctx context.Context, o perflab.LabOptions, apps, replicas, reps, warmup int, timeout time.Duration, keep bool) (sum summary, err error) {
 	sum = summary{apps: apps, replicas: replicas}
 	fmt.Printf("# machine: %d CPUs, %s; lab: %d nodes of %d pods, %d CNI workers each, in %s (prefix %s, API server port %d)\n",
-		runtime.NumCPU(), runtime.Version(), o.nodes, o.maxPods, o.cniWorkers, o.dir, o.prefix, o.apiserverPort)
+		runtime.NumCPU(), runtime.Version(), o.Nodes, o.MaxPods, o.CNIWorkers, o.Dir, o.Prefix, o.APIServerPort)
 	labStart := time.Now()
 	defer func() {
 		if keep {
-			fmt.Printf("# lab kept: kubeconfig %s; remove it with %s --dir %s down\n", o.kubeconfig(), o.bin("lab"), o.dir)
+			fmt.Printf("# lab kept: kubeconfig %s; remove it with %s --dir %s down\n", o.Kubeconfig(), o.Bin("lab"), o.Dir)
 			return
 		}
-		if derr := o.down(); derr != nil && err == nil {
+		if derr := o.Down(); derr != nil && err == nil {
 			err = derr
 		}
 	}()
-	if err := o.up(ctx); err != nil {
+	if err := o.Up(ctx); err != nil {
 		return sum, err
 	}
 	fmt.Printf("# lab up in %.0f s\n", time.Since(labStart).Seconds())
-	b, err := newBench(o.kubeconfig(), filepath.Join(o.dir, "env"), o.bin("lab"), fmt.Sprintf("http://127.0.0.1:%d/metrics", o.metricsPort), apps, replicas, timeout)
+	b, err := newBench(o.Kubeconfig(), o.EnvFile(), o.Bin("lab"), o.MetricsURL(), apps, replicas, timeout)
 	if err != nil {
 		return sum, err
 	}

@@ -3,85 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
-	"net/netip"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spindle-net/spindle/test/perf/perflab"
 )
 
 // percentile returns the p-th percentile (0-100) of d in seconds, by the
 // nearest-rank method: the smallest value with at least p% of the values at
 // or below it. An empty slice gives 0.
-func percentile(d []time.Duration, p float64) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	rank = max(1, min(rank, len(s)))
-	return s[rank-1].Seconds()
-}
-
-// median returns the median of v (the mean of the middle two for an even
-// count); an empty slice gives 0.
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// duplicates counts the addresses held by more than one pod: for every
-// address, each holder beyond the first counts once. held maps a pod to its
-// addresses; a pod listing an address twice counts as one holder.
-func duplicates(held map[string][]netip.Addr) (n int, examples []string) {
-	holders := map[netip.Addr][]string{}
-	for pod, addrs := range held {
-		seen := map[netip.Addr]bool{}
-		for _, a := range addrs {
-			if !seen[a] {
-				seen[a] = true
-				holders[a] = append(holders[a], pod)
-			}
-		}
-	}
-	for a, pods := range holders {
-		if len(pods) > 1 {
-			n += len(pods) - 1
-			sort.Strings(pods)
-			examples = append(examples, fmt.Sprintf("%s held by %s", a, strings.Join(pods, ", ")))
-		}
-	}
-	sort.Strings(examples)
-	return n, examples
-}
-
-// addrRange returns the inclusive range of n addresses starting at first,
-// written as a pool's or subnet's spec.ips entry.
-func addrRange(first netip.Addr, n int) (string, error) {
-	if n < 1 {
-		return "", fmt.Errorf("failed to make a range of %d addresses from %s: want at least one", n, first)
-	}
-	last := first
-	for range n - 1 {
-		last = last.Next()
-		if !last.IsValid() {
-			return "", fmt.Errorf("failed to make a range of %d addresses from %s: it runs past the end of the address space", n, first)
-		}
-	}
-	return first.String() + "-" + last.String(), nil
-}
-
-// phaseResult is what one phase (manual pool or carved pools) measured.
 type phaseResult struct {
 	// allRunning is the time from the first Deployment create until every
 	// pod was Running.
@@ -134,8 +65,8 @@ func (s summary) line() string {
 	for _, r := range s.auto {
 		ready = append(ready, r.poolsReady...)
 	}
-	auto := median(seconds(s.auto, func(r phaseResult) time.Duration { return r.allRunning }))
-	manual := median(seconds(s.manual, func(r phaseResult) time.Duration { return r.allRunning }))
+	auto := perflab.Median(seconds(s.auto, func(r phaseResult) time.Duration { return r.allRunning }))
+	manual := perflab.Median(seconds(s.manual, func(r phaseResult) time.Duration { return r.allRunning }))
 	ratio := 0.0
 	if manual > 0 {
 		ratio = auto / manual
@@ -143,9 +74,9 @@ func (s summary) line() string {
 	all := append(slices.Clone(s.manual), s.auto...)
 	return fmt.Sprintf("bench_subnet: apps=%d pods=%d pools_ready_p50_s=%.1f pools_ready_p99_s=%.1f all_running_s=%.1f manual_all_running_s=%.1f ratio=%.2f delete_s=%.1f manual_delete_s=%.1f sandbox_failures=%d manual_sandbox_failures=%d duplicates=%d claim_mismatches=%d reps=%d",
 		s.apps, s.apps*s.replicas,
-		percentile(ready, 50), percentile(ready, 99), auto, manual, ratio,
-		median(seconds(s.auto, func(r phaseResult) time.Duration { return r.deleted })),
-		median(seconds(s.manual, func(r phaseResult) time.Duration { return r.deleted })),
+		perflab.Percentile(ready, 50), perflab.Percentile(ready, 99), auto, manual, ratio,
+		perflab.Median(seconds(s.auto, func(r phaseResult) time.Duration { return r.deleted })),
+		perflab.Median(seconds(s.manual, func(r phaseResult) time.Duration { return r.deleted })),
 		total(s.auto, func(r phaseResult) int { return r.sandboxFailures }),
 		total(s.manual, func(r phaseResult) int { return r.sandboxFailures }),
 		total(all, func(r phaseResult) int { return r.duplicates }),
@@ -172,7 +103,7 @@ func (s summary) table(w io.Writer) {
 	row := func(name string, i int, r phaseResult) {
 		p50, p99 := "-", "-"
 		if len(r.poolsReady) > 0 {
-			p50, p99 = fmt.Sprintf("%.1f", percentile(r.poolsReady, 50)), fmt.Sprintf("%.1f", percentile(r.poolsReady, 99))
+			p50, p99 = fmt.Sprintf("%.1f", perflab.Percentile(r.poolsReady, 50)), fmt.Sprintf("%.1f", perflab.Percentile(r.poolsReady, 99))
 		}
 		fmt.Fprintf(w, "%-8s %4d %6d %15.1f %12s %12s %10.1f %9d %10d\n", name, i+1, r.pods, r.allRunning.Seconds(), p50, p99, r.deleted.Seconds(), r.sandboxFailures, r.duplicates)
 	}
@@ -190,39 +121,3 @@ func (s summary) table(w io.Writer) {
 // metricSum adds up the samples of metric name in Prometheus text exposition
 // whose label set contains every one of labels (each written `key="value"`).
 // ok is false when no sample matched.
-func metricSum(text, name string, labels ...string) (sum float64, ok bool) {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		rest, found := strings.CutPrefix(line, name)
-		if !found || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		set := ""
-		if rest[0] == '{' {
-			end := strings.IndexByte(rest, '}')
-			if end < 0 {
-				continue
-			}
-			set, rest = rest[1:end], rest[end+1:]
-		}
-		match := true
-		for _, l := range labels {
-			if !slices.Contains(strings.Split(set, ","), l) {
-				match = false
-			}
-		}
-		fields := strings.Fields(rest)
-		if !match || len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		sum += v
-		ok = true
-	}
-	return sum, ok
-}

@@ -1,4 +1,4 @@
-package main
+package perflab
 
 import (
 	"strings"
@@ -38,11 +38,11 @@ func TestOverrideFlags(t *testing.T) {
 }
 
 func TestUpArgsMoveEveryControllerPort(t *testing.T) {
-	o := labOptions{repo: "/repo", dir: "/repo/_out/lab", prefix: "spb", nodes: 5, maxPods: 250, cniWorkers: 1,
-		apiserverPort: 46443, etcdPort: 42379, controllerManagerPort: 46257, schedulerPort: 46259,
-		metricsPort: 5731, healthPort: 5730, webhookPort: 9453,
-		agentArgs:      "--enable-ipv4=true,--enable-ipv6=true",
-		controllerArgs: "--leader-elect=false,--metrics-bind-address=127.0.0.1:5721,--health-probe-bind-address=127.0.0.1:5720,--webhook-host=127.0.0.1,--webhook-port=9443,--webhook-url=https://127.0.0.1:9443,--webhook-manage-configurations=true"}
+	o := LabOptions{Repo: "/repo", Dir: "/repo/_out/lab", Prefix: "spb", Nodes: 5, MaxPods: 250, CNIWorkers: 1,
+		APIServerPort: 46443, EtcdPort: 42379, ControllerManagerPort: 46257, SchedulerPort: 46259,
+		MetricsPort: 5731, HealthPort: 5730, WebhookPort: 9453,
+		AgentArgs:      "--enable-ipv4=true,--enable-ipv6=true",
+		ControllerArgs: "--leader-elect=false,--metrics-bind-address=127.0.0.1:5721,--health-probe-bind-address=127.0.0.1:5720,--webhook-host=127.0.0.1,--webhook-port=9443,--webhook-url=https://127.0.0.1:9443,--webhook-manage-configurations=true"}
 	args, err := o.upArgs()
 	if err != nil {
 		t.Fatal(err)
