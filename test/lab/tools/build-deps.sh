@@ -37,6 +37,12 @@ helm|helm.sh/helm/v3|v3.22.0|cmd/helm|-X helm.sh/helm/v3/internal/version.versio
 goimports|golang.org/x/tools|v0.47.0|cmd/goimports|
 golangci-lint|github.com/golangci/golangci-lint/v2|v2.15.0|cmd/golangci-lint|
 promtool|github.com/prometheus/prometheus|v0.316.0|cmd/promtool|-X github.com/prometheus/common/version.Version=@VERSION@
+k8s-node|k8s.io/kubernetes|v1.37.1|cmd/kubelet cmd/kubeadm cmd/kube-proxy|-X k8s.io/component-base/version.gitVersion=@VERSION@ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
+containerd|github.com/containerd/containerd/v2|v2.3.4|cmd/containerd cmd/ctr cmd/containerd-shim-runc-v2|-X github.com/containerd/containerd/v2/version.Version=@VERSION@
+runc|github.com/opencontainers/runc|v1.4.3|.=runc|-X main.version=@VERSION@
+crictl|sigs.k8s.io/cri-tools|v1.36.0|cmd/crictl|-X sigs.k8s.io/cri-tools/pkg/version.Version=@VERSION@
+kind|sigs.k8s.io/kind|v0.32.0|.=kind|
+coredns|github.com/coredns/coredns|v1.14.6|.=coredns|
 EOF
 )
 
@@ -94,7 +100,7 @@ check_one() {
 		die "$name: the wrapper module in $DEPS_DIR/$name does not resolve (go list -m $MOD failed)"
 	[ "$got" = "$VERSION" ] ||
 		die "$name: the wrapper resolves $MOD $got but the pin is $VERSION: run build-deps.sh pin $name and commit it"
-	if [ "$name" = k8s ]; then
+	if [ "$MOD" = k8s.io/kubernetes ]; then
 		got=$(cd "$DEPS_DIR/$name" && go list -mod=readonly -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' k8s.io/apiserver)
 		[ "$got" = "$K8S_STAGING" ] ||
 			die "k8s: the wrapper resolves k8s.io/apiserver $got but the staging pin is $K8S_STAGING: run build-deps.sh pin k8s"
@@ -118,10 +124,20 @@ build_one() {
 	local start=$SECONDS
 	rm -rf "$out.tmp"
 	mkdir -p "$out.tmp"
+	local tags="" cgo=0 ext=""
+	if [ "$name" = runc ]; then
+		# runc filters system calls with libseccomp (cgo), linked statically so
+		# that it runs in any node image.
+		tags="seccomp netgo osusergo" cgo=1 ext="-linkmode external -extldflags -static"
+		[ -f /usr/lib/x86_64-linux-gnu/libseccomp.a ] || [ -n "$(find /usr/lib -name libseccomp.a 2>/dev/null | head -1)" ] ||
+			die "runc needs libseccomp's static library: apt-get install libseccomp-dev"
+	fi
 	# shellcheck disable=SC2046
-	(cd "$DEPS_DIR/$name" && go build -mod=readonly -trimpath -ldflags "-s -w $LDFLAGS" -o "$out.tmp/" $(full_pkgs))
+	(cd "$DEPS_DIR/$name" && CGO_ENABLED=$cgo go build -mod=readonly -trimpath -tags "$tags" -ldflags "-s -w $LDFLAGS $ext" -o "$out.tmp/" $(full_pkgs))
 	for b in $PKGS; do
-		case $b in .=*) mv "$out.tmp/$(basename "${MOD%/v[0-9]*}")" "$out.tmp/$(bin_name "$b")" ;; esac
+		local built
+		built=$(basename "${MOD%/v[0-9]*}")
+		case $b in .=*) [ "$built" = "$(bin_name "$b")" ] || mv "$out.tmp/$built" "$out.tmp/$(bin_name "$b")" ;; esac
 	done
 	echo "$want" >"$out.tmp/.stamp"
 	rm -rf "$out"
@@ -140,7 +156,7 @@ pin_one() {
 		cd "$dir"
 		printf '// Pinned build of %s %s for Spindle'"'"'s lab and tools; regenerate with\n// test/lab/tools/build-deps.sh pin %s.\nmodule spindle.local/deps/%s\n\ngo 1.26\n' "$MOD" "$VERSION" "$name" "$name" >go.mod
 		go mod edit -require="$MOD@$VERSION"
-		if [ "$name" = k8s ]; then
+		if [ "$MOD" = k8s.io/kubernetes ]; then
 			local gomod args=()
 			gomod=$(go mod download -json "$MOD@$VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
 			while read -r m; do
@@ -156,7 +172,11 @@ pin_one() {
 	check_one "$name"
 }
 
-all_names() { cut -d'|' -f1 <<<"$PINS"; }
+# The kind cluster's node binaries are built only when asked for by name
+# (make kind-images); `all` leaves them out.
+KIND_ONLY="k8s-node containerd runc crictl kind coredns"
+
+all_names() { cut -d'|' -f1 <<<"$PINS" | grep -vxF -f <(tr ' ' '\n' <<<"$KIND_ONLY"); }
 
 main() {
 	[ $# -gt 0 ] || set -- all

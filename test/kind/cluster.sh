@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The offline kind cluster in the kind engine (test/kind/engine.sh).
+#
+#   cluster.sh up        build the node image if needed, create the cluster
+#   cluster.sh down      delete the cluster, restore the machine's settings
+#   cluster.sh exec CMD  run CMD where the cluster's API server is reachable,
+#                        with KUBECONFIG set
+#
+# A privileged kind node's kubelet writes machine-wide sysctls, and kind's
+# /lib/modules mount creates that folder on the machine: `up` saves both and
+# `down` puts them back as they were.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CACHE=${SPINDLE_CACHE:-$HOME/.cache/spindle}
+ENGINE=$HERE/engine.sh
+KIND_CLUSTER=${KIND_CLUSTER:-spindle}
+KIND_CONFIG=${KIND_CONFIG:-$HERE/offline.yaml}
+STATE=$ROOT/_out/kind
+KUBECONFIG_FILE=$STATE/kubeconfig
+SYSCTLS="kernel.panic kernel.panic_on_oops vm.overcommit_memory kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
+
+log() { echo "kind-cluster: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+kind_() {
+	local bin
+	bin=$(bash "$ROOT/test/lab/tools/build-deps.sh" path kind)/kind
+	bash "$ENGINE" exec "$bin" "$@"
+}
+
+save_host() {
+	mkdir -p "$STATE"
+	[ -f "$STATE/host-settings" ] && return 0
+	{
+		local s
+		for s in $SYSCTLS; do echo "sysctl $s $(sysctl -n "$s")"; done
+		[ -e /lib/modules ] || echo "remove /lib/modules"
+	} >"$STATE/host-settings"
+}
+
+restore_host() {
+	[ -f "$STATE/host-settings" ] || return 0
+	local what a b
+	while read -r what a b; do
+		case $what in
+		sysctl) sysctl -qw "$a=$b" ;;
+		remove) rmdir "$a" 2>/dev/null || log "left $a: not empty" ;;
+		esac
+	done <"$STATE/host-settings"
+	rm -f "$STATE/host-settings"
+}
+
+up() {
+	local image
+	image=$(bash "$HERE/images.sh")
+	save_host
+	if kind_ get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+		log "reusing cluster $KIND_CLUSTER"
+	else
+		local start=$SECONDS
+		kind_ create cluster --name "$KIND_CLUSTER" --image "$image" --config "$KIND_CONFIG" --retain >&2 || {
+			restore_host
+			die "kind create cluster failed (node logs: cluster.sh exec kind export logs)"
+		}
+		log "cluster $KIND_CLUSTER up in $((SECONDS - start)) s"
+	fi
+	kind_ get kubeconfig --name "$KIND_CLUSTER" >"$KUBECONFIG_FILE"
+}
+
+down() {
+	if bash "$ENGINE" status; then
+		kind_ delete cluster --name "$KIND_CLUSTER" >&2 || true
+	fi
+	restore_host
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+exec)
+	shift
+	bash "$ENGINE" exec env KUBECONFIG="$KUBECONFIG_FILE" "$@"
+	;;
+*) die "usage: cluster.sh up|down|exec CMD..." ;;
+esac
