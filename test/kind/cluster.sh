@@ -70,6 +70,15 @@ up() {
 		log "cluster $KIND_CLUSTER up in $((SECONDS - start)) s"
 	fi
 	kind_ get kubeconfig --name "$KIND_CLUSTER" >"$KUBECONFIG_FILE"
+	kubectl_ apply -f "$HERE/manifests/node-network.yaml" >&2
+	log "waiting for every node to be Ready (the default pod network)"
+	kubectl_ wait --for=condition=Ready nodes --all --timeout=120s >&2
+}
+
+kubectl_() {
+	local bin
+	bin=$(bash "$ROOT/test/lab/tools/build-deps.sh" path k8s)/kubectl
+	bash "$ENGINE" exec "$bin" --kubeconfig "$KUBECONFIG_FILE" "$@"
 }
 
 down() {

@@ -47,6 +47,7 @@ key() {
 		local d
 		for d in $NODE_DEPS; do cat "$ROOT/test/lab/tools/deps/$d/go.sum"; done
 		cat "$HERE/images.sh"
+		find "$HERE/files" -type f | sort | xargs cat
 	} | sha256sum | cut -c1-12
 }
 
@@ -149,6 +150,7 @@ build() {
 	mkdir -p "$ctx/node/bin" "$ctx/node/cni"
 	cp -r "$files" "$ctx/node/files"
 	chmod -R u+w "$ctx/node/files"
+	cp -r "$HERE/files/." "$ctx/node/files/"
 	rm -rf "$ctx/node/files/LICENSES" "$ctx/node/files/etc/systemd/system/containerd-fuse-overlayfs.service"
 	# No fuse-overlayfs snapshotter, containerd's default runtime spec, and the
 	# OOM score limit that a container without CAP_SYS_RESOURCE needs.
@@ -172,7 +174,7 @@ RUN chmod 0755 /usr/local/bin/* /kind/bin/* && \\
       /lib/systemd/system/sockets.target.wants/*initctl* /lib/systemd/system/sysinit.target.wants/systemd-tmpfiles-setup* \\
       /lib/systemd/system/systemd-update-utmp* && \\
     ln -sf /usr/lib/systemd/systemd /sbin/init && \\
-    systemctl enable kubelet.service containerd.service undo-mount-hacks.service && \\
+    systemctl enable kubelet.service containerd.service undo-mount-hacks.service spindle-kind-net.service && \\
     systemctl mask systemd-binfmt.service && \\
     mkdir -p /etc/kubernetes/manifests /var/lib/containerd && \\
     echo "$K8S_VERSION" > /kind/version
@@ -191,12 +193,15 @@ DOCKERFILE
 		registry.k8s.io/etcd:$ETCD_TAG registry.k8s.io/pause:$PAUSE_VERSION registry.k8s.io/pause:3.10)
 	local cid
 	cid=$(docker_ run -d --privileged --entrypoint=sleep "$node-layers" infinity)
+	trap 'rm -rf "$ctx"; docker_ rm -f "$cid" >/dev/null 2>&1 || true' RETURN
 	docker_ save "${images[@]}" | docker_ exec -i "$cid" sh -c '
 		set -e
 		containerd >/tmp/containerd.log 2>&1 &
+		pid=$!
 		for i in $(seq 1 30); do ctr version >/dev/null 2>&1 && break; sleep 1; done
 		ctr -n k8s.io images import --no-unpack --all-platforms --digests - >/dev/null
-		kill %1; wait || true
+		kill $pid
+		wait $pid || true
 		rm -f /tmp/containerd.log'
 	docker_ commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' "$cid" "$node" >/dev/null
 	docker_ rm -f "$cid" >/dev/null

@@ -19,8 +19,16 @@ import (
 func main() {
 	runtime := envOr("NOCAP_RUNTIME", "runc")
 	drop := strings.Split(envOr("NOCAP_DROP", "CAP_SYS_RESOURCE"), ",")
-	if bundle := bundleArg(os.Args[1:]); bundle != "" {
-		if err := dropCaps(filepath.Join(bundle, "config.json"), drop); err != nil {
+	// "create"/"run" read the bundle's config.json; "exec" reads a process
+	// description of its own.
+	if bundle := flagArg(os.Args[1:], "--bundle", "-b"); bundle != "" {
+		if err := dropCaps(filepath.Join(bundle, "config.json"), drop, processOfConfig); err != nil {
+			fmt.Fprintf(os.Stderr, "nocap: %v\n", err)
+			os.Exit(1)
+		}
+	}
+	if proc := flagArg(os.Args[1:], "--process", "-p"); proc != "" {
+		if err := dropCaps(proc, drop, processItself); err != nil {
 			fmt.Fprintf(os.Stderr, "nocap: %v\n", err)
 			os.Exit(1)
 		}
@@ -43,32 +51,41 @@ func envOr(key, def string) string {
 	return def
 }
 
-// bundleArg returns the value of --bundle/-b of a "create" or "run" command,
-// or "" when the command has no bundle.
-func bundleArg(args []string) string {
+// flagArg returns the value of the flag long (or its short form) in args, or
+// "" when it is absent.
+func flagArg(args []string, long, short string) string {
 	for i, a := range args {
 		switch {
-		case (a == "--bundle" || a == "-b") && i+1 < len(args):
+		case (a == long || a == short) && i+1 < len(args):
 			return args[i+1]
-		case strings.HasPrefix(a, "--bundle="):
-			return strings.TrimPrefix(a, "--bundle=")
+		case strings.HasPrefix(a, long+"="):
+			return strings.TrimPrefix(a, long+"=")
 		}
 	}
 	return ""
 }
 
-// dropCaps rewrites the OCI config at path without the capabilities in drop,
-// keeping every other field as it was.
-func dropCaps(path string, drop []string) error {
+// processOfConfig and processItself find the OCI process object in a
+// bundle's config.json and in an exec process file.
+func processOfConfig(doc map[string]any) map[string]any {
+	p, _ := doc["process"].(map[string]any)
+	return p
+}
+
+func processItself(doc map[string]any) map[string]any { return doc }
+
+// dropCaps rewrites the OCI document at path without the capabilities in
+// drop in the process that proc finds, keeping every other field as it was.
+func dropCaps(path string, drop []string, proc func(map[string]any) map[string]any) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("failed to read the OCI config: %w", err)
+		return fmt.Errorf("failed to read the OCI document: %w", err)
 	}
 	var cfg map[string]any
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return fmt.Errorf("failed to parse the OCI config %s: %w", path, err)
+		return fmt.Errorf("failed to parse the OCI document %s: %w", path, err)
 	}
-	if !removeCaps(cfg, drop) {
+	if !removeCaps(proc(cfg), drop) {
 		return nil
 	}
 	out, err := json.Marshal(cfg)
@@ -77,15 +94,14 @@ func dropCaps(path string, drop []string) error {
 	}
 	tmp := path + ".nocap"
 	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return fmt.Errorf("failed to write the OCI config: %w", err)
+		return fmt.Errorf("failed to write the OCI document: %w", err)
 	}
 	return os.Rename(tmp, path)
 }
 
-// removeCaps deletes the drop list from every capability set of the config's
+// removeCaps deletes the drop list from every capability set of an OCI
 // process and reports whether anything changed.
-func removeCaps(cfg map[string]any, drop []string) bool {
-	proc, _ := cfg["process"].(map[string]any)
+func removeCaps(proc map[string]any, drop []string) bool {
 	caps, _ := proc["capabilities"].(map[string]any)
 	changed := false
 	for set, v := range caps {

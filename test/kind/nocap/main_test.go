@@ -15,7 +15,7 @@ func TestDropCapsKeepsTheRestOfTheConfig(t *testing.T) {
 	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := dropCaps(path, []string{"CAP_SYS_RESOURCE"}); err != nil {
+	if err := dropCaps(path, []string{"CAP_SYS_RESOURCE"}, processOfConfig); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(path)
@@ -44,7 +44,7 @@ func TestDropCapsKeepsTheRestOfTheConfig(t *testing.T) {
 	}
 }
 
-func TestBundleArg(t *testing.T) {
+func TestFlagArg(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -55,8 +55,31 @@ func TestBundleArg(t *testing.T) {
 		{[]string{"state", "id"}, ""},
 		{[]string{"create", "--bundle"}, ""},
 	} {
-		if got := bundleArg(tc.args); got != tc.want {
-			t.Errorf("bundleArg(%q) = %q, want %q", tc.args, got, tc.want)
+		if got := flagArg(tc.args, "--bundle", "-b"); got != tc.want {
+			t.Errorf("flagArg(%q) = %q, want %q", tc.args, got, tc.want)
 		}
+	}
+}
+
+func TestDropCapsOfAnExecProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "process.json")
+	in := `{"args":["sh"],"capabilities":{"bounding":["CAP_SYS_RESOURCE","CAP_KILL"],"permitted":["CAP_SYS_RESOURCE"]}}`
+	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := dropCaps(path, []string{"CAP_SYS_RESOURCE"}, processItself); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	var got struct {
+		Args         []string            `json:"args"`
+		Capabilities map[string][]string `json:"capabilities"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Args) != 1 || len(got.Capabilities["bounding"]) != 1 || got.Capabilities["bounding"][0] != "CAP_KILL" ||
+		len(got.Capabilities["permitted"]) != 0 {
+		t.Errorf("process after dropCaps: %s", raw)
 	}
 }
