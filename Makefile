@@ -184,6 +184,28 @@ demo: lab-up ## Show Spindle on the lab: pools, a multi-NIC Deployment, a Statef
 demo-ops: lab-up ## Operate and troubleshoot on the lab: full pool, agent down, leaked address, counter drift, webhook TLS (docs/operations.md, docs/troubleshooting.md).
 	bash test/demo/operate.sh
 
+.PHONY: kind-deps
+kind-deps: lab-deps ## Install the kind cluster's OS packages (Docker engine, debootstrap, ...) and build its pinned binaries (cached).
+	@bash test/lab/tools/install-packages.sh kind
+	@bash $(DEPS) k8s-node containerd runc crictl kind multus-thick helm
+
+.PHONY: kind-images
+kind-images: kind-deps ## Build the kind node image offline (Debian root file system, kind's node layout, preloaded control-plane images) in the kind engine (cached).
+	@bash test/kind/images.sh
+
+.PHONY: kind-up
+kind-up: kind-images ## Start the kind engine and an offline 3-node kind cluster (_out/kind/kubeconfig; reach it with bash test/kind/cluster.sh exec kubectl ...).
+	@bash test/kind/cluster.sh up
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster, stop the kind engine and restore the machine's settings.
+	@bash test/kind/cluster.sh down
+	@bash test/kind/engine.sh down
+
+.PHONY: kind-smoke
+kind-smoke: kind-images ## Helm-install Spindle (with Multus) into the kind cluster and check a macvlan Deployment's addresses inside its pods; ends with a "kind-smoke:" line.
+	@bash test/kind/smoke.sh
+
 .PHONY: e2e-kind
 e2e-kind: ## Run the same e2e suite on a kind cluster with Multus (needs Docker and kind).
 	bash test/kind/run.sh

@@ -28,6 +28,9 @@ SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=systemd,systemd-sysv,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,procps,ca-certificates,socat
 NODE_DEPS="k8s k8s-node etcd cni-plugins containerd runc crictl kind"
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+SPINDLE_IMAGE=ghcr.io/spindle-net/spindle
+MULTUS_IMAGE=ghcr.io/k8snetworkplumbingwg/multus-cni:v4.3.0-thick
 
 log() { echo "kind-images: $*" >&2; }
 die() {
@@ -206,12 +209,62 @@ DOCKERFILE
 	docker_ commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' "$cid" "$node" >/dev/null
 	docker_ rm -f "$cid" >/dev/null
 	docker_ rmi "$node-layers" >/dev/null
+	# Node images of other inputs are 1 GB each: keep only this one.
+	local old
+	for old in $(docker_ images --format '{{.Repository}}:{{.Tag}}' spindle.local/kind-node); do
+		[ "$old" = "$node" ] || docker_ rmi "$old" >/dev/null 2>&1 || true
+	done
 	log "built $node in $((SECONDS - start)) s"
 	echo "$node"
+}
+
+# apps: the images the chart installs, under the names its defaults use, from
+# this checkout (Spindle) and the pinned Multus module (thick flavor). Prints
+# their references.
+apps() {
+	bash "$ENGINE" up
+	local version ctx
+	version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/charts/spindle/Chart.yaml")
+	ctx=$(mktemp -d)
+	trap 'rm -rf "$ctx"' RETURN
+	[ -x "$BUSYBOX" ] || die "$BUSYBOX is missing: make kind-deps installs Debian's busybox-static (the chart's CNI installer runs it)"
+	# Spindle: static binaries; busybox for the chart's CNI installer.
+	mkdir -p "$ctx/spindle/bin" "$ctx/spindle/cni"
+	local b
+	for b in spindle-agent spindle-controller spindle-selftest spiderpool coordinator; do
+		(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/spindle-net/spindle/cmd/internal/version.Version=$version" \
+			-o "$ctx/spindle/$([ "$b" = spiderpool ] || [ "$b" = coordinator ] && echo cni || echo bin)/$b" "./cmd/$b")
+	done
+	cp "$BUSYBOX" "$ctx/spindle/busybox"
+	cat >"$ctx/spindle/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY busybox /bin/busybox
+COPY bin/ /usr/local/bin/
+COPY cni/ /opt/spindle/cni/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/spindle-controller"]
+DOCKERFILE
+	docker_ build -q -t "$SPINDLE_IMAGE:$version" "$ctx/spindle" >/dev/null
+	echo "$SPINDLE_IMAGE:$version"
+
+	# Multus thick: the daemon reads /etc/passwd and writes under /var/run.
+	bash "$DEPS" multus-thick
+	local mt
+	mt=$(bash "$DEPS" path multus-thick)
+	local r=$ctx/multus/root
+	mkdir -p "$r/usr/src/multus-cni/bin" "$r/etc" "$r/run" "$r/var"
+	cp "$mt/multus-daemon" "$mt/multus-shim" "$mt/install_multus" "$r/usr/src/multus-cni/bin/"
+	cp "$mt/passthru-cni" "$r/usr/src/multus-cni/bin/passthru"
+	echo 'root:x:0:0:root:/root:/sbin/nologin' >"$r/etc/passwd"
+	ln -s /run "$r/var/run"
+	printf 'FROM scratch\nCOPY root/ /\nENTRYPOINT ["/usr/src/multus-cni/bin/multus-daemon"]\n' >"$ctx/multus/Dockerfile"
+	docker_ build -q -t "$MULTUS_IMAGE" "$ctx/multus" >/dev/null
+	echo "$MULTUS_IMAGE"
 }
 
 case ${1:-build} in
 build) build ;;
 tag) tag ;;
-*) die "usage: images.sh [build|tag]" ;;
+apps) apps ;;
+*) die "usage: images.sh [build|tag|apps]" ;;
 esac

@@ -43,6 +43,7 @@ runc|github.com/opencontainers/runc|v1.4.3|.=runc|-X main.version=@VERSION@
 crictl|sigs.k8s.io/cri-tools|v1.36.0|cmd/crictl|-X sigs.k8s.io/cri-tools/pkg/version.Version=@VERSION@
 kind|sigs.k8s.io/kind|v0.32.0|.=kind|
 coredns|github.com/coredns/coredns|v1.14.6|.=coredns|
+multus-thick|gopkg.in/k8snetworkplumbingwg/multus-cni.v4|v4.3.0|cmd/multus-daemon cmd/multus-shim cmd/install_multus cmd/passthru-cni|
 EOF
 )
 
@@ -174,7 +175,7 @@ pin_one() {
 
 # The kind cluster's node binaries are built only when asked for by name
 # (make kind-images); `all` leaves them out.
-KIND_ONLY="k8s-node containerd runc crictl kind coredns"
+KIND_ONLY="k8s-node containerd runc crictl kind coredns multus-thick"
 
 all_names() { cut -d'|' -f1 <<<"$PINS" | grep -vxF -f <(tr ' ' '\n' <<<"$KIND_ONLY"); }
 

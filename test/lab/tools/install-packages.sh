@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab and the privileged tests need, if any is
-# missing. Needs root (the lab creates network and mount namespaces).
+# missing; with the argument "kind", also those of the offline kind cluster
+# (test/kind). Needs root (the lab creates network and mount namespaces).
 set -euo pipefail
 
 need=()
@@ -14,6 +15,14 @@ have nsenter || need+=(util-linux)
 have unshare || need+=(util-linux)
 have tcpdump || need+=(tcpdump)
 have openssl || need+=(openssl)
+if [ "${1:-}" = kind ]; then
+	[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+	have debootstrap || need+=(debootstrap)
+	have gcc || need+=(gcc libc6-dev)
+	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
+	[ -f /usr/lib/x86_64-linux-gnu/libseccomp.a ] || need+=(libseccomp-dev)
+	have file || need+=(file)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
