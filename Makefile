@@ -102,18 +102,25 @@ images: ## Build the Spindle image (agent, controller, CNI plugins) from cmd/Doc
 GO_TEST_FLAGS ?= -count=1
 .PHONY: test
 test: export SPINDLE_REQUIRE_ALL := 1
-test: deps tiers-reset build lint verify-generated test-unit test-lab ## Everything CI runs: lint, generated code, unit + privileged + envtest, then the lab suites (needs root); ends with one "tiers:" line.
-	@bin/tiers summary $(TIERS)/unit.json $(TIERS)/lab-e2e.json $(TIERS)/lab-chart.json
+test: deps tiers-reset build lint verify-generated test-unit test-lab test-kind ## Everything CI runs: lint, generated code, unit + privileged + envtest, the lab suites, then the kind cluster (needs root); ends with one "tiers:" line.
+	@bin/tiers summary $(TIERS)/unit.json $(TIERS)/lab-e2e.json $(TIERS)/lab-chart.json $(TIERS)/kind.json
 
 .PHONY: tiers-reset
 tiers-reset:
 	@rm -rf $(TIERS)
 
 .PHONY: test-unit
-# The e2e suite and the chart's server-side dry runs need a cluster: test-lab runs them.
+# The e2e suite and the chart's server-side dry runs need a cluster: test-lab runs them; test-kind runs the kind tier.
 LAB_ONLY_TESTS := DryRun
 test-unit: build ## Unit, fuzz-seed, envtest and privileged tests (privileged ones skip unless root).
-	go test $(GO_TEST_FLAGS) -json -timeout 20m -skip '$(LAB_ONLY_TESTS)' $$(go list ./... | grep -v '/test/e2e$$') | bin/tiers gotest $(TIERS)/unit.json
+	go test $(GO_TEST_FLAGS) -json -timeout 20m -skip '$(LAB_ONLY_TESTS)' $$(go list ./... | grep -v -e '/test/e2e$$' -e '/test/kind/smoke$$') | bin/tiers gotest $(TIERS)/unit.json
+
+.PHONY: test-kind
+test-kind: build kind-images ## The kind tier: a fresh offline kind cluster, Spindle installed with Helm, pods checked inside their namespaces; the cluster and its engine are removed after.
+	@mkdir -p $(TIERS)
+	@bash test/kind/cluster.sh down >/dev/null 2>&1 || true
+	@SPINDLE_KIND=1 go test ./test/kind/smoke -count=1 -json -timeout 20m | bin/tiers gotest $(TIERS)/kind.json; rc=$$?; \
+	  bash test/kind/cluster.sh down >/dev/null; bash test/kind/engine.sh down; exit $$rc
 
 .PHONY: test-chart
 test-chart: ## Lint and render the chart matrix and check the manifests (and a server-side dry run if a lab is up).

@@ -36,6 +36,13 @@ helm_ upgrade --install spindle "$ROOT/charts/spindle" -n kube-system --set mult
 for ds in spindle-agent spindle-multus; do k -n kube-system rollout status "daemonset/$ds" --timeout 3m >&2; done
 k -n kube-system rollout status deployment/spindle-controller --timeout 3m >&2
 
+# The pool lives in the nodes' own network (kind's Docker network, a /16).
+underlay=$(bash "$HERE/engine.sh" exec /usr/bin/docker network inspect kind -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' |
+	tr ' ' '\n' | grep -E '^[0-9.]+/16$' | head -1)
+[ -n "$underlay" ] || die "kind's Docker network has no IPv4 /16 subnet"
+net16=$(cut -d. -f1-2 <<<"$underlay")
+gateway=$net16.0.1
+
 nodes=$(k get nodes -o jsonpath='{.items[*].metadata.name}')
 for n in $nodes; do
 	for b in spiderpool coordinator multus-shim; do
@@ -50,9 +57,9 @@ kind: SpiderIPPool
 metadata:
   name: kind-smoke-v4
 spec:
-  subnet: 172.18.0.0/16
-  ips: ["172.18.201.10-172.18.201.40"]
-  gateway: 172.18.0.1
+  subnet: $underlay
+  ips: ["$net16.201.10-$net16.201.40"]
+  gateway: $gateway
 ---
 apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
@@ -93,7 +100,7 @@ while read -r pod uid node; do
 		ns=\$(crictl inspectp \$id | grep -o '/var/run/netns/[a-z0-9-]*' | head -1)
 		nsenter --net=\$ns ip -4 -o addr show dev net1 | awk '{print \$4}'")
 	addr=${addr%/*}
-	case $addr in 172.18.201.*) ;; *) die "pod $NS/$pod on $node has net1 address '$addr', not one of pool kind-smoke-v4" ;; esac
+	case $addr in "$net16".201.*) ;; *) die "pod $NS/$pod on $node has net1 address '$addr', not one of pool kind-smoke-v4" ;; esac
 	echo "$seen" | grep -qw "$addr" && die "address $addr is configured in two pods"
 	seen="$seen $addr"
 	claim_uid=$(k get spideripclaim "$addr" -o jsonpath='{.spec.podUID}')

@@ -25,6 +25,8 @@ const (
 	Privileged = "privileged"
 	Envtest    = "envtest"
 	LabE2E     = "lab-e2e"
+	// Kind is the tier of what runs in the offline kind cluster (test/kind).
+	Kind = "kind"
 )
 
 // Required reports whether a missing prerequisite must fail the test.

@@ -1,7 +1,7 @@
 // Command tiers counts what `make test` ran, per tier, and refuses a run in
 // which a tier ran nothing.
 //
-// Tests are tagged with prereq.Tier (privileged, envtest, lab-e2e); untagged
+// Tests are tagged with prereq.Tier (privileged, envtest, lab-e2e, kind); untagged
 // tests are unit tests. Each stage of `make test` writes one counts file:
 //
 //	go test -json ./... | tiers gotest _out/tiers/unit.json
@@ -43,7 +43,7 @@ import (
 const Unit = "unit"
 
 // Order is the order tiers are printed in; summary requires each of them.
-var Order = []string{Unit, prereq.Envtest, prereq.Privileged, prereq.LabE2E}
+var Order = []string{Unit, prereq.Envtest, prereq.Privileged, prereq.LabE2E, prereq.Kind}
 
 // Counts is what one stage ran.
 type Counts struct {

@@ -104,9 +104,9 @@ func TestGinkgoCountsItSpecs(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
-	all := &Counts{Passed: map[string]int{Unit: 412, prereq.Envtest: 61, prereq.Privileged: 9, prereq.LabE2E: 37}}
+	all := &Counts{Passed: map[string]int{Unit: 412, prereq.Envtest: 61, prereq.Privileged: 9, prereq.LabE2E: 37, prereq.Kind: 1}}
 	line, err := Summary(all, true)
-	if err != nil || line != "tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, skipped 0" {
+	if err != nil || line != "tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, kind 1, skipped 0" {
 		t.Errorf("Summary = %q, %v", line, err)
 	}
 
@@ -123,7 +123,12 @@ func TestSummary(t *testing.T) {
 		t.Errorf("skips under the switch: err = %v", err)
 	}
 
-	typo := &Counts{Passed: map[string]int{Unit: 1, prereq.Envtest: 1, prereq.Privileged: 1, prereq.LabE2E: 1, "lab": 3}}
+	noKind := &Counts{Passed: map[string]int{Unit: 5, prereq.Envtest: 1, prereq.Privileged: 1, prereq.LabE2E: 1}}
+	if _, err := Summary(noKind, false); err == nil || !strings.Contains(err.Error(), "tier kind ran no test") {
+		t.Errorf("a run without the kind cluster: err = %v", err)
+	}
+
+	typo := &Counts{Passed: map[string]int{Unit: 1, prereq.Envtest: 1, prereq.Privileged: 1, prereq.LabE2E: 1, prereq.Kind: 1, "lab": 3}}
 	if _, err := Summary(typo, false); err == nil || !strings.Contains(err.Error(), `unknown tier "lab"`) {
 		t.Errorf("an unknown tier: err = %v", err)
 	}
