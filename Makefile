@@ -194,7 +194,7 @@ demo-ops: lab-up ## Operate and troubleshoot on the lab: full pool, agent down, 
 .PHONY: kind-deps
 kind-deps: lab-deps ## Install the kind cluster's OS packages (Docker engine, debootstrap, ...) and build its pinned binaries (cached).
 	@bash test/lab/tools/install-packages.sh kind
-	@bash $(DEPS) k8s-node containerd runc crictl kind multus-thick helm
+	@bash $(DEPS) containerd runc crictl kind multus-thick helm
 
 .PHONY: kind-images
 kind-images: kind-deps ## Build the kind node image offline (Debian root file system, kind's node layout, preloaded control-plane images) in the kind engine (cached).

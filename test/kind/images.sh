@@ -27,7 +27,7 @@ ETCD_TAG=v3.6.16
 SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=systemd,systemd-sysv,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,procps,ca-certificates,socat
-NODE_DEPS="k8s k8s-node etcd cni-plugins containerd runc crictl kind"
+NODE_DEPS="k8s etcd cni-plugins containerd runc crictl kind"
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 SPINDLE_IMAGE=ghcr.io/spindle-net/spindle
 MULTUS_IMAGE=ghcr.io/k8snetworkplumbingwg/multus-cni:v4.3.0-thick
@@ -103,9 +103,8 @@ build() {
 	local start=$SECONDS d
 	# shellcheck disable=SC2086
 	bash "$DEPS" $NODE_DEPS
-	local k8s k8snode etcd cni containerd runc crictl
+	local k8s etcd cni containerd runc crictl
 	k8s=$(bash "$DEPS" path k8s)
-	k8snode=$(bash "$DEPS" path k8s-node)
 	etcd=$(bash "$DEPS" path etcd)
 	cni=$(bash "$DEPS" path cni-plugins)
 	containerd=$(bash "$DEPS" path containerd)
@@ -141,7 +140,7 @@ build() {
 	docker_ tag "registry.k8s.io/pause:$PAUSE_VERSION" registry.k8s.io/pause:3.10
 	if ! image_exists "registry.k8s.io/kube-proxy:$K8S_VERSION"; then
 		mkdir -p "$ctx/proxy"
-		cp "$k8snode/kube-proxy" "$ctx/proxy/"
+		cp "$k8s/kube-proxy" "$ctx/proxy/"
 		printf 'FROM %s\nCOPY kube-proxy /usr/local/bin/kube-proxy\nENTRYPOINT ["/usr/local/bin/kube-proxy"]\n' "$base" >"$ctx/proxy/Dockerfile"
 		docker_ build -q -t "registry.k8s.io/kube-proxy:$K8S_VERSION" "$ctx/proxy" >/dev/null
 	fi
@@ -161,7 +160,7 @@ build() {
 		-e '/base_runtime_spec/d' -e 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' \
 		"$ctx/node/files/etc/containerd/config.toml"
 	cp "$containerd"/{containerd,ctr,containerd-shim-runc-v2} "$crictl/crictl" "$ctx/node/bin/"
-	cp "$runc/runc" "$k8snode/kubelet" "$k8snode/kubeadm" "$k8s/kubectl" "$ctx/node/bin/"
+	cp "$runc/runc" "$k8s/kubelet" "$k8s/kubeadm" "$k8s/kubectl" "$ctx/node/bin/"
 	cp "$cni"/{host-local,loopback,ptp,bridge,macvlan} "$ctx/node/cni/"
 	cat >"$ctx/node/Dockerfile" <<DOCKERFILE
 FROM $base

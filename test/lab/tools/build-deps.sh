@@ -28,7 +28,7 @@ unset GOFLAGS
 K8S_STAGING=v0.37.1
 PINS=$(
 	cat <<'EOF'
-k8s|k8s.io/kubernetes|v1.37.1|cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl|-X k8s.io/component-base/version.gitVersion=@VERSION@ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
+k8s|k8s.io/kubernetes|v1.37.1|cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl cmd/kubelet cmd/kubeadm cmd/kube-proxy|-X k8s.io/component-base/version.gitVersion=@VERSION@ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
 etcd|go.etcd.io/etcd/server/v3|v3.6.16|.=etcd|
 multus|gopkg.in/k8snetworkplumbingwg/multus-cni.v4|v4.3.0|cmd/multus|
 cni-plugins|github.com/containernetworking/plugins|v1.9.1|plugins/main/macvlan plugins/main/bridge plugins/main/ptp plugins/main/loopback plugins/ipam/host-local plugins/ipam/static plugins/meta/tuning|
@@ -37,7 +37,6 @@ helm|helm.sh/helm/v3|v3.22.0|cmd/helm|-X helm.sh/helm/v3/internal/version.versio
 goimports|golang.org/x/tools|v0.47.0|cmd/goimports|
 golangci-lint|github.com/golangci/golangci-lint/v2|v2.15.0|cmd/golangci-lint|
 promtool|github.com/prometheus/prometheus|v0.316.0|cmd/promtool|-X github.com/prometheus/common/version.Version=@VERSION@
-k8s-node|k8s.io/kubernetes|v1.37.1|cmd/kubelet cmd/kubeadm cmd/kube-proxy|-X k8s.io/component-base/version.gitVersion=@VERSION@ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
 containerd|github.com/containerd/containerd/v2|v2.3.4|cmd/containerd cmd/ctr cmd/containerd-shim-runc-v2|-X github.com/containerd/containerd/v2/version.Version=@VERSION@
 runc|github.com/opencontainers/runc|v1.4.3|.=runc|-X main.version=@VERSION@
 crictl|sigs.k8s.io/cri-tools|v1.36.0|cmd/crictl|-X sigs.k8s.io/cri-tools/pkg/version.Version=@VERSION@
@@ -175,7 +174,7 @@ pin_one() {
 
 # The kind cluster's node binaries are built only when asked for by name
 # (make kind-images); `all` leaves them out.
-KIND_ONLY="k8s-node containerd runc crictl kind coredns multus-thick"
+KIND_ONLY="containerd runc crictl kind coredns multus-thick"
 
 all_names() { cut -d'|' -f1 <<<"$PINS" | grep -vxF -f <(tr ' ' '\n' <<<"$KIND_ONLY"); }
 
