@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Installs Spindle with Helm into the offline kind cluster (cluster.sh up) the
-# way a user does, and checks what a user would look at: every DaemonSet
-# ready, the CNI binaries on every node, and a Deployment on a macvlan network
-# whose pods hold, inside their network namespaces, distinct addresses of the
-# SpiderIPPool, each recorded in a SpiderIPClaim that names the pod. Deleting
-# the Deployment gives every address back. Ends with one "kind-smoke:" line.
+# way a user does, upgrades it, and checks what a user would look at:
+#   1. the chart as of KIND_UPGRADE_FROM (a commit) is installed with Multus;
+#      every DaemonSet is ready and the CNI binaries are on every node;
+#   2. a Deployment on a macvlan network: its pods hold, inside their network
+#      namespaces, distinct addresses of the SpiderIPPool, each recorded in a
+#      SpiderIPClaim that names the pod;
+#   3. `helm upgrade` to this checkout's chart and a restart of every Spindle
+#      and Multus pod: the running pods keep their addresses, and new replicas
+#      get addresses no running pod has;
+#   4. deleting the Deployment gives every address back; `helm uninstall`
+#      leaves no Spindle pod and no webhook configuration.
+# Ends with one "kind-smoke:" line.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +20,9 @@ DEPS=$ROOT/test/lab/tools/build-deps.sh
 CLUSTER=$HERE/cluster.sh
 KIND_CLUSTER=${KIND_CLUSTER:-spindle}
 REPLICAS=${REPLICAS:-6}
+EXTRA=3
+# The chart before the kind cluster existed: the version users run today.
+KIND_UPGRADE_FROM=${KIND_UPGRADE_FROM:-97a7e434a8565eeba7a09e1fdd71f2807f3b82e0}
 NS=spindle-smoke
 
 log() { echo "kind-smoke: $*" >&2; }
@@ -24,24 +34,49 @@ k() { bash "$CLUSTER" exec "$(bash "$DEPS" path k8s)/kubectl" "$@"; }
 helm_() { bash "$CLUSTER" exec "$(bash "$DEPS" path helm)/helm" "$@"; }
 node_sh() { bash "$HERE/engine.sh" exec /usr/bin/docker exec "$1" sh -c "$2"; }
 
+rollout() {
+	local ds
+	for ds in spindle-agent spindle-multus; do k -n kube-system rollout status "daemonset/$ds" --timeout 3m >&2; done
+	k -n kube-system rollout status deployment/spindle-controller --timeout 3m >&2
+}
+
+# pod_addrs: "POD ADDRESS" for every pod of the Deployment, each address read
+# inside the pod's network namespace (through the node's container runtime)
+# and checked: in the pool, on no other pod, its claim naming the pod.
+pod_addrs() {
+	local pod uid node addr seen="" claim_uid
+	while read -r pod uid node; do
+		addr=$(node_sh "$node" "id=\$(crictl pods -q --namespace $NS --name $pod --state ready | head -1)
+			ns=\$(crictl inspectp \$id | grep -o '/var/run/netns/[a-z0-9-]*' | head -1)
+			nsenter --net=\$ns ip -4 -o addr show dev net1 | awk '{print \$4}'")
+		addr=${addr%/*}
+		case $addr in "$net16".201.*) ;; *) die "pod $NS/$pod on $node has net1 address '$addr', not one of pool kind-smoke-v4" ;; esac
+		grep -qw "$addr" <<<"$seen" && die "address $addr is configured in two pods"
+		seen="$seen $addr"
+		claim_uid=$(k get spideripclaim "$addr" -o jsonpath='{.spec.podUID}')
+		[ "$claim_uid" = "$uid" ] || die "claim $addr names pod uid '$claim_uid', pod $NS/$pod is $uid"
+		log "pod $pod on $node: net1 $addr (claim names the pod)"
+		echo "$pod $addr"
+	done < <(k -n "$NS" get pods -l app=smoke --field-selector=status.phase=Running \
+		-o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.spec.nodeName}{"\n"}{end}')
+}
+
 start=$SECONDS
 bash "$DEPS" helm k8s >/dev/null
 bash "$CLUSTER" up
 mapfile -t images < <(bash "$HERE/images.sh" apps)
 bash "$HERE/engine.sh" exec "$(bash "$DEPS" path kind)/kind" load docker-image --name "$KIND_CLUSTER" "${images[@]}" >&2
+tag=${images[0]##*:}
 
-log "helm install (multus.install=true)"
-k apply --server-side --force-conflicts -f "$ROOT/charts/spindle/crds/" >/dev/null
-helm_ upgrade --install spindle "$ROOT/charts/spindle" -n kube-system --set multus.install=true --wait --timeout 5m >/dev/null
-for ds in spindle-agent spindle-multus; do k -n kube-system rollout status "daemonset/$ds" --timeout 3m >&2; done
-k -n kube-system rollout status deployment/spindle-controller --timeout 3m >&2
-
-# The pool lives in the nodes' own network (kind's Docker network, a /16).
-underlay=$(bash "$HERE/engine.sh" exec /usr/bin/docker network inspect kind -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' |
-	tr ' ' '\n' | grep -E '^[0-9.]+/16$' | head -1)
-[ -n "$underlay" ] || die "kind's Docker network has no IPv4 /16 subnet"
-net16=$(cut -d. -f1-2 <<<"$underlay")
-gateway=$net16.0.1
+# 1. The previous chart, as users installed it.
+old=$(mktemp -d)
+trap 'rm -rf "$old"' EXIT
+git -C "$ROOT" archive "$KIND_UPGRADE_FROM" charts/spindle | tar -x -C "$old"
+log "helm install of the chart as of ${KIND_UPGRADE_FROM:0:12} (multus.install=true)"
+k apply --server-side --force-conflicts -f "$old/charts/spindle/crds/" >/dev/null
+helm_ upgrade --install spindle "$old/charts/spindle" -n kube-system --set multus.install=true \
+	--set-string image.tag="$tag" --wait --timeout 5m >/dev/null
+rollout
 
 nodes=$(k get nodes -o jsonpath='{.items[*].metadata.name}')
 for n in $nodes; do
@@ -49,6 +84,12 @@ for n in $nodes; do
 		node_sh "$n" "test -x /opt/cni/bin/$b" || die "node $n has no /opt/cni/bin/$b after helm install"
 	done
 done
+
+# 2. A Deployment on the nodes' own network (kind's Docker network, a /16).
+underlay=$(bash "$HERE/engine.sh" exec /usr/bin/docker network inspect kind -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' |
+	tr ' ' '\n' | grep -E '^[0-9.]+/16$' | head -1)
+[ -n "$underlay" ] || die "kind's Docker network has no IPv4 /16 subnet"
+net16=$(cut -d. -f1-2 <<<"$underlay")
 
 k create namespace "$NS" --dry-run=client -o yaml | k apply -f - >/dev/null
 k apply -f - >/dev/null <<YAML
@@ -59,7 +100,7 @@ metadata:
 spec:
   subnet: $underlay
   ips: ["$net16.201.10-$net16.201.40"]
-  gateway: $gateway
+  gateway: $net16.0.1
 ---
 apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
@@ -90,27 +131,32 @@ spec:
         - {name: pause, image: "registry.k8s.io/pause:3.10.2", imagePullPolicy: Never}
 YAML
 k -n "$NS" rollout status deployment/smoke --timeout 3m >&2
+before=$(pod_addrs)
+[ "$(wc -l <<<"$before")" = "$REPLICAS" ] || die "$(wc -l <<<"$before") pods checked, want $REPLICAS"
 
-# The truth inside each pod's network namespace, found through the node's
-# container runtime.
-seen=""
-count=0
-while read -r pod uid node; do
-	addr=$(node_sh "$node" "id=\$(crictl pods -q --namespace $NS --name $pod --state ready | head -1)
-		ns=\$(crictl inspectp \$id | grep -o '/var/run/netns/[a-z0-9-]*' | head -1)
-		nsenter --net=\$ns ip -4 -o addr show dev net1 | awk '{print \$4}'")
-	addr=${addr%/*}
-	case $addr in "$net16".201.*) ;; *) die "pod $NS/$pod on $node has net1 address '$addr', not one of pool kind-smoke-v4" ;; esac
-	echo "$seen" | grep -qw "$addr" && die "address $addr is configured in two pods"
-	seen="$seen $addr"
-	claim_uid=$(k get spideripclaim "$addr" -o jsonpath='{.spec.podUID}')
-	[ "$claim_uid" = "$uid" ] || die "claim $addr names pod uid '$claim_uid', pod $NS/$pod is $uid"
-	log "pod $pod on $node: net1 $addr (claim names the pod)"
-	count=$((count + 1))
-done < <(k -n "$NS" get pods -l app=smoke -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.spec.nodeName}{"\n"}{end}')
-[ "$count" = "$REPLICAS" ] || die "$count pods checked, want $REPLICAS"
+# 3. Upgrade to this checkout's chart; every Spindle and Multus pod restarts.
+log "helm upgrade to this checkout's chart, then a restart of every Spindle and Multus pod"
+k apply --server-side --force-conflicts -f "$ROOT/charts/spindle/crds/" >/dev/null
+helm_ upgrade spindle "$ROOT/charts/spindle" -n kube-system --set multus.install=true \
+	--set-string image.tag="$tag" --wait --timeout 5m >/dev/null
+k -n kube-system rollout restart daemonset/spindle-agent daemonset/spindle-multus deployment/spindle-controller >/dev/null
+rollout
+after=$(pod_addrs)
+[ "$after" = "$before" ] || die "addresses changed across the upgrade: before
+$before
+after
+$after"
+kept=$(wc -l <<<"$after")
+k -n "$NS" scale deployment/smoke --replicas=$((REPLICAS + EXTRA)) >/dev/null
+k -n "$NS" rollout status deployment/smoke --timeout 3m >&2
+all=$(pod_addrs)
+total=$(wc -l <<<"$all")
+[ "$total" = $((REPLICAS + EXTRA)) ] || die "$total pods checked after scaling up, want $((REPLICAS + EXTRA))"
+distinct=$(awk '{print $2}' <<<"$all" | sort -u | wc -l)
 
+# 4. Every address back, then the release removed.
 k -n "$NS" delete deployment smoke --wait >/dev/null
+left=""
 for _ in $(seq 1 60); do
 	left=$(k get spideripclaims -o jsonpath='{range .items[?(@.spec.pool=="kind-smoke-v4")]}{.metadata.name} {end}')
 	[ -z "$left" ] && break
@@ -119,4 +165,13 @@ done
 [ -z "$left" ] || die "claims left after the pods were deleted: $left"
 k delete namespace "$NS" --wait >/dev/null
 k delete spiderippool kind-smoke-v4 --wait >/dev/null
-echo "kind-smoke: nodes=$(wc -w <<<"$nodes") pods=$count distinct_addresses=$(wc -w <<<"$seen") claims_left=0 seconds=$((SECONDS - start))"
+helm_ uninstall spindle -n kube-system --wait --timeout 3m >/dev/null
+for _ in $(seq 1 60); do
+	pods=$(k -n kube-system get pods -o name | grep -E 'spindle-(agent|controller|multus)' || true)
+	[ -z "$pods" ] && break
+	sleep 2
+done
+[ -z "$pods" ] || die "pods left after helm uninstall: $pods"
+hooks=$(k get validatingwebhookconfigurations,mutatingwebhookconfigurations -o name | grep spindle || true)
+[ -z "$hooks" ] || die "webhook configurations left after helm uninstall: $hooks"
+echo "kind-smoke: nodes=$(wc -w <<<"$nodes") pods=$total distinct_addresses=$distinct kept_after_upgrade=$kept claims_left=0 seconds=$((SECONDS - start))"

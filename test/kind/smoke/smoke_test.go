@@ -19,9 +19,9 @@ import (
 // the cluster and the engine afterwards.
 const EnvKind = "SPINDLE_KIND"
 
-var result = regexp.MustCompile(`(?m)^kind-smoke: nodes=(\d+) pods=(\d+) distinct_addresses=(\d+) claims_left=(\d+) seconds=\d+$`)
+var result = regexp.MustCompile(`(?m)^kind-smoke: nodes=(\d+) pods=(\d+) distinct_addresses=(\d+) kept_after_upgrade=(\d+) claims_left=(\d+) seconds=\d+$`)
 
-func TestHelmInstallGivesPodsDistinctPoolAddresses(t *testing.T) {
+func TestHelmInstallAndUpgradeKeepPodsAddresses(t *testing.T) {
 	prereq.Tier(t, prereq.Kind)
 	if os.Geteuid() != 0 {
 		prereq.Missing(t, "the kind cluster needs root (its engine runs in a network namespace of its own); run make test-kind as root")
@@ -34,7 +34,7 @@ func TestHelmInstallGivesPodsDistinctPoolAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const replicas = 6
+	const replicas, extra = 6, 3
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", script)
@@ -51,9 +51,10 @@ func TestHelmInstallGivesPodsDistinctPoolAddresses(t *testing.T) {
 	nodes, _ := strconv.Atoi(string(m[1]))
 	pods, _ := strconv.Atoi(string(m[2]))
 	distinct, _ := strconv.Atoi(string(m[3]))
-	left, _ := strconv.Atoi(string(m[4]))
-	if nodes != 3 || pods != replicas || distinct != replicas || left != 0 {
-		t.Errorf("kind-smoke: nodes=%d pods=%d distinct=%d claims_left=%d, want 3 nodes, %d pods with distinct addresses, no claim left",
-			nodes, pods, distinct, left, replicas)
+	kept, _ := strconv.Atoi(string(m[4]))
+	left, _ := strconv.Atoi(string(m[5]))
+	if nodes != 3 || pods != replicas+extra || distinct != replicas+extra || kept != replicas || left != 0 {
+		t.Errorf("kind-smoke: nodes=%d pods=%d distinct=%d kept_after_upgrade=%d claims_left=%d, want 3 nodes, %d pods with distinct addresses, %d kept across the upgrade, no claim left",
+			nodes, pods, distinct, kept, left, replicas+extra, replicas)
 	}
 }
