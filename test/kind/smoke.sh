@@ -10,7 +10,8 @@
 #      and Multus pod: the running pods keep their addresses, and new replicas
 #      get addresses no running pod has;
 #   4. deleting the Deployment gives every address back; `helm uninstall`
-#      leaves no Spindle pod and no webhook configuration.
+#      leaves no Spindle pod, no webhook configuration and no Multus
+#      configuration on the nodes.
 # Ends with one "kind-smoke:" line.
 set -euo pipefail
 
@@ -174,4 +175,10 @@ done
 [ -z "$pods" ] || die "pods left after helm uninstall: $pods"
 hooks=$(k get validatingwebhookconfigurations,mutatingwebhookconfigurations -o name | grep spindle || true)
 [ -z "$hooks" ] || die "webhook configurations left after helm uninstall: $hooks"
+# Multus removes its configuration when it stops: a node keeps no default
+# network that points at a daemon that is gone (new pods would fail there).
+for n in $nodes; do
+	conf=$(node_sh "$n" "ls /etc/cni/net.d")
+	grep -q multus <<<"$conf" && die "node $n keeps Multus's configuration after helm uninstall: $conf"
+done
 echo "kind-smoke: nodes=$(wc -w <<<"$nodes") pods=$total distinct_addresses=$distinct kept_after_upgrade=$kept claims_left=0 seconds=$((SECONDS - start))"
