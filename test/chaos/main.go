@@ -84,7 +84,16 @@ func main() {
 	}
 	if *short {
 		s := ShortOptions(repo, "")
-		s.Seed = o.Seed
+		flag.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "seed":
+				s.Seed = o.Seed
+			case "pods":
+				s.Pods = o.Pods
+			case "churn":
+				s.Churn = o.Churn
+			}
+		})
 		o = s
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

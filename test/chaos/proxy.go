@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
@@ -63,6 +65,8 @@ func NewFaultProxy(upstream *url.URL, transport http.RoundTripper, seed int64) *
 		},
 		Transport:     transport,
 		FlushInterval: -1,
+		// Upstream errors are what the faults cause; the agent reports them.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	return p
 }

@@ -38,7 +38,6 @@ import (
 	"github.com/spindle-net/spindle/test/e2e/framework"
 	"github.com/spindle-net/spindle/test/lab/config"
 	"github.com/spindle-net/spindle/test/lab/forward"
-	"github.com/spindle-net/spindle/test/lab/proc"
 	"github.com/spindle-net/spindle/test/lab/shim"
 	"github.com/spindle-net/spindle/test/lab/topology"
 )
@@ -139,7 +138,8 @@ type run struct {
 	pools  []string
 	nets   [2]string // NetworkAttachmentDefinitions: net1 only, or net1 and net2
 	proxy  *FaultProxy
-	start  time.Time
+	start  time.Time // of the run
+	churn0 time.Time // of the churn: faults are planned from here
 	faults atomic.Int64
 
 	mu       sync.Mutex
@@ -154,6 +154,16 @@ func (r *run) logf(format string, args ...any) {
 	fmt.Fprintf(r.o.Log, "chaos: %6.1fs "+format+"\n", append([]any{time.Since(r.start).Seconds()}, args...)...)
 }
 
+func (r *run) snapshotViolations() map[string][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string][]string{}
+	for k, v := range r.viol {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
 func (r *run) violate(cat, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -166,10 +176,11 @@ func (r *run) violate(cat, msg string) {
 
 // Run drives the churn and the faults on the lab in o.LabDir and checks the
 // invariants; the error is for a run that could not be carried out.
-func Run(ctx context.Context, o Options) (Result, error) {
+func Run(ctx context.Context, o Options) (res Result, err error) {
 	r := &run{o: o, rng: rand.New(rand.NewPCG(uint64(o.Seed), 0xc4a05)), start: time.Now(),
 		seen: map[string]bool{}, viol: map[string][]string{}, violSeen: map[string]bool{}}
-	res := Result{Seed: o.Seed, ReclaimBound: time.Duration(o.PodGrace)*time.Second + o.GCDelay + 30*time.Second}
+	res = Result{Seed: o.Seed, ReclaimBound: time.Duration(o.PodGrace)*time.Second + o.GCDelay + 30*time.Second}
+	defer func() { res.Violations = r.snapshotViolations() }()
 	if err := r.connect(); err != nil {
 		return res, err
 	}
@@ -186,7 +197,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err := restoreDaemons(); err != nil {
 			r.violate("errors", "restoring the lab's daemons: "+err.Error())
 		}
-		res.Violations = r.viol
 	}()
 	if err := r.setup(ctx); err != nil {
 		return res, err
@@ -209,6 +219,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	factory.Start(infCtx.Done())
 	cache.WaitForCacheSync(infCtx.Done(), podInf.HasSynced)
 
+	r.churn0 = time.Now()
 	faultsDone := make(chan struct{})
 	go func() {
 		defer close(faultsDone)
@@ -216,7 +227,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			select {
 			case <-churnCtx.Done():
 				return
-			case <-time.After(time.Until(r.start.Add(f.At))):
+			case <-time.After(time.Until(r.churn0.Add(f.At))):
 			}
 			if err := r.inject(churnCtx, f); err != nil {
 				r.logf("fault %s: %v", f, err)
@@ -271,7 +282,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 }
 
 func (r *run) connect() error {
-	st, err := config.LoadState(r.o.LabDir)
+	dir, err := filepath.Abs(r.o.LabDir)
+	if err != nil {
+		return err
+	}
+	r.o.LabDir = dir
+	st, err := config.LoadState(dir)
 	if err != nil {
 		return err
 	}
@@ -516,7 +532,7 @@ func (r *run) statefulSet(i int) *appsv1.StatefulSet {
 // churn runs seeded actions until o.Pods pods were created or o.Churn
 // passed.
 func (r *run) churn(ctx context.Context, store cache.Store) {
-	deadline := r.start.Add(r.o.Churn)
+	deadline := r.churn0.Add(r.o.Churn)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		r.mu.Lock()
 		created := len(r.seen)
@@ -651,10 +667,12 @@ func (r *run) inject(ctx context.Context, f Fault) error {
 	case FaultEtcd:
 		return killAndUp("etcd")
 	case FaultAPIErrors:
+		before := r.proxy.Injected.Load()
 		r.proxy.SetRate(r.o.ErrorRate)
 		r.faults.Add(1)
 		sleep(f.Delay)
 		r.proxy.SetRate(0)
+		r.logf("the fault proxy failed %d requests of the agent", r.proxy.Injected.Load()-before)
 		return nil
 	case FaultCNIAdd:
 		return r.killCNIAdd(ctx)
@@ -669,18 +687,29 @@ func (r *run) inject(ctx context.Context, f Fault) error {
 func (r *run) killCNIAdd(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		for _, pid := range proc.FindMarked(r.o.LabDir) {
-			argv := strings.Fields(proc.Cmdline(pid))
-			if len(argv) == 0 || filepath.Base(argv[0]) != "spiderpool" {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
 				continue
 			}
-			env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-			if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), "CNI_COMMAND=ADD") {
+			comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+			if err != nil || strings.TrimSpace(string(comm)) != "spiderpool" {
 				continue
+			}
+			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+			if err != nil {
+				continue
+			}
+			vars := strings.Split(string(env), "\x00")
+			if !slices.Contains(vars, "CNI_COMMAND=ADD") || !slices.ContainsFunc(vars, func(v string) bool {
+				return strings.HasPrefix(v, "CNI_NETNS="+topology.NetnsPath(r.cfg.PodNetnsPrefix()))
+			}) {
+				continue // another command, or another lab's plugin
 			}
 			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
 				r.faults.Add(1)
-				r.logf("killed spiderpool ADD (pid %d)", pid)
+				r.logf("killed a spiderpool plugin in the middle of an ADD (pid %d)", pid)
 				return nil
 			}
 		}
