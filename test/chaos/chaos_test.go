@@ -174,15 +174,15 @@ func TestInvariants(t *testing.T) {
 		{Time: now.Add(-time.Second), Namespace: "ns", Name: "y", UID: "gone", Phase: "teardown", OK: true},  // too recent
 		{Time: now.Add(-time.Minute), Namespace: "ns", Name: "z", UID: "gone", Phase: "failed-add", OK: true}, // the pod retries
 	}
-	if h := HeldAfterDel(dels, s.Claims, s.Exists, now, 15*time.Second, false); len(h) != 1 || !strings.Contains(h[0], "claim c3") {
+	if h := HeldAfterDel(dels, s.Claims, s.Exists, now, 15*time.Second); len(h) != 1 || !strings.Contains(h[0], "claim c3") {
 		t.Errorf("held %v", h)
 	}
 	sts := []Claim{{Name: "s", PodUID: "gone", OwnerKind: "StatefulSet"}}
-	if h := HeldAfterDel(dels[:1], sts, s.Exists, now, 15*time.Second, false); len(h) != 0 {
-		t.Errorf("a StatefulSet's kept claim during the churn: %v", h)
+	if h := HeldAfterDel(dels[:1], sts, s.Exists, now, 0); len(h) != 0 {
+		t.Errorf("a StatefulSet's claim kept for the next incarnation counted as held: %v", h)
 	}
-	if h := HeldAfterDel(dels[:1], sts, s.Exists, now, 0, true); len(h) != 1 {
-		t.Errorf("a StatefulSet's kept claim at the end: %v", h)
+	if l := Leaked(sts, s.Exists); len(l) != 0 {
+		t.Errorf("a StatefulSet's claim kept for the next incarnation counted as leaked: %v", l)
 	}
 }
 

@@ -88,11 +88,14 @@ func Lost(s Snapshot) []string {
 	return out
 }
 
-// Leaked lists claims that name a pod which no longer exists.
+// Leaked lists claims that name a pod which no longer exists. A
+// StatefulSet keeps the addresses of every ordinal it ran while it exists
+// (docs/ipam.md): its replicas' claims are not leaks before the
+// StatefulSet is deleted, which the run checks last.
 func Leaked(claims []Claim, exists map[string]bool) []string {
 	var out []string
 	for _, c := range claims {
-		if !exists[c.PodUID] {
+		if !exists[c.PodUID] && c.OwnerKind != "StatefulSet" {
 			out = append(out, c.String()+": the pod no longer exists")
 		}
 	}
@@ -168,10 +171,10 @@ func EndpointDrift(live map[string]PodView, endpoints []EndpointView, claims []C
 }
 
 // HeldAfterDel lists teardown DELs that reported success for a pod that is
-// gone while a claim still names it, minAge after the DEL (claims kept for
-// a StatefulSet replica are judged only when final is set: by then every
-// replica runs again and owns its claims under its new UID).
-func HeldAfterDel(dels []shim.DelRecord, claims []Claim, exists map[string]bool, now time.Time, minAge time.Duration, final bool) []string {
+// gone while a claim still names it, minAge after the DEL. A StatefulSet
+// replica's claims are kept by design for its next incarnation, so they are
+// left to the leak check.
+func HeldAfterDel(dels []shim.DelRecord, claims []Claim, exists map[string]bool, now time.Time, minAge time.Duration) []string {
 	byUID := map[string][]Claim{}
 	for _, c := range claims {
 		byUID[c.PodUID] = append(byUID[c.PodUID], c)
@@ -184,10 +187,9 @@ func HeldAfterDel(dels []shim.DelRecord, claims []Claim, exists map[string]bool,
 		}
 		var held []string
 		for _, c := range byUID[d.UID] {
-			if c.OwnerKind == "StatefulSet" && !final {
-				continue
+			if c.OwnerKind != "StatefulSet" {
+				held = append(held, c.String())
 			}
-			held = append(held, c.String())
 		}
 		if len(held) > 0 {
 			seen[d.UID] = true

@@ -52,7 +52,7 @@ func envInt(name string, def int64) int64 {
 // variant inside `make test`.
 func LongOptions(repo, labDir string) Options {
 	return Options{Seed: envInt("CHAOS_SEED", DefaultSeed), Pods: int(envInt("CHAOS_PODS", 5000)), Churn: 40 * time.Minute,
-		LabDir: labDir, Repo: repo, Sample: 15 * time.Second, Settle: 2 * time.Minute, Extra: 2 * time.Minute, Pending: 30,
+		LabDir: labDir, Repo: repo, Sample: 15 * time.Second, Settle: 2 * time.Minute, Extra: 2 * time.Minute, Pending: 40,
 		ErrorRate: 0.3, PodGrace: 1, GCDelay: 30 * time.Second, Log: os.Stdout}
 }
 

@@ -247,7 +247,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			case <-churnCtx.Done():
 				return
 			case <-t.C:
-				r.sample(churnCtx, false)
+				r.sample(churnCtx)
 			}
 		}
 	}()
@@ -565,12 +565,12 @@ func (r *run) churn(ctx context.Context, store cache.Store) {
 		default:
 			err = r.deleteOne(ctx, store, "bare-", true)
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
 			r.logf("churn: %v", err) // the API server may be down: a fault
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Duration(50+r.rng.IntN(150)) * time.Millisecond):
+		case <-time.After(time.Duration(30+r.rng.IntN(90)) * time.Millisecond):
 		}
 	}
 }
@@ -898,7 +898,7 @@ func (r *run) dels() []shim.DelRecord {
 }
 
 // sample checks the invariants that must hold at every moment.
-func (r *run) sample(ctx context.Context, final bool) {
+func (r *run) sample(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	s, err := r.snapshot(sctx)
@@ -914,7 +914,7 @@ func (r *run) sample(ctx context.Context, final bool) {
 	for _, m := range Lost(s) {
 		r.violate("lost", m)
 	}
-	for _, m := range HeldAfterDel(r.dels(), s.Claims, s.Exists, time.Now(), 15*time.Second, final) {
+	for _, m := range HeldAfterDel(r.dels(), s.Claims, s.Exists, time.Now(), 15*time.Second) {
 		r.violate("dels_ok_but_held", m)
 	}
 }
@@ -940,7 +940,7 @@ func (r *run) settle(ctx context.Context) {
 		}
 		time.Sleep(2 * time.Second)
 	}
-	r.sample(ctx, false)
+	r.sample(ctx)
 	var last map[string][]string
 	deadline = time.Now().Add(r.o.Settle)
 	for {
@@ -976,7 +976,7 @@ func (r *run) settle(ctx context.Context) {
 				}
 				last["counter_drift"] = append(last["counter_drift"], EndpointDrift(s.Live, eps, s.Claims)...)
 			}
-			last["dels_ok_but_held"] = HeldAfterDel(r.dels(), s.Claims, s.Exists, time.Now(), 0, true)
+			last["dels_ok_but_held"] = HeldAfterDel(r.dels(), s.Claims, s.Exists, time.Now(), 0)
 		}
 		clean := true
 		for _, v := range last {
