@@ -25,7 +25,7 @@ var FaultKinds = []string{FaultAgent, FaultController, FaultAPIServer, FaultEtcd
 type Fault struct {
 	At    time.Duration // after the start of the churn
 	Kind  string
-	Node  string        // kill-agent, node-loss, kill-cni-add
+	Node  string        // kill-agent, node-loss
 	Delay time.Duration // how long the component stays down (api-errors: the error window)
 }
 
@@ -64,7 +64,7 @@ func PlanFaults(seed int64, churn time.Duration, nodes []string, perEvery time.D
 	for i, k := range kinds {
 		f := Fault{Kind: k, At: time.Duration(i)*slot + time.Duration(rng.Int64N(int64(slot/2)+1))}
 		switch k {
-		case FaultAgent, FaultNodeLoss, FaultCNIAdd:
+		case FaultAgent, FaultNodeLoss:
 			f.Node = nodes[rng.IntN(len(nodes))]
 		}
 		switch k {
