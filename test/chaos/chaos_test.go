@@ -170,8 +170,8 @@ func TestInvariants(t *testing.T) {
 	now := time.Now()
 	dels := []shim.DelRecord{
 		{Time: now.Add(-time.Minute), Namespace: "ns", Name: "x", UID: "gone", Phase: "teardown", OK: true},
-		{Time: now.Add(-time.Minute), Namespace: "ns", Name: "p1", UID: "u1", Phase: "teardown", OK: true},   // pod still there
-		{Time: now.Add(-time.Second), Namespace: "ns", Name: "y", UID: "gone", Phase: "teardown", OK: true},  // too recent
+		{Time: now.Add(-time.Minute), Namespace: "ns", Name: "p1", UID: "u1", Phase: "teardown", OK: true},    // pod still there
+		{Time: now.Add(-time.Second), Namespace: "ns", Name: "y", UID: "gone", Phase: "teardown", OK: true},   // too recent
 		{Time: now.Add(-time.Minute), Namespace: "ns", Name: "z", UID: "gone", Phase: "failed-add", OK: true}, // the pod retries
 	}
 	if h := HeldAfterDel(dels, s.Claims, s.Exists, now, 15*time.Second); len(h) != 1 || !strings.Contains(h[0], "claim c3") {

@@ -138,4 +138,3 @@ func writeStatus(w http.ResponseWriter, code int, reason, retryAfter string) {
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"chaos: injected fault","reason":"` + reason + `","code":` + strconv.Itoa(code) + `}`))
 }
-
