@@ -592,6 +592,13 @@ func (c Config) MultusConf(i int) ([]byte, error) {
 		"logLevel":        "verbose",
 		"logFile":         filepath.Join(c.LogDir(), NodeName(i)+"-multus.log"),
 		"delegates":       []any{c.DefaultNetworkConf(i)},
+		// Without it Multus deletes its cached delegate list on the first
+		// DEL even when a delegate failed; the runtime's retry then finds no
+		// list, and when the pod cannot be read either (API server down)
+		// Multus reports success without calling the delegates: a DEL that
+		// Spindle refused is turned into a silent leak (found by the chaos
+		// run, docs/chaos.md).
+		"retryDeleteOnError": true,
 	}
 	return json.MarshalIndent(conf, "", "  ")
 }

@@ -256,9 +256,13 @@ func TestMultusConfInlinesDefaultNetwork(t *testing.T) {
 		Delegates     []map[string]any
 		MultusNS      string `json:"multusNamespace"`
 		CNIVersionStr string `json:"cniVersion"`
+		RetryDel      bool   `json:"retryDeleteOnError"`
 	}
 	if err := json.Unmarshal(data, &conf); err != nil {
 		t.Fatalf("multus conf is not JSON: %v", err)
+	}
+	if !conf.RetryDel {
+		t.Fatalf("multus conf without retryDeleteOnError: a DEL retried after a delegate failed can skip the delegates: %s", data)
 	}
 	if conf.Type != "multus" || conf.Kubeconfig != MultusKubeconfigPath || conf.ClusterNet != "" {
 		t.Fatalf("unexpected multus conf: %s", data)
