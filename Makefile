@@ -103,15 +103,15 @@ GO_TEST_FLAGS ?= -count=1
 .PHONY: test
 test: export SPINDLE_REQUIRE_ALL := 1
 test: deps tiers-reset build lint verify-generated test-unit test-lab test-kind ## Everything CI runs: lint, generated code, unit + privileged + envtest, the lab suites, then the kind cluster (needs root); ends with one "tiers:" line.
-	@bin/tiers summary $(TIERS)/unit.json $(TIERS)/lab-e2e.json $(TIERS)/lab-chart.json $(TIERS)/kind.json
+	@bin/tiers summary $(TIERS)/unit.json $(TIERS)/lab-e2e.json $(TIERS)/lab-chart.json $(TIERS)/lab-chaos.json $(TIERS)/kind.json
 
 .PHONY: tiers-reset
 tiers-reset:
 	@rm -rf $(TIERS)
 
 .PHONY: test-unit
-# The e2e suite and the chart's server-side dry runs need a cluster: test-lab runs them; test-kind runs the kind tier.
-LAB_ONLY_TESTS := DryRun
+# The e2e suite, the chart's server-side dry runs and the short chaos run need a cluster: test-lab runs them; test-kind runs the kind tier.
+LAB_ONLY_TESTS := DryRun|LabChaos
 test-unit: build ## Unit, fuzz-seed, envtest and privileged tests (privileged ones skip unless root).
 	go test $(GO_TEST_FLAGS) -json -timeout 20m -skip '$(LAB_ONLY_TESTS)' $$(go list ./... | grep -v -e '/test/e2e$$' -e '/test/kind/smoke$$') | bin/tiers gotest $(TIERS)/unit.json
 
@@ -144,6 +144,12 @@ bench-e2e: lab-deps build ## The whole pod path only (root, ~15 min): Deployment
 	@mkdir -p _out
 	go run ./test/perf/e2e -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' $(BENCH_E2E_ARGS) | tee _out/bench-e2e.txt
 	@grep -h '^bench_e2e:' _out/bench-e2e.txt
+
+.PHONY: chaos
+chaos: lab-deps build ## Seeded chaos run (root, ~40 min): 5,000 pods of churn while every component is killed, in a 3-node lab of its own; CHAOS_SEED and CHAOS_PODS override; ends with the "chaos:" line (docs/chaos.md).
+	@mkdir -p _out
+	go run ./test/chaos -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' $(CHAOS_ARGS) | tee _out/chaos.txt
+	@grep -h '^chaos: seed=.* pods=' _out/chaos.txt | tail -1
 
 .PHONY: fuzz
 FUZZTIME ?= 10s

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every lab suite in ONE fresh lab: starts a 3-node lab with Spindle's
-# agent and controller, runs the Ginkgo e2e suite and the chart's server-side
-# dry run against it, then tears the lab down and checks nothing is left.
+# agent and controller, runs the Ginkgo e2e suite, the chart's server-side
+# dry run and the short chaos run (last: it kills control-plane processes)
+# against it, then tears the lab down and checks nothing is left.
 # On failure it prints the tail of every lab log, then every failed spec with
 # its message, so that the cause is at the end of the output.
 set -euo pipefail
@@ -71,4 +72,9 @@ go test ./test/e2e/ -v -count=1 -timeout "$E2E_TIMEOUT" -kubeconfig "$KUBECONFIG
 	-ginkgo.json-report="$PWD/$tiers/e2e-report.json"
 bin/tiers ginkgo "$tiers/e2e-report.json" "$tiers/lab-e2e.json"
 LAB_KUBECONFIG=$KUBECONFIG go test ./test/chart/ -json -count=1 -run 'DryRun' | bin/tiers gotest "$tiers/lab-chart.json"
+# The short chaos run (test/chaos, docs/chaos.md) kills the agent, the
+# controller, kube-apiserver and etcd: nothing may run after it.
+chaos_out=$PWD/$tiers/chaos.txt
+LAB_KUBECONFIG=$KUBECONFIG CHAOS_OUT=$chaos_out go test ./test/chaos/ -json -count=1 -timeout 30m -run '^TestLabChaos$' | bin/tiers gotest "$tiers/lab-chaos.json"
+grep -h '^chaos: seed=.* pods=' "$chaos_out" | tail -1
 echo "test-lab: all lab suites passed in $(($(date +%s) - start)) s"

@@ -37,6 +37,8 @@ Usage:
   lab exec NAMESPACE/POD -- CMD [ARG...]
   lab node stop|start NODE
   lab node exec NODE -- CMD [ARG...]
+  lab node env NODE [KEY=VALUE...]
+  lab kill NAME...
   lab daemons restart [--with NAME=ARG[,ARG...]]... | stop
   lab install-cni DIR
 Global flag (before the command): --dir DIR (default: <repo>/_lab, or $LAB_DIR)
@@ -65,7 +67,7 @@ func Main(args []string) int {
 	}
 	cmd, cargs := rest[0], rest[1:]
 	switch cmd {
-	case "up", "down", "node", "daemons", "install-cni":
+	case "up", "down", "node", "daemons", "install-cni", "kill":
 		if !(cmd == "node" && len(cargs) > 0 && cargs[0] == "exec") {
 			unlock, err := lock(ctx, labDir, 10*time.Minute)
 			if err != nil {
@@ -90,6 +92,8 @@ func Main(args []string) int {
 		err = cmdDaemons(ctx, labDir, cargs)
 	case "install-cni":
 		err = cmdInstallCNI(labDir, cargs)
+	case "kill":
+		err = cmdKill(labDir, cargs)
 	case "shim":
 		err = cmdShim(ctx, labDir, cargs)
 	case "forward":
@@ -448,7 +452,7 @@ func execIn(nsArgs []string, cmd []string) error {
 
 func cmdNode(ctx context.Context, labDir string, args []string) error {
 	if len(args) < 2 {
-		return errors.New("usage: lab node stop|start NODE | lab node exec NODE -- CMD")
+		return errors.New("usage: lab node stop|start NODE | lab node exec NODE -- CMD | lab node env NODE [KEY=VALUE...]")
 	}
 	l, err := loadLab(labDir)
 	if err != nil {
@@ -475,6 +479,24 @@ func cmdNode(ctx context.Context, labDir string, args []string) error {
 		}
 		l.logf("%s is Ready", node)
 		return nil
+	case "env":
+		env, err := config.ParseEnvAssignments(args[2:])
+		if err != nil {
+			return err
+		}
+		if l.State.NodeEnv == nil {
+			l.State.NodeEnv = map[string][]string{}
+		}
+		if len(env) == 0 {
+			delete(l.State.NodeEnv, node)
+		} else {
+			l.State.NodeEnv[node] = env
+		}
+		if err := l.State.Save(); err != nil {
+			return err
+		}
+		l.logf("daemons of %s start with %q from their next start on", node, env)
+		return nil
 	case "exec":
 		_, cmd, err := splitCommand(args[1:])
 		if err != nil {
@@ -486,7 +508,7 @@ func cmdNode(ctx context.Context, labDir string, args []string) error {
 		}
 		return execIn([]string{"--mount=/proc/" + strconv.Itoa(holder) + "/ns/mnt", "--net=" + topology.NetnsPath(c.NodeNetns(node)), "--wd=" + c.RepoRoot}, cmd)
 	default:
-		return fmt.Errorf("unknown node command %q (stop, start, exec)", args[0])
+		return fmt.Errorf("unknown node command %q (stop, start, exec, env)", args[0])
 	}
 }
 
@@ -655,4 +677,45 @@ func cmdForward(ctx context.Context, labDir string, args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "forwarding %s in %s to %s\n", addr, c.NodeNetns(*node), addr)
 	return forward.Serve(ctx, ln, addr)
+}
+
+// cmdKill sends SIGKILL to the named lab processes (names as `lab status`
+// lists them), as a crash would; `lab up` starts them again.
+func cmdKill(labDir string, names []string) error {
+	l, err := loadLab(labDir)
+	if err != nil {
+		return err
+	}
+	pids, err := killTargets(l.Procs.Names(), l.Procs.Pid, names)
+	if err != nil {
+		return err
+	}
+	for i, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("failed to kill %s (pid %d): %w", names[i], pid, err)
+		}
+		l.logf("killed %s (pid %d)", names[i], pid)
+	}
+	return nil
+}
+
+// killTargets resolves process names to running pids, refusing unknown
+// names and processes that are not running.
+func killTargets(known []string, pid func(string) (int, bool), names []string) ([]int, error) {
+	if len(names) == 0 {
+		return nil, errors.New("usage: lab kill NAME... (names as `lab status` lists them)")
+	}
+	var out []int
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			sorted := slices.Sorted(slices.Values(known))
+			return nil, fmt.Errorf("failed to kill %q: the lab has no such process (it has %s)", n, strings.Join(sorted, ", "))
+		}
+		p, ok := pid(n)
+		if !ok {
+			return nil, fmt.Errorf("failed to kill %q: it is not running (run `lab up` to start it)", n)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

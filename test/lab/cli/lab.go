@@ -524,7 +524,7 @@ func (l *Lab) daemonProcs() ([]daemonProc, error) {
 			out = append(out, daemonProc{name: nodeDaemonName(node, d.Name), path: d.Path, spec: proc.Spec{
 				Name: nodeDaemonName(node, d.Name),
 				Argv: append(append(argv, d.Args...), l.ExtraArgs[d.Name]...),
-				Env:  append(slices.Clone(base), "NODE_NAME="+node),
+				Env:  append(append(slices.Clone(base), "NODE_NAME="+node), l.State.NodeEnv[node]...),
 				Log:  filepath.Join(c.LogDir(), node+"-"+d.Name+".log"),
 				Dir:  c.RepoRoot,
 			}})

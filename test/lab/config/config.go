@@ -458,6 +458,32 @@ type State struct {
 	// CNIDirs are extra directories whose executables every node gets in
 	// its CNI bin directory.
 	CNIDirs []string `json:"cniDirs,omitempty"`
+	// NodeEnv holds, per node, KEY=VALUE entries added to the environment
+	// of that node's daemons (after the lab's own, so they win), e.g. a
+	// KUBECONFIG of their own; set with `lab node env`.
+	NodeEnv map[string][]string `json:"nodeEnv,omitempty"`
+}
+
+// ParseEnvAssignments checks KEY=VALUE entries of `lab node env`: KEY is a
+// shell variable name, VALUE anything (possibly empty).
+func ParseEnvAssignments(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		key, _, ok := strings.Cut(a, "=")
+		if !ok || !envKey.MatchString(key) {
+			return nil, fmt.Errorf("failed to parse environment entry %q: want KEY=VALUE with KEY of letters, digits and _ (not starting with a digit)", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// NodeCNIJournal is the file where node's shim appends one JSON line per
+// CNI DEL it ran (see shim.DelRecord).
+func (c Config) NodeCNIJournal(node string) string {
+	return filepath.Join(c.NodeDir(node), "cni-del.jsonl")
 }
 
 // LoadState reads the persisted state of the lab in dir.
@@ -566,6 +592,13 @@ func (c Config) MultusConf(i int) ([]byte, error) {
 		"logLevel":        "verbose",
 		"logFile":         filepath.Join(c.LogDir(), NodeName(i)+"-multus.log"),
 		"delegates":       []any{c.DefaultNetworkConf(i)},
+		// Without it Multus deletes its cached delegate list on the first
+		// DEL even when a delegate failed; the runtime's retry then finds no
+		// list, and when the pod cannot be read either (API server down)
+		// Multus reports success without calling the delegates: a DEL that
+		// Spindle refused is turned into a silent leak (found by the chaos
+		// run, docs/chaos.md).
+		"retryDeleteOnError": true,
 	}
 	return json.MarshalIndent(conf, "", "  ")
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -255,9 +256,13 @@ func TestMultusConfInlinesDefaultNetwork(t *testing.T) {
 		Delegates     []map[string]any
 		MultusNS      string `json:"multusNamespace"`
 		CNIVersionStr string `json:"cniVersion"`
+		RetryDel      bool   `json:"retryDeleteOnError"`
 	}
 	if err := json.Unmarshal(data, &conf); err != nil {
 		t.Fatalf("multus conf is not JSON: %v", err)
+	}
+	if !conf.RetryDel {
+		t.Fatalf("multus conf without retryDeleteOnError: a DEL retried after a delegate failed can skip the delegates: %s", data)
 	}
 	if conf.Type != "multus" || conf.Kubeconfig != MultusKubeconfigPath || conf.ClusterNet != "" {
 		t.Fatalf("unexpected multus conf: %s", data)
@@ -344,4 +349,34 @@ func TestLoadStateOfOlderLabDefaultsMaxPodsAndCNIWorkers(t *testing.T) {
 	if got.Config.MaxPods != DefaultMaxPods || got.Config.CNIWorkers != DefaultCNIWorkers {
 		t.Fatalf("an older lab has max pods %d and %d CNI workers, want %d and %d", got.Config.MaxPods, got.Config.CNIWorkers, DefaultMaxPods, DefaultCNIWorkers)
 	}
+}
+
+func TestParseEnvAssignments(t *testing.T) {
+	got, err := ParseEnvAssignments([]string{"KUBECONFIG=/x/kubeconfig", "EMPTY=", "A_1=b=c"})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, in := range []string{"NOEQUALS", "=v", "1A=v", "A-B=v", "A B=v"} {
+		_, err := ParseEnvAssignments([]string{in})
+		want := fmt.Sprintf("failed to parse environment entry %q: want KEY=VALUE with KEY of letters, digits and _ (not starting with a digit)", in)
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: error %v, want %s", in, err, want)
+		}
+	}
+}
+
+func FuzzParseEnvAssignments(f *testing.F) {
+	for _, s := range []string{"KUBECONFIG=/x", "A=", "=", "1=2", "A B=c", "\x00=\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := ParseEnvAssignments([]string{s})
+		if err != nil {
+			return
+		}
+		key, _, ok := strings.Cut(out[0], "=")
+		if !ok || key == "" || strings.ContainsAny(key, " -=\x00") {
+			t.Fatalf("accepted %q", s)
+		}
+	})
 }

@@ -20,34 +20,47 @@ import (
 )
 
 // ListenInNetns opens a TCP listener on addr inside the network namespace at
-// netnsPath. Only the calling OS thread switches namespace, and it is
-// switched back before returning; if that fails the process exits, since the
-// thread would otherwise serve the wrong namespace.
+// netnsPath (see InNetns).
 func ListenInNetns(netnsPath, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := InNetns(netnsPath, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("failed to listen on %s in %q: %w", addr, netnsPath, err)
+		}
+		return nil
+	})
+	return ln, err
+}
+
+// InNetns runs fn on an OS thread switched into the network namespace at
+// netnsPath: sockets fn opens belong to that namespace. Only the calling OS
+// thread switches namespace, and it is switched back before returning; if
+// that fails the process exits, since the thread would otherwise serve the
+// wrong namespace.
+func InNetns(netnsPath string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, fmt.Errorf("failed to open current network namespace: %w", err)
+		return fmt.Errorf("failed to open current network namespace: %w", err)
 	}
 	defer orig.Close()
 	target, err := os.Open(netnsPath)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open network namespace %q: %w", netnsPath, err)
+		return fmt.Errorf("failed to open network namespace %q: %w", netnsPath, err)
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("failed to enter network namespace %q: %w", netnsPath, err)
+		return fmt.Errorf("failed to enter network namespace %q: %w", netnsPath, err)
 	}
-	ln, lerr := net.Listen("tcp", addr)
+	ferr := fn()
 	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 		log.Printf("failed to return to the original network namespace: %v", err)
 		os.Exit(2)
 	}
-	if lerr != nil {
-		return nil, fmt.Errorf("failed to listen on %s in %q: %w", addr, netnsPath, lerr)
-	}
-	return ln, nil
+	return ferr
 }
 
 // Serve relays every connection accepted on ln to target until ctx ends.

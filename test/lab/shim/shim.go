@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -70,6 +71,8 @@ type Shim struct {
 	pods     corelisters.PodLister
 	lease    *coordv1.Lease
 	log      *log.Logger
+	// journalMu serialises appends to the CNI DEL journal.
+	journalMu sync.Mutex
 }
 
 // Run serves node until ctx ends.
@@ -374,7 +377,9 @@ func (s *Shim) setup(ctx context.Context, pod *corev1.Pod, st *podState) (*podSt
 			"Failed to create pod sandbox: failed to set up network for sandbox %q (%s): %v", st.ContainerID[:12], filepath.Base(file), err)
 		dctx, dcancel := context.WithTimeout(ctx, cniTimeout)
 		defer dcancel()
-		if derr := s.cni.DelNetworkList(dctx, list, s.runtimeConf(st)); derr != nil {
+		derr := s.cni.DelNetworkList(dctx, list, s.runtimeConf(st))
+		s.journalDel(st, "failed-add", derr)
+		if derr != nil {
 			s.log.Printf("pod %s/%s: CNI DEL after failed ADD: %v", pod.Namespace, pod.Name, derr)
 		}
 		return nil, fmt.Errorf("failed to set up network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
@@ -394,7 +399,9 @@ func (s *Shim) teardown(ctx context.Context, st *podState) error {
 		cctx, cancel := context.WithTimeout(ctx, cniTimeout)
 		defer cancel()
 		start := time.Now()
-		if err := s.cni.DelNetworkList(cctx, list, s.runtimeConf(st)); err != nil {
+		err = s.cni.DelNetworkList(cctx, list, s.runtimeConf(st))
+		s.journalDel(st, "teardown", err)
+		if err != nil {
 			if st.Ready {
 				// A sandbox that was set up must be torn down: the pod
 				// stays Terminating and DEL is retried, as on a real node.
@@ -404,7 +411,7 @@ func (s *Shim) teardown(ctx context.Context, st *podState) error {
 			// the namespace is removed anyway so the pod can go.
 			s.log.Printf("pod %s/%s: CNI DEL of a sandbox that never came up failed, removing it anyway: %v", st.Namespace, st.Name, err)
 		} else {
-			s.log.Printf("pod %s/%s: CNI DEL ok in %s", st.Namespace, st.Name, time.Since(start).Round(time.Millisecond))
+			s.log.Printf("pod %s/%s (uid %s): CNI DEL ok in %s", st.Namespace, st.Name, st.UID, time.Since(start).Round(time.Millisecond))
 		}
 		if err := topology.DelNetns(ctx, st.Netns); err != nil {
 			return err
@@ -700,4 +707,38 @@ func (s *Shim) renewLease(ctx context.Context) error {
 	}
 	s.lease = updated
 	return nil
+}
+
+// DelRecord is one line of the node's CNI DEL journal
+// (config.Config.NodeCNIJournal): what a runtime saw of a DEL, so that a
+// DEL that reported success can be held against what it left behind.
+type DelRecord struct {
+	Time      time.Time `json:"time"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	UID       string    `json:"uid"`
+	// Phase is "teardown" (the pod is going away) or "failed-add" (the
+	// clean-up after a failed ADD; the pod retries).
+	Phase string `json:"phase"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+func (s *Shim) journalDel(st *podState, phase string, err error) {
+	r := DelRecord{Time: time.Now().UTC(), Namespace: st.Namespace, Name: st.Name, UID: st.UID, Phase: phase, OK: err == nil}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	line, _ := json.Marshal(r)
+	s.journalMu.Lock()
+	defer s.journalMu.Unlock()
+	f, ferr := os.OpenFile(s.cfg.NodeCNIJournal(s.node), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if ferr != nil {
+		s.log.Printf("CNI DEL journal: %v", ferr)
+		return
+	}
+	defer f.Close()
+	if _, werr := f.Write(append(line, '\n')); werr != nil {
+		s.log.Printf("CNI DEL journal: %v", werr)
+	}
 }
