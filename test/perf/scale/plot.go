@@ -1,0 +1,3 @@
+package main
+
+func writePlot(string, *results, *results) error { return nil }
