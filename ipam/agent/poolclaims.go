@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,16 +299,57 @@ type poolStore struct {
 	observe func(old, cur *v2beta1.SpiderIPClaim)
 }
 
+var _ toolscache.TransformingStore = (*poolStore)(nil)
+
+// Transformer shrinks each claim of the initial stream to a key string (see
+// compact) before the reflector gathers them: the pool's claims are never
+// all held as objects at once.
+func (s *poolStore) Transformer() toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		if c, ok := obj.(*v2beta1.SpiderIPClaim); ok {
+			return compact(c), nil
+		}
+		return obj, nil
+	}
+}
+
+// compact is a claim as a store key: its name, and for a claim with a
+// claimRef the pod and owner keys after it, separated by newlines (which
+// no name or key holds).
+func compact(c *v2beta1.SpiderIPClaim) toolscache.ExplicitKey {
+	ref := refOf(c)
+	if ref == nil {
+		return toolscache.ExplicitKey(c.Name)
+	}
+	return toolscache.ExplicitKey(c.Name + "\n" + ref.podKey + "\n" + ref.ownerKey)
+}
+
+// expand reads a claim, whole or compact, as its name and claimRef.
+func expand(obj any) (string, *claimRef, bool) {
+	switch v := obj.(type) {
+	case *v2beta1.SpiderIPClaim:
+		return v.Name, refOf(v), true
+	case toolscache.ExplicitKey:
+		name, keys, found := strings.Cut(string(v), "\n")
+		if !found {
+			return name, nil, true
+		}
+		pod, owner, _ := strings.Cut(keys, "\n")
+		return name, &claimRef{podKey: pod, ownerKey: owner}, true
+	}
+	return "", nil, false
+}
+
 func (s *poolStore) put(obj any) error {
-	c, ok := obj.(*v2beta1.SpiderIPClaim)
+	name, ref, ok := expand(obj)
 	if !ok {
 		return fmt.Errorf("unexpected object %T in the SpiderIPClaim watch of pool %q", obj, s.w.pool)
 	}
 	s.w.mu.Lock()
-	had := s.w.stopped || s.w.set(c.Name, refOf(c), false)
+	had := s.w.stopped || s.w.set(name, ref, false)
 	s.w.mu.Unlock()
 	if !had {
-		s.observe(nil, stub(c.Name, s.w.pool))
+		s.observe(nil, stub(name, s.w.pool))
 	}
 	return nil
 }
@@ -316,13 +358,11 @@ func (s *poolStore) Add(obj any) error    { return s.put(obj) }
 func (s *poolStore) Update(obj any) error { return s.put(obj) }
 
 func (s *poolStore) Delete(obj any) error {
-	var name string
-	switch v := obj.(type) {
-	case *v2beta1.SpiderIPClaim:
-		name = v.Name
-	case toolscache.DeletedFinalStateUnknown:
-		name = v.Key
-	default:
+	name, _, ok := expand(obj)
+	if t, tomb := obj.(toolscache.DeletedFinalStateUnknown); tomb {
+		name, ok = t.Key, true
+	}
+	if !ok {
 		return fmt.Errorf("unexpected object %T in the SpiderIPClaim watch of pool %q", obj, s.w.pool)
 	}
 	s.w.mu.Lock()
@@ -347,8 +387,8 @@ func (s *poolStore) Replace(list []any, _ string) error {
 	s.w.claims = make(map[string]*claimRef, len(list))
 	s.w.heldBy = map[string]map[string]struct{}{}
 	for _, obj := range list {
-		if c, ok := obj.(*v2beta1.SpiderIPClaim); ok {
-			s.w.set(c.Name, refOf(c), false)
+		if name, ref, ok := expand(obj); ok {
+			s.w.set(name, ref, false)
 		}
 	}
 	next := s.w.claims

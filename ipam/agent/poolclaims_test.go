@@ -132,3 +132,50 @@ func TestPoolStoreRefusesOtherObjects(t *testing.T) {
 		t.Fatal("a string in the claim store gave no error")
 	}
 }
+
+// The initial stream reaches the store through its Transformer: compact
+// keys carry the same names and pod/owner keys as the claims.
+func TestPoolStoreTakesTheInitialStreamCompact(t *testing.T) {
+	m := NewMetrics("test")
+	p := newPoolClaims(nil, m, func(_, _ *v2beta1.SpiderIPClaim) {}, func(string) {})
+	w := &poolWatch{pool: "p", cancel: func() {}, count: m.WatchedClaims, synced: make(chan struct{}), claims: map[string]*claimRef{}, heldBy: map[string]map[string]struct{}{}}
+	p.watches["p"] = w
+	st := &poolStore{w: w, observe: p.observe}
+	tr := st.Transformer()
+	var stream []any
+	for _, c := range []*v2beta1.SpiderIPClaim{
+		poolClaim("10.0.0.1", "web-abc", "ReplicaSet", "web-7d9"),
+		poolClaim("10.0.0.2", "db-0", "StatefulSet", "db"),
+		v2beta1.NewClaim(netip.MustParseAddr("fd00::2"), v2beta1.IPClaimSpec{Pool: "p", PodNamespace: "ns", PodName: "db-1", OwnerKind: "StatefulSet", OwnerName: "db"}),
+	} {
+		obj, err := tr(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := obj.(toolscache.ExplicitKey); !ok {
+			t.Fatalf("transformed claim is a %T, want a compact key", obj)
+		}
+		stream = append(stream, obj)
+	}
+	if err := st.Replace(stream, "5"); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.heldBy("ns/StatefulSet/db", true); !slices.Equal(got, []string{"10.0.0.2", v2beta1.ClaimName(netip.MustParseAddr("fd00::2"))}) {
+		t.Fatalf("claims of StatefulSet db = %v", got)
+	}
+	if w.claims["10.0.0.1"] != nil || len(w.claims) != 3 {
+		t.Fatalf("kept %v", w.claims)
+	}
+	stubs, err := p.byPool(context.Background(), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, c := range stubs {
+		addrs = append(addrs, c.Spec.Address)
+	}
+	slices.Sort(addrs)
+	if want := []string{"10.0.0.1", "10.0.0.2", "fd00::2"}; !slices.Equal(addrs, want) {
+		t.Fatalf("addresses = %v, want %v", addrs, want)
+	}
+}
