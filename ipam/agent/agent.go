@@ -256,7 +256,6 @@ func (a *Agent) NodeName() string { return a.cfg.NodeName }
 // Start registers indexes and event handlers, starts the informers and waits
 // for them to sync. Background work stops when ctx is done.
 func (a *Agent) Start(ctx context.Context) error {
-	a.pools.start(ctx)
 	if err := store.IndexClaims(ctx, a.cache); err != nil {
 		return err
 	}
@@ -281,7 +280,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	if _, err := poolInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) {
 			a.selIndex.invalidate()
-			a.watchPools(ctx)
+			a.followPools(ctx)
 		},
 		UpdateFunc: func(old, o any) {
 			p, ok1 := o.(*v2beta1.SpiderIPPool)
@@ -295,11 +294,11 @@ func (a *Agent) Start(ctx context.Context) error {
 			if ok1 {
 				a.engine.PoolChanged(p.Name)
 			}
-			a.watchPools(ctx)
+			a.followPools(ctx)
 		},
 		DeleteFunc: func(o any) {
 			a.selIndex.invalidate()
-			a.watchPools(ctx)
+			a.followPools(ctx)
 			if p, ok := o.(*v2beta1.SpiderIPPool); ok {
 				a.engine.PoolChanged(p.Name)
 			} else if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
@@ -326,12 +325,12 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	// The node's labels decide which pools' claims are watched.
 	if _, err := nodeInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { a.watchPools(ctx) },
+		AddFunc: func(any) { a.followPools(ctx) },
 		UpdateFunc: func(old, o any) {
 			p, ok1 := o.(*corev1.Node)
 			q, ok2 := old.(*corev1.Node)
 			if !ok1 || !ok2 || !equality.Semantic.DeepEqual(p.Labels, q.Labels) {
-				a.watchPools(ctx)
+				a.followPools(ctx)
 			}
 		},
 	}); err != nil {
@@ -354,7 +353,16 @@ func (a *Agent) Start(ctx context.Context) error {
 	if !a.cache.WaitForCacheSync(ctx) {
 		return errors.New("failed to sync informer caches")
 	}
-	a.watchPools(ctx)
+	pools := &v2beta1.SpiderIPPoolList{}
+	if err := a.cache.List(ctx, pools); err != nil {
+		return fmt.Errorf("failed to list SpiderIPPools from cache: %w", err)
+	}
+	if err := a.pools.begin(ctx, restrictedPools(pools.Items)); err != nil {
+		return err
+	}
+	if err := a.watchPools(ctx); err != nil {
+		return err
+	}
 	if err := a.pools.waitAll(ctx); err != nil {
 		return err
 	}
@@ -433,6 +441,14 @@ func asClaim(o any) *v2beta1.SpiderIPClaim {
 		return c
 	}
 	return nil
+}
+
+// followPools is watchPools for event handlers: a failure is logged and
+// the next pool or node event tries again.
+func (a *Agent) followPools(ctx context.Context) {
+	if err := a.watchPools(ctx); err != nil {
+		a.log.Error(err, "failed to update the pools whose claims are followed")
+	}
 }
 
 // onClaim keeps the overlay and the SpiderEndpoint queue in step with the

@@ -10,12 +10,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	kselection "k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/lifecycle"
@@ -23,38 +24,61 @@ import (
 	"github.com/spindle-net/spindle/ipam/store"
 )
 
-// poolClaims watches the claims of the pools this node may allocate from,
-// one watch per pool (label ipam.spidernet.io/pool), and keeps of each claim
-// only what the allocation engine needs: its name (the address) and, for the
-// claims of StatefulSet replicas and virtual machines (whose next incarnation
-// may run on this node and inherit them), the holder's pod and owner keys.
-// Claims of pools this node cannot use are neither sent to this agent nor
-// kept by it; the claims of this node's own pods come from the node-scoped
-// claim informer (field selector spec.node) with their full spec.
+// poolClaims knows the claims of the pools this node may use, and keeps of
+// each only what the allocation engine needs: its name (the address) and,
+// for the claims of StatefulSet replicas and virtual machines (whose next
+// incarnation may run on this node and inherit them), the holder's pod and
+// owner keys. The claims of this node's own pods come in full from the
+// node-scoped claim informer (field selector spec.node).
+//
+// The claims arrive through two kinds of watches (label
+// ipam.spidernet.io/pool):
+//
+//   - one per pool that restricts its nodes (nodeName or nodeAffinity) and
+//     admits this node, for the pools restricted when the agent started:
+//     claims of restricted pools the node cannot use are never sent to it;
+//   - one for every other pool (selector: pool notin the pools restricted at
+//     start). Pools open to every node, such as the pools carved from a
+//     SpiderSubnet for each application, cost no watch of their own. Its
+//     claims of a pool the node cannot use (restricted after the agent
+//     started) are dropped on arrival.
+//
+// A pool whose claims were dropped and that the node may use again gets a
+// watch of its own, which lists it once.
 type poolClaims struct {
 	w       client.WithWatch
 	metrics *Metrics
 	observe func(old, cur *v2beta1.SpiderIPClaim) // told of every change
-	dropped func(pool string)                     // a pool's watch stopped
+	dropped func(pool string)                     // a pool's claims are no longer followed
 
-	mu      sync.Mutex
-	ctx     context.Context // the agent's lifetime; nil until start
-	watches map[string]*poolWatch
+	mu         sync.Mutex
+	ctx        context.Context // the agent's lifetime; nil until begin
+	restricted map[string]bool // excluded from the shared watch (fixed at begin)
+	shared     *claimSource
+	own        map[string]*claimSource
+	tables     map[string]*poolTable
+	ignored    map[string]bool // pools of the shared watch whose claims are dropped
 }
 
-// poolWatch is the watch of one pool's claims and what it keeps of them.
-type poolWatch struct {
-	pool   string
-	count  prometheus.Gauge // claims known in all watches
-	cancel context.CancelFunc
-	synced chan struct{} // closed after the first complete list
+// claimSource is one watch.
+type claimSource struct {
+	pool    string // "" for the shared watch
+	cancel  context.CancelFunc
+	synced  chan struct{} // closed after the first complete list
+	stopped bool          // guarded by poolClaims.mu: what it still delivers is ignored
+}
 
-	mu      sync.RWMutex
-	stopped bool                 // the watch ended: changes are ignored
-	claims  map[string]*claimRef // by claim name; nil for most claims
+// poolTable is what is kept of one pool's claims, fed by one source.
+type poolTable struct {
+	src    *claimSource
+	claims map[string]*claimRef // by claim name; nil for most claims
 	// heldBy indexes the claims with a claimRef by "pod:"+pod key and
 	// "owner:"+owner key.
 	heldBy map[string]map[string]struct{}
+}
+
+func newPoolTable(src *claimSource) *poolTable {
+	return &poolTable{src: src, claims: map[string]*claimRef{}, heldBy: map[string]map[string]struct{}{}}
 }
 
 // claimRef is what is kept of a claim another incarnation of its pod may
@@ -77,170 +101,221 @@ func (r *claimRef) keys() []string {
 	return out
 }
 
-// set records (ref non-nil or not) or forgets (gone) the claim name and
-// reports whether it was known before. Call with w.mu held.
-func (w *poolWatch) set(name string, ref *claimRef, gone bool) (had bool) {
-	prev, had := w.claims[name]
+// set records (gone false) or forgets (gone true) the claim name and
+// reports whether it was known before.
+func (t *poolTable) set(name string, ref *claimRef, gone bool) (had bool) {
+	prev, had := t.claims[name]
 	for _, k := range prev.keys() {
-		delete(w.heldBy[k], name)
-		if len(w.heldBy[k]) == 0 {
-			delete(w.heldBy, k)
+		delete(t.heldBy[k], name)
+		if len(t.heldBy[k]) == 0 {
+			delete(t.heldBy, k)
 		}
 	}
 	if gone {
-		if had {
-			delete(w.claims, name)
-			w.count.Dec()
-		}
+		delete(t.claims, name)
 		return had
 	}
-	if !had {
-		w.count.Inc()
-	}
-	w.claims[name] = ref
+	t.claims[name] = ref
 	for _, k := range ref.keys() {
-		if w.heldBy[k] == nil {
-			w.heldBy[k] = map[string]struct{}{}
+		if t.heldBy[k] == nil {
+			t.heldBy[k] = map[string]struct{}{}
 		}
-		w.heldBy[k][name] = struct{}{}
+		t.heldBy[k][name] = struct{}{}
 	}
 	return had
 }
 
 func newPoolClaims(w client.WithWatch, m *Metrics, observe func(old, cur *v2beta1.SpiderIPClaim), dropped func(string)) *poolClaims {
-	return &poolClaims{w: w, metrics: m, observe: observe, dropped: dropped, watches: map[string]*poolWatch{}}
+	return &poolClaims{w: w, metrics: m, observe: observe, dropped: dropped,
+		own: map[string]*claimSource{}, tables: map[string]*poolTable{}, ignored: map[string]bool{}}
 }
 
-// start sets the lifetime of the watches (the agent's).
-func (p *poolClaims) start(ctx context.Context) {
-	p.mu.Lock()
-	p.ctx = ctx
-	p.mu.Unlock()
+// restrictedPools are the pools that restrict their nodes, by name (those
+// whose name can be a label value: no other pool can have claims).
+func restrictedPools(pools []v2beta1.SpiderIPPool) map[string]bool {
+	out := map[string]bool{}
+	for i := range pools {
+		p := &pools[i]
+		if (len(p.Spec.NodeName) > 0 || p.Spec.NodeAffinity != nil) && len(validation.IsValidLabelValue(p.Name)) == 0 {
+			out[p.Name] = true
+		}
+	}
+	return out
 }
 
-// watch returns the watch of pool, starting it when needed.
-func (p *poolClaims) watch(pool string) (*poolWatch, error) {
+// sharedSelector selects the claims of every pool but the restricted ones.
+func sharedSelector(restricted map[string]bool) (labels.Selector, error) {
+	op, values := kselection.Exists, []string(nil)
+	if len(restricted) > 0 {
+		op = kselection.NotIn
+		for name := range restricted {
+			values = append(values, name)
+		}
+		slices.Sort(values)
+	}
+	req, err := labels.NewRequirement(v2beta1.LabelPool, op, values)
+	if err != nil {
+		return nil, fmt.Errorf("failed to select the SpiderIPClaims of the pools open to every node: %w", err)
+	}
+	return labels.NewSelector().Add(*req), nil
+}
+
+// begin starts the shared watch; restricted are the pools it leaves to
+// watches of their own. The watches end with ctx.
+func (p *poolClaims) begin(ctx context.Context, restricted map[string]bool) error {
+	sel, err := sharedSelector(restricted)
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if w := p.watches[pool]; w != nil {
-		return w, nil
-	}
-	if p.ctx == nil {
-		return nil, fmt.Errorf("failed to watch the SpiderIPClaims of pool %q: the agent is not started", pool)
-	}
-	ctx, cancel := context.WithCancel(p.ctx)
-	w := &poolWatch{pool: pool, count: p.metrics.WatchedClaims, cancel: cancel, synced: make(chan struct{}), claims: map[string]*claimRef{}, heldBy: map[string]map[string]struct{}{}}
-	p.watches[pool] = w
-	p.metrics.WatchedPools.Set(float64(len(p.watches)))
-	sel := client.MatchingLabels{v2beta1.LabelPool: pool}
+	p.ctx, p.restricted = ctx, restricted
+	p.shared = p.run(ctx, "", sel)
+	return nil
+}
+
+// run starts a watch of the claims sel selects. Call with p.mu held.
+func (p *poolClaims) run(ctx context.Context, pool string, sel labels.Selector) *claimSource {
+	ctx, cancel := context.WithCancel(ctx)
+	src := &claimSource{pool: pool, cancel: cancel, synced: make(chan struct{})}
+	opt := client.MatchingLabelsSelector{Selector: sel}
 	lw := &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			list := &v2beta1.SpiderIPClaimList{}
 			opts := &client.ListOptions{Raw: &o, Limit: o.Limit, Continue: o.Continue}
-			sel.ApplyToList(opts)
+			opt.ApplyToList(opts)
 			return list, p.w.List(ctx, list, opts)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			opts := &client.ListOptions{Raw: &o}
-			sel.ApplyToList(opts)
+			opt.ApplyToList(opts)
 			return p.w.Watch(ctx, &v2beta1.SpiderIPClaimList{}, opts)
 		},
 	}
-	r := toolscache.NewReflectorWithOptions(lw, &v2beta1.SpiderIPClaim{}, &poolStore{w: w, observe: p.observe},
-		toolscache.ReflectorOptions{Name: "SpiderIPClaims of pool " + pool})
+	name := "SpiderIPClaims of the pools open to every node"
+	if pool != "" {
+		name = "SpiderIPClaims of pool " + pool
+	}
+	r := toolscache.NewReflectorWithOptions(lw, &v2beta1.SpiderIPClaim{}, &claimStore{p: p, src: src}, toolscache.ReflectorOptions{Name: name})
 	go r.RunWithContext(ctx)
-	return w, nil
+	return src
 }
 
-// wait returns the synced watch of pool (started when needed).
-func (p *poolClaims) wait(ctx context.Context, pool string) (*poolWatch, error) {
-	w, err := p.watch(pool)
-	if err != nil {
-		return nil, err
+// follow makes sure the claims of pool are followed and returns the source
+// that feeds them. Call with p.mu held, after begin.
+func (p *poolClaims) follow(pool string) *claimSource {
+	if t := p.tables[pool]; t != nil {
+		return t.src
 	}
-	select {
-	case <-w.synced:
-		return w, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("failed to list the SpiderIPClaims of pool %q: %w", pool, ctx.Err())
+	src := p.shared
+	if p.restricted[pool] || p.ignored[pool] {
+		// Left out of the shared watch, or its claims were dropped: a
+		// watch of its own lists them.
+		src = p.run(p.ctx, pool, labels.SelectorFromSet(labels.Set{v2beta1.LabelPool: pool}))
+		p.own[pool] = src
 	}
+	delete(p.ignored, pool)
+	p.tables[pool] = newPoolTable(src)
+	return src
 }
 
-// retain keeps the watches of the pools in want (starting those missing)
-// and stops the others.
-func (p *poolClaims) retain(want map[string]bool) {
+// unfollow drops what is kept of pool and stops its own watch. Call with
+// p.mu held; returns the number of claims forgotten.
+func (p *poolClaims) unfollow(pool string) int {
+	if src := p.own[pool]; src != nil {
+		src.cancel()
+		src.stopped = true
+		delete(p.own, pool)
+	}
+	n := 0
+	if t := p.tables[pool]; t != nil {
+		n = len(t.claims)
+		delete(p.tables, pool)
+	}
+	if !p.restricted[pool] {
+		p.ignored[pool] = true
+	}
+	return n
+}
+
+// retain follows the pools in want and stops following the known pools
+// that are not in it.
+func (p *poolClaims) retain(want, known map[string]bool) {
 	var stopped []string
 	p.mu.Lock()
-	for name, w := range p.watches {
-		if !want[name] {
-			w.cancel()
-			w.mu.Lock()
-			w.stopped = true
-			w.count.Sub(float64(len(w.claims)))
-			w.claims, w.heldBy = map[string]*claimRef{}, map[string]map[string]struct{}{}
-			w.mu.Unlock()
-			delete(p.watches, name)
-			stopped = append(stopped, name)
+	if p.shared == nil {
+		p.mu.Unlock()
+		return
+	}
+	for pool := range known {
+		_, followed := p.tables[pool]
+		if want[pool] || (!followed && (p.restricted[pool] || p.ignored[pool])) {
+			continue
 		}
+		p.metrics.WatchedClaims.Sub(float64(p.unfollow(pool)))
+		stopped = append(stopped, pool)
 	}
-	p.mu.Unlock()
-	// The engine's state of a pool no longer watched would go stale:
-	// drop it, so a later request (which restarts the watch) rebuilds it.
-	for _, name := range stopped {
-		p.dropped(name)
+	for pool := range want {
+		p.follow(pool)
 	}
-	p.mu.Lock()
-	p.metrics.WatchedPools.Set(float64(len(p.watches)))
+	p.metrics.WatchedPools.Set(float64(len(p.tables)))
 	p.mu.Unlock()
-	for name := range want {
-		_, _ = p.watch(name)
+	// The engine's state of a pool no longer followed would go stale:
+	// drop it, so a later request (which follows the pool again)
+	// rebuilds it.
+	for _, pool := range stopped {
+		p.dropped(pool)
 	}
 }
 
-// waitAll waits until every started watch has listed its pool once.
+// waitAll waits until every watch has listed its claims once.
 func (p *poolClaims) waitAll(ctx context.Context) error {
 	p.mu.Lock()
-	ws := make([]*poolWatch, 0, len(p.watches))
-	for _, w := range p.watches {
-		ws = append(ws, w)
+	srcs := []*claimSource{p.shared}
+	for _, s := range p.own {
+		srcs = append(srcs, s)
 	}
 	p.mu.Unlock()
-	for _, w := range ws {
+	for _, s := range srcs {
+		if s == nil {
+			return fmt.Errorf("failed to list SpiderIPClaims: the agent is not started")
+		}
 		select {
-		case <-w.synced:
+		case <-s.synced:
 		case <-ctx.Done():
-			return fmt.Errorf("failed to list the SpiderIPClaims of pool %q: %w", w.pool, ctx.Err())
+			return fmt.Errorf("failed to list SpiderIPClaims: %w", ctx.Err())
 		}
 	}
 	return nil
 }
 
-// pools returns the names of the watched pools, sorted.
-func (p *poolClaims) pools() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.watches))
-	for name := range p.watches {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // byPool returns the claims of pool as the engine needs them to know which
-// addresses are taken: name, pool and address. It waits for the pool's
-// watch to have listed the pool (starting it when needed).
+// addresses are taken: name, pool and address. It follows the pool if it
+// did not, and waits until its watch has listed it.
 func (p *poolClaims) byPool(ctx context.Context, pool string) ([]*v2beta1.SpiderIPClaim, error) {
+	p.mu.Lock()
+	if p.shared == nil {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("failed to list the SpiderIPClaims of pool %q: the agent is not started", pool)
+	}
+	src := p.follow(pool)
+	p.metrics.WatchedPools.Set(float64(len(p.tables)))
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	w, err := p.wait(ctx, pool)
-	if err != nil {
-		return nil, err
+	select {
+	case <-src.synced:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("failed to list the SpiderIPClaims of pool %q: %w", pool, ctx.Err())
 	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	out := make([]*v2beta1.SpiderIPClaim, 0, len(w.claims))
-	for name := range w.claims {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.tables[pool]
+	if t == nil {
+		return nil, nil
+	}
+	out := make([]*v2beta1.SpiderIPClaim, 0, len(t.claims))
+	for name := range t.claims {
 		if c := stub(name, pool); c != nil {
 			out = append(out, c)
 		}
@@ -248,30 +323,36 @@ func (p *poolClaims) byPool(ctx context.Context, pool string) ([]*v2beta1.Spider
 	return out, nil
 }
 
-// heldBy returns the names of the watched claims whose pod key (byOwner
+// heldBy returns the names of the followed claims whose pod key (byOwner
 // false) or owner key (byOwner true) is key: the claims of StatefulSet
 // replicas and virtual machines.
 func (p *poolClaims) heldBy(key string, byOwner bool) []string {
-	p.mu.Lock()
-	ws := make([]*poolWatch, 0, len(p.watches))
-	for _, w := range p.watches {
-		ws = append(ws, w)
-	}
-	p.mu.Unlock()
 	k := "pod:" + key
 	if byOwner {
 		k = "owner:" + key
 	}
+	p.mu.Lock()
 	var names []string
-	for _, w := range ws {
-		w.mu.RLock()
-		for name := range w.heldBy[k] {
+	for _, t := range p.tables {
+		for name := range t.heldBy[k] {
 			names = append(names, name)
 		}
-		w.mu.RUnlock()
 	}
+	p.mu.Unlock()
 	slices.Sort(names)
 	return names
+}
+
+// pools returns the names of the followed pools, sorted.
+func (p *poolClaims) pools() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.tables))
+	for name := range p.tables {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // stub is the engine's view of a claim known by name only.
@@ -292,19 +373,61 @@ func refOf(c *v2beta1.SpiderIPClaim) *claimRef {
 	return nil
 }
 
-// poolStore is the reflector's store of one pool watch: it keeps claimRefs
-// and tells the engine of every change.
-type poolStore struct {
-	w       *poolWatch
-	observe func(old, cur *v2beta1.SpiderIPClaim)
+// compactClaim is a claim reduced to what is kept of it.
+type compactClaim struct {
+	name, pool string
+	ref        *claimRef
 }
 
-var _ toolscache.TransformingStore = (*poolStore)(nil)
-
-// Transformer shrinks each claim of the initial stream to a key string (see
-// compact) before the reflector gathers them: the pool's claims are never
+// compact is a claim as a store key: name, pool, pod key and owner key
+// separated by newlines (which none of them holds). The reflector gathers
+// the initial stream of claims in this form, so a watch's claims are never
 // all held as objects at once.
-func (s *poolStore) Transformer() toolscache.TransformFunc {
+func compact(c *v2beta1.SpiderIPClaim) toolscache.ExplicitKey {
+	key := c.Name + "\n" + c.Labels[v2beta1.LabelPool]
+	if ref := refOf(c); ref != nil {
+		key += "\n" + ref.podKey + "\n" + ref.ownerKey
+	}
+	return toolscache.ExplicitKey(key)
+}
+
+// expand reads a claim, whole or compact.
+func expand(obj any) (compactClaim, bool) {
+	switch v := obj.(type) {
+	case *v2beta1.SpiderIPClaim:
+		return compactClaim{name: v.Name, pool: v.Labels[v2beta1.LabelPool], ref: refOf(v)}, true
+	case toolscache.ExplicitKey:
+		f := strings.Split(string(v), "\n")
+		c := compactClaim{name: f[0]}
+		if len(f) > 1 {
+			c.pool = f[1]
+		}
+		if len(f) == 4 {
+			c.ref = &claimRef{podKey: f[2], ownerKey: f[3]}
+		}
+		return c, true
+	case toolscache.DeletedFinalStateUnknown:
+		if c, ok := expand(v.Obj); ok {
+			return c, true
+		}
+		name, _, _ := strings.Cut(v.Key, "\n")
+		return compactClaim{name: name}, true
+	}
+	return compactClaim{}, false
+}
+
+// claimStore is the reflector's store of one watch: it keeps claimRefs in
+// the tables of the pools this source feeds and tells the engine of every
+// change.
+type claimStore struct {
+	p   *poolClaims
+	src *claimSource
+}
+
+var _ toolscache.TransformingStore = (*claimStore)(nil)
+
+// Transformer shrinks each claim of the initial stream (see compact).
+func (s *claimStore) Transformer() toolscache.TransformFunc {
 	return func(obj any) (any, error) {
 		if c, ok := obj.(*v2beta1.SpiderIPClaim); ok {
 			return compact(c), nil
@@ -313,127 +436,150 @@ func (s *poolStore) Transformer() toolscache.TransformFunc {
 	}
 }
 
-// compact is a claim as a store key: its name, and for a claim with a
-// claimRef the pod and owner keys after it, separated by newlines (which
-// no name or key holds).
-func compact(c *v2beta1.SpiderIPClaim) toolscache.ExplicitKey {
-	ref := refOf(c)
-	if ref == nil {
-		return toolscache.ExplicitKey(c.Name)
+// table returns the table c goes into (creating it for a pool of the
+// shared watch seen for the first time), or nil when its claims are not
+// kept. Call with p.mu held.
+func (s *claimStore) table(c compactClaim) *poolTable {
+	p := s.p
+	if s.src.pool != "" {
+		c.pool = s.src.pool
 	}
-	return toolscache.ExplicitKey(c.Name + "\n" + ref.podKey + "\n" + ref.ownerKey)
-}
-
-// expand reads a claim, whole or compact, as its name and claimRef.
-func expand(obj any) (string, *claimRef, bool) {
-	switch v := obj.(type) {
-	case *v2beta1.SpiderIPClaim:
-		return v.Name, refOf(v), true
-	case toolscache.ExplicitKey:
-		name, keys, found := strings.Cut(string(v), "\n")
-		if !found {
-			return name, nil, true
-		}
-		pod, owner, _ := strings.Cut(keys, "\n")
-		return name, &claimRef{podKey: pod, ownerKey: owner}, true
+	t := p.tables[c.pool]
+	if t == nil && s.src == p.shared && c.pool != "" && !p.ignored[c.pool] && !p.restricted[c.pool] {
+		t = newPoolTable(s.src)
+		p.tables[c.pool] = t
+		p.metrics.WatchedPools.Set(float64(len(p.tables)))
 	}
-	return "", nil, false
-}
-
-func (s *poolStore) put(obj any) error {
-	name, ref, ok := expand(obj)
-	if !ok {
-		return fmt.Errorf("unexpected object %T in the SpiderIPClaim watch of pool %q", obj, s.w.pool)
-	}
-	s.w.mu.Lock()
-	had := s.w.stopped || s.w.set(name, ref, false)
-	s.w.mu.Unlock()
-	if !had {
-		s.observe(nil, stub(name, s.w.pool))
-	}
-	return nil
-}
-
-func (s *poolStore) Add(obj any) error    { return s.put(obj) }
-func (s *poolStore) Update(obj any) error { return s.put(obj) }
-
-func (s *poolStore) Delete(obj any) error {
-	name, _, ok := expand(obj)
-	if t, tomb := obj.(toolscache.DeletedFinalStateUnknown); tomb {
-		name, ok = t.Key, true
-	}
-	if !ok {
-		return fmt.Errorf("unexpected object %T in the SpiderIPClaim watch of pool %q", obj, s.w.pool)
-	}
-	s.w.mu.Lock()
-	had := !s.w.stopped && s.w.set(name, nil, true)
-	s.w.mu.Unlock()
-	if had {
-		s.observe(stub(name, s.w.pool), nil)
-	}
-	return nil
-}
-
-// Replace takes a complete list (the first one, or after the watch was
-// lost): the claims missing from it are gone.
-func (s *poolStore) Replace(list []any, _ string) error {
-	s.w.mu.Lock()
-	if s.w.stopped {
-		s.w.mu.Unlock()
+	if t == nil || t.src != s.src {
 		return nil
 	}
-	prev := s.w.claims
-	s.w.count.Sub(float64(len(prev)))
-	s.w.claims = make(map[string]*claimRef, len(list))
-	s.w.heldBy = map[string]map[string]struct{}{}
-	for _, obj := range list {
-		if name, ref, ok := expand(obj); ok {
-			s.w.set(name, ref, false)
+	return t
+}
+
+func (s *claimStore) apply(obj any, gone bool) error {
+	c, ok := expand(obj)
+	if !ok {
+		return fmt.Errorf("unexpected object %T in a SpiderIPClaim watch", obj)
+	}
+	s.p.mu.Lock()
+	t := s.table(c)
+	if t == nil || s.src.stopped {
+		s.p.mu.Unlock()
+		return nil
+	}
+	had := t.set(c.name, c.ref, gone)
+	pool := c.pool
+	if s.src.pool != "" {
+		pool = s.src.pool
+	}
+	switch {
+	case gone && had:
+		s.p.metrics.WatchedClaims.Dec()
+	case !gone && !had:
+		s.p.metrics.WatchedClaims.Inc()
+	}
+	s.p.mu.Unlock()
+	switch {
+	case gone && had:
+		s.p.observe(stub(c.name, pool), nil)
+	case !gone && !had:
+		s.p.observe(nil, stub(c.name, pool))
+	}
+	return nil
+}
+
+func (s *claimStore) Add(obj any) error    { return s.apply(obj, false) }
+func (s *claimStore) Update(obj any) error { return s.apply(obj, false) }
+func (s *claimStore) Delete(obj any) error { return s.apply(obj, true) }
+func (s *claimStore) Resync() error        { return nil }
+
+// Replace takes a complete list (the first one, or after the watch was
+// lost): in the tables this source feeds, the claims missing from it are
+// gone.
+func (s *claimStore) Replace(list []any, _ string) error {
+	type change struct {
+		name, pool string
+		gone       bool
+	}
+	var changes []change
+	p := s.p
+	p.mu.Lock()
+	if !s.src.stopped {
+		seen := map[*poolTable]map[string]bool{}
+		for _, obj := range list {
+			c, ok := expand(obj)
+			if !ok {
+				continue
+			}
+			t := s.table(c)
+			if t == nil {
+				continue
+			}
+			if seen[t] == nil {
+				seen[t] = map[string]bool{}
+			}
+			seen[t][c.name] = true
+			pool := c.pool
+			if s.src.pool != "" {
+				pool = s.src.pool
+			}
+			if !t.set(c.name, c.ref, false) {
+				p.metrics.WatchedClaims.Inc()
+				changes = append(changes, change{name: c.name, pool: pool})
+			}
+		}
+		for pool, t := range p.tables {
+			if t.src != s.src {
+				continue
+			}
+			for name := range t.claims {
+				if !seen[t][name] {
+					t.set(name, nil, true)
+					p.metrics.WatchedClaims.Dec()
+					changes = append(changes, change{name: name, pool: pool, gone: true})
+				}
+			}
 		}
 	}
-	next := s.w.claims
-	s.w.mu.Unlock()
-	for name := range prev {
-		if _, ok := next[name]; !ok {
-			s.observe(stub(name, s.w.pool), nil)
-		}
-	}
-	for name := range next {
-		if _, ok := prev[name]; !ok {
-			s.observe(nil, stub(name, s.w.pool))
+	p.mu.Unlock()
+	for _, c := range changes {
+		if c.gone {
+			p.observe(stub(c.name, c.pool), nil)
+		} else {
+			p.observe(nil, stub(c.name, c.pool))
 		}
 	}
 	select {
-	case <-s.w.synced:
+	case <-s.src.synced:
 	default:
-		close(s.w.synced)
+		close(s.src.synced)
 	}
 	return nil
 }
 
-func (s *poolStore) Resync() error { return nil }
-
-// watchPools watches the claims of the pools this node may use (their
-// nodeName, else nodeAffinity, admits the node) and stops watching the
-// others. It runs on every pool and node change.
-func (a *Agent) watchPools(ctx context.Context) {
+// watchPools follows the claims of the pools this node may use (their
+// nodeName, else nodeAffinity, admits the node) and stops following the
+// others. It runs on every pool and node change; the first call after the
+// caches synced starts the shared watch.
+func (a *Agent) watchPools(ctx context.Context) error {
 	a.watchMu.Lock()
 	defer a.watchMu.Unlock()
-	var labels map[string]string
+	var nodeLabels map[string]string
 	node := &corev1.Node{}
 	if err := a.cache.Get(ctx, keyOf("", a.cfg.NodeName), node); err == nil {
-		labels = node.Labels
+		nodeLabels = node.Labels
 	}
 	list := &v2beta1.SpiderIPPoolList{}
 	if err := a.cache.List(ctx, list); err != nil {
-		a.log.Error(err, "failed to list SpiderIPPools from cache; the watched pools are unchanged")
-		return
+		return fmt.Errorf("failed to list SpiderIPPools from cache: %w", err)
 	}
-	want := map[string]bool{}
+	want, known := map[string]bool{}, map[string]bool{}
 	for i := range list.Items {
-		if selection.NodeRefusal(&list.Items[i].Spec, a.cfg.NodeName, labels) == "" {
+		known[list.Items[i].Name] = true
+		if selection.NodeRefusal(&list.Items[i].Spec, a.cfg.NodeName, nodeLabels) == "" {
 			want[list.Items[i].Name] = true
 		}
 	}
-	a.pools.retain(want)
+	a.pools.retain(want, known)
+	return nil
 }

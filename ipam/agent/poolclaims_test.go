@@ -7,97 +7,120 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 )
 
-func poolClaim(addr, pod, ownerKind, owner string) *v2beta1.SpiderIPClaim {
-	return v2beta1.NewClaim(netip.MustParseAddr(addr), v2beta1.IPClaimSpec{Pool: "p", PodNamespace: "ns", PodName: pod,
+func poolClaim(pool, addr, pod, ownerKind, owner string) *v2beta1.SpiderIPClaim {
+	c := v2beta1.NewClaim(netip.MustParseAddr(addr), v2beta1.IPClaimSpec{Pool: pool, PodNamespace: "ns", PodName: pod,
 		PodUID: "u-" + pod, OwnerKind: ownerKind, OwnerName: owner, Node: "elsewhere"})
+	c.SyncLabels()
+	return c
 }
 
-func TestPoolStoreKeepsNamesAndTheKeysOfInheritableClaims(t *testing.T) {
-	m := NewMetrics("test")
-	var events []string
-	p := newPoolClaims(nil, m, func(old, cur *v2beta1.SpiderIPClaim) {
+// testPoolClaims has a shared source that is fed by hand; watches of their
+// own go to an address where nothing answers.
+func testPoolClaims(t *testing.T, restricted ...string) (*poolClaims, *claimStore, *[]string, *[]string) {
+	t.Helper()
+	w, err := client.NewWithWatch(&rest.Config{Host: "http://127.0.0.1:1"}, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events, dropped []string
+	p := newPoolClaims(w, NewMetrics("test"), func(old, cur *v2beta1.SpiderIPClaim) {
 		switch {
 		case cur != nil:
 			events = append(events, "+"+cur.Spec.Address+"@"+cur.Spec.Pool)
 		case old != nil:
 			events = append(events, "-"+old.Spec.Address+"@"+old.Spec.Pool)
 		}
-	}, func(string) {})
-	w := &poolWatch{pool: "p", cancel: func() {}, count: m.WatchedClaims, synced: make(chan struct{}), claims: map[string]*claimRef{}, heldBy: map[string]map[string]struct{}{}}
-	p.watches["p"] = w
-	st := &poolStore{w: w, observe: p.observe}
+	}, func(pool string) { dropped = append(dropped, pool) })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	p.ctx = ctx
+	p.restricted = map[string]bool{}
+	for _, r := range restricted {
+		p.restricted[r] = true
+	}
+	p.shared = &claimSource{cancel: func() {}, synced: make(chan struct{})}
+	return p, &claimStore{p: p, src: p.shared}, &events, &dropped
+}
 
-	// The first list: a ReplicaSet pod's claim, a StatefulSet replica's
-	// and a virtual machine's.
+func sorted(v []string) []string {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s
+}
+
+func TestSharedWatchKeepsNamesAndTheKeysOfInheritableClaims(t *testing.T) {
+	p, st, events, dropped := testPoolClaims(t, "r")
+	m := p.metrics
 	if err := st.Replace([]any{
-		poolClaim("10.0.0.1", "web-abc", "ReplicaSet", "web-7d9"),
-		poolClaim("10.0.0.2", "db-0", "StatefulSet", "db"),
-		poolClaim("10.0.0.3", "virt-launcher-vm1-x", "VirtualMachineInstance", "vm1"),
+		poolClaim("a", "10.0.0.1", "web-abc", "ReplicaSet", "web-7d9"),
+		poolClaim("a", "10.0.0.2", "db-0", "StatefulSet", "db"),
+		poolClaim("b", "10.0.1.3", "virt-launcher-vm1-x", "VirtualMachineInstance", "vm1"),
+		poolClaim("r", "10.0.2.4", "x", "", ""), // a restricted pool has a watch of its own
 	}, "1"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-w.synced:
-	default:
-		t.Fatal("the watch is not synced after its first list")
+	if !p.shared.isSyncedForTest() {
+		t.Fatal("the shared watch is not synced after its first list")
 	}
-	slices.Sort(events)
-	if want := []string{"+10.0.0.1@p", "+10.0.0.2@p", "+10.0.0.3@p"}; !slices.Equal(events, want) {
-		t.Fatalf("events after the first list = %v, want %v", events, want)
+	if got, want := sorted(*events), []string{"+10.0.0.1@a", "+10.0.0.2@a", "+10.0.1.3@b"}; !slices.Equal(got, want) {
+		t.Fatalf("events after the first list = %v, want %v", got, want)
 	}
 	if got := testutil.ToFloat64(m.WatchedClaims); got != 3 {
 		t.Fatalf("watched claims = %v, want 3", got)
 	}
-	if w.claims["10.0.0.1"] != nil {
-		t.Fatalf("a ReplicaSet pod's claim keeps more than its name: %+v", w.claims["10.0.0.1"])
+	if got := testutil.ToFloat64(m.WatchedPools); got != 2 {
+		t.Fatalf("watched pools = %v, want 2", got)
+	}
+	if p.tables["a"].claims["10.0.0.1"] != nil {
+		t.Fatalf("a ReplicaSet pod's claim keeps more than its name: %+v", p.tables["a"].claims["10.0.0.1"])
 	}
 	if got := p.heldBy("ns/db-0", false); !slices.Equal(got, []string{"10.0.0.2"}) {
 		t.Fatalf("claims of pod ns/db-0 = %v", got)
 	}
-	if got := p.heldBy("ns/VirtualMachineInstance/vm1", true); !slices.Equal(got, []string{"10.0.0.3"}) {
+	if got := p.heldBy("ns/VirtualMachineInstance/vm1", true); !slices.Equal(got, []string{"10.0.1.3"}) {
 		t.Fatalf("claims of owner vm1 = %v", got)
 	}
 	if got := p.heldBy("ns/web-abc", false); len(got) != 0 {
 		t.Fatalf("a ReplicaSet pod's claim is indexed: %v", got)
 	}
-	stubs, err := p.byPool(context.Background(), "p")
+	stubs, err := p.byPool(context.Background(), "a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var addrs []string
 	for _, c := range stubs {
-		addrs = append(addrs, c.Name+"="+c.Spec.Address)
+		addrs = append(addrs, c.Name+"="+c.Spec.Address+"@"+c.Spec.Pool)
 	}
-	slices.Sort(addrs)
-	if want := []string{"10.0.0.1=10.0.0.1", "10.0.0.2=10.0.0.2", "10.0.0.3=10.0.0.3"}; !slices.Equal(addrs, want) {
-		t.Fatalf("byPool = %v, want %v", addrs, want)
+	if want := []string{"10.0.0.1=10.0.0.1@a", "10.0.0.2=10.0.0.2@a"}; !slices.Equal(sorted(addrs), want) {
+		t.Fatalf("byPool = %v, want %v", sorted(addrs), want)
 	}
 
-	// An update re-binds the replica's claim to a Deployment pod: its
-	// keys go; no event (the address is still taken).
-	events = nil
-	if err := st.Update(poolClaim("10.0.0.2", "api-x", "ReplicaSet", "api-5f")); err != nil {
+	// An update re-binds the replica's claim to a Deployment pod: its keys
+	// go; no event (the address is still taken).
+	*events = nil
+	if err := st.Update(poolClaim("a", "10.0.0.2", "api-x", "ReplicaSet", "api-5f")); err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 0 || len(p.heldBy("ns/db-0", false)) != 0 {
-		t.Fatalf("after the update: events %v, claims of ns/db-0 %v", events, p.heldBy("ns/db-0", false))
+	if len(*events) != 0 || len(p.heldBy("ns/db-0", false)) != 0 {
+		t.Fatalf("after the update: events %v, claims of ns/db-0 %v", *events, p.heldBy("ns/db-0", false))
 	}
-	// A delete seen as a tombstone, then a re-list without 10.0.0.3 and
+	// A delete seen as a tombstone, then a re-list without 10.0.1.3 and
 	// with a new claim.
-	if err := st.Delete(toolscache.DeletedFinalStateUnknown{Key: "10.0.0.1"}); err != nil {
+	if err := st.Delete(toolscache.DeletedFinalStateUnknown{Key: "10.0.0.1", Obj: compact(poolClaim("a", "10.0.0.1", "web-abc", "", ""))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Replace([]any{poolClaim("10.0.0.2", "api-x", "ReplicaSet", "api-5f"), poolClaim("10.0.0.4", "db-1", "StatefulSet", "db")}, "2"); err != nil {
+	if err := st.Replace([]any{poolClaim("a", "10.0.0.2", "api-x", "ReplicaSet", "api-5f"), poolClaim("a", "10.0.0.5", "db-1", "StatefulSet", "db")}, "2"); err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(events)
-	if want := []string{"+10.0.0.4@p", "-10.0.0.1@p", "-10.0.0.3@p"}; !slices.Equal(events, want) {
-		t.Fatalf("events = %v, want %v", events, want)
+	if got, want := sorted(*events), []string{"+10.0.0.5@a", "-10.0.0.1@a", "-10.0.1.3@b"}; !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
 	}
 	if got := p.heldBy("ns/VirtualMachineInstance/vm1", true); len(got) != 0 {
 		t.Fatalf("a claim gone with the re-list is still indexed: %v", got)
@@ -106,47 +129,47 @@ func TestPoolStoreKeepsNamesAndTheKeysOfInheritableClaims(t *testing.T) {
 		t.Fatalf("watched claims = %v, want 2", got)
 	}
 
-	// Stopping the watch forgets its claims and drops the engine's state;
-	// what the watch still delivers afterwards is ignored.
-	var dropped []string
-	p.dropped = func(pool string) { dropped = append(dropped, pool) }
-	p.retain(map[string]bool{})
-	events = nil
-	if err := st.Add(poolClaim("10.0.0.9", "late", "", "")); err != nil {
+	// Pool a may no longer be used: its claims are forgotten, the engine's
+	// state dropped, and what the shared watch brings of it is ignored.
+	*events = nil
+	p.retain(map[string]bool{"b": true}, map[string]bool{"a": true, "b": true, "r": true})
+	if err := st.Add(poolClaim("a", "10.0.0.9", "late", "", "")); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(dropped, []string{"p"}) || len(events) != 0 || testutil.ToFloat64(m.WatchedClaims) != 0 || testutil.ToFloat64(m.WatchedPools) != 0 {
-		t.Fatalf("after stopping: dropped %v, events %v, watched claims %v, pools %v", dropped, events,
+	if !slices.Equal(*dropped, []string{"a"}) || len(*events) != 0 || testutil.ToFloat64(m.WatchedClaims) != 0 || testutil.ToFloat64(m.WatchedPools) != 1 {
+		t.Fatalf("after dropping a: dropped %v, events %v, watched claims %v, pools %v", *dropped, *events,
 			testutil.ToFloat64(m.WatchedClaims), testutil.ToFloat64(m.WatchedPools))
 	}
-}
-
-func TestPoolStoreRefusesOtherObjects(t *testing.T) {
-	m := NewMetrics("test")
-	w := &poolWatch{pool: "p", cancel: func() {}, count: m.WatchedClaims, synced: make(chan struct{}), claims: map[string]*claimRef{}, heldBy: map[string]map[string]struct{}{}}
-	st := &poolStore{w: w, observe: func(_, _ *v2beta1.SpiderIPClaim) {}}
-	if err := st.Add(&v2beta1.SpiderIPPool{}); err == nil {
-		t.Fatal("a pool in the claim store gave no error")
+	// Once it may be used again, its claims (dropped on arrival) come
+	// from a watch of its own; so do those of the restricted pool r.
+	p.retain(map[string]bool{"a": true, "b": true, "r": true}, map[string]bool{"a": true, "b": true, "r": true})
+	for _, pool := range []string{"a", "r"} {
+		if src := p.own[pool]; src == nil || p.tables[pool].src != src {
+			t.Fatalf("pool %s is not fed by a watch of its own", pool)
+		}
 	}
-	if err := st.Delete("x"); err == nil {
-		t.Fatal("a string in the claim store gave no error")
+	if p.tables["b"].src != p.shared {
+		t.Fatal("pool b left the shared watch")
+	}
+	if err := st.Add(poolClaim("a", "10.0.0.10", "other", "", "")); err != nil {
+		t.Fatal(err)
+	}
+	if len(*events) != 0 {
+		t.Fatalf("the shared watch fed a pool that has a watch of its own: %v", *events)
 	}
 }
 
 // The initial stream reaches the store through its Transformer: compact
-// keys carry the same names and pod/owner keys as the claims.
-func TestPoolStoreTakesTheInitialStreamCompact(t *testing.T) {
-	m := NewMetrics("test")
-	p := newPoolClaims(nil, m, func(_, _ *v2beta1.SpiderIPClaim) {}, func(string) {})
-	w := &poolWatch{pool: "p", cancel: func() {}, count: m.WatchedClaims, synced: make(chan struct{}), claims: map[string]*claimRef{}, heldBy: map[string]map[string]struct{}{}}
-	p.watches["p"] = w
-	st := &poolStore{w: w, observe: p.observe}
+// keys carry the same names, pools and pod/owner keys as the claims.
+func TestSharedWatchTakesTheInitialStreamCompact(t *testing.T) {
+	p, st, events, _ := testPoolClaims(t)
 	tr := st.Transformer()
+	v6 := netip.MustParseAddr("fd00::2")
 	var stream []any
 	for _, c := range []*v2beta1.SpiderIPClaim{
-		poolClaim("10.0.0.1", "web-abc", "ReplicaSet", "web-7d9"),
-		poolClaim("10.0.0.2", "db-0", "StatefulSet", "db"),
-		v2beta1.NewClaim(netip.MustParseAddr("fd00::2"), v2beta1.IPClaimSpec{Pool: "p", PodNamespace: "ns", PodName: "db-1", OwnerKind: "StatefulSet", OwnerName: "db"}),
+		poolClaim("a", "10.0.0.1", "web-abc", "ReplicaSet", "web-7d9"),
+		poolClaim("a", "10.0.0.2", "db-0", "StatefulSet", "db"),
+		poolClaim("a6", v6.String(), "db-1", "StatefulSet", "db"),
 	} {
 		obj, err := tr(c)
 		if err != nil {
@@ -160,22 +183,43 @@ func TestPoolStoreTakesTheInitialStreamCompact(t *testing.T) {
 	if err := st.Replace(stream, "5"); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.heldBy("ns/StatefulSet/db", true); !slices.Equal(got, []string{"10.0.0.2", v2beta1.ClaimName(netip.MustParseAddr("fd00::2"))}) {
+	if got := p.heldBy("ns/StatefulSet/db", true); !slices.Equal(got, []string{"10.0.0.2", v2beta1.ClaimName(v6)}) {
 		t.Fatalf("claims of StatefulSet db = %v", got)
 	}
-	if w.claims["10.0.0.1"] != nil || len(w.claims) != 3 {
-		t.Fatalf("kept %v", w.claims)
+	if got, want := sorted(*events), []string{"+10.0.0.1@a", "+10.0.0.2@a", "+fd00::2@a6"}; !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
 	}
-	stubs, err := p.byPool(context.Background(), "p")
-	if err != nil {
-		t.Fatal(err)
+	if p.tables["a"].claims["10.0.0.1"] != nil || len(p.tables["a"].claims) != 2 {
+		t.Fatalf("kept %v", p.tables["a"].claims)
 	}
-	var addrs []string
-	for _, c := range stubs {
-		addrs = append(addrs, c.Spec.Address)
+}
+
+func TestClaimStoreRefusesOtherObjects(t *testing.T) {
+	_, st, _, _ := testPoolClaims(t)
+	if err := st.Add(&v2beta1.SpiderIPPool{}); err == nil {
+		t.Fatal("a pool in the claim store gave no error")
 	}
-	slices.Sort(addrs)
-	if want := []string{"10.0.0.1", "10.0.0.2", "fd00::2"}; !slices.Equal(addrs, want) {
-		t.Fatalf("addresses = %v, want %v", addrs, want)
+	if err := st.Delete(42); err == nil {
+		t.Fatal("a number in the claim store gave no error")
+	}
+}
+
+func TestSharedSelector(t *testing.T) {
+	sel, err := sharedSelector(nil)
+	if err != nil || sel.String() != "ipam.spidernet.io/pool" {
+		t.Fatalf("selector without restricted pools = %v, %v", sel, err)
+	}
+	sel, err = sharedSelector(map[string]bool{"zone-b": true, "zone-a": true})
+	if err != nil || sel.String() != "ipam.spidernet.io/pool notin (zone-a,zone-b)" {
+		t.Fatalf("selector = %v, %v", sel, err)
+	}
+}
+
+func (s *claimSource) isSyncedForTest() bool {
+	select {
+	case <-s.synced:
+		return true
+	default:
+		return false
 	}
 }

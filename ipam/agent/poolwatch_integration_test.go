@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -45,9 +46,8 @@ func TestPoolOpenedLaterIsWatched(t *testing.T) {
 	}
 	a := startAgent(t, node)
 	m := a.Metrics()
-	if got := testutil.ToFloat64(m.WatchedClaims); got != 0 {
-		t.Fatalf("the agent watches %v claims of pools its node may not use", got)
-	}
+	// Other tests' pools are open to every node: count from here.
+	claims0, pools0 := testutil.ToFloat64(m.WatchedClaims), testutil.ToFloat64(m.WatchedPools)
 	p := createPod(t, podObj(ns, "first", node, nil))
 	if _, err := a.Add(rootCtx, addReq(p, "eth0", "c1", "late-v4")); err == nil || !strings.Contains(err.Error(), "node affinity does not match") {
 		t.Fatalf("want a node affinity refusal before the node is admitted, got %v", err)
@@ -67,8 +67,8 @@ func TestPoolOpenedLaterIsWatched(t *testing.T) {
 		_ = k8s.Update(rootCtx, n)
 	})
 	eventually(t, 10*time.Second, "the agent to watch both pools", func() (bool, string) {
-		got := testutil.ToFloat64(m.WatchedClaims)
-		return got == 6 && testutil.ToFloat64(m.WatchedPools) == 2, ""
+		got := testutil.ToFloat64(m.WatchedClaims) - claims0
+		return got == 6 && testutil.ToFloat64(m.WatchedPools)-pools0 == 2, ""
 	})
 	var res string
 	eventually(t, 10*time.Second, "an allocation from late-v4", func() (bool, string) {
@@ -91,11 +91,11 @@ func TestPoolOpenedLaterIsWatched(t *testing.T) {
 	// served (DEL releases it).
 	patchPool(t, "late-v4-b", `{"spec":{"nodeAffinity":{"matchLabels":{"spindle.test/late":"no"}}}}`)
 	eventually(t, 10*time.Second, "the agent to stop watching late-v4-b", func() (bool, string) {
-		return testutil.ToFloat64(m.WatchedPools) == 1 && testutil.ToFloat64(m.WatchedClaims) == 4, ""
+		return testutil.ToFloat64(m.WatchedPools)-pools0 == 1 && testutil.ToFloat64(m.WatchedClaims)-claims0 == 4, ""
 	})
 	patchPool(t, "late-v4", `{"spec":{"nodeAffinity":{"matchLabels":{"spindle.test/late":"no"}}}}`)
 	eventually(t, 10*time.Second, "the agent to stop watching late-v4", func() (bool, string) {
-		return testutil.ToFloat64(m.WatchedPools) == 0 && testutil.ToFloat64(m.WatchedClaims) == 0, ""
+		return testutil.ToFloat64(m.WatchedPools) == pools0 && testutil.ToFloat64(m.WatchedClaims) == claims0, ""
 	})
 	deletePod(t, p)
 	if err := a.Del(rootCtx, addReq(p, "eth0", "c1", "late-v4")); err != nil {
@@ -111,5 +111,43 @@ func patchPool(t *testing.T, name, patch string) {
 	p := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := k8s.Patch(rootCtx, p, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Pools created after the agent started come through its one shared watch:
+// the claims of a pool open to every node are kept (by name), those of a
+// pool restricted to other nodes are dropped on arrival.
+func TestPoolsCreatedLaterShareOneWatch(t *testing.T) {
+	requireEnv(t)
+	ns, node := "share", "share-node"
+	ensureNamespace(t, ns)
+	a := startAgent(t, node)
+	m := a.Metrics()
+	claims0, pools0 := testutil.ToFloat64(m.WatchedClaims), testutil.ToFloat64(m.WatchedPools)
+	createPool(t, "share-open", "10.41.0.0/24", "10.41.0.10-10.41.0.13")
+	createPool(t, "share-other", "10.41.1.0/24", "10.41.1.10-10.41.1.13")
+	patchPool(t, "share-other", `{"spec":{"nodeName":["share-elsewhere"]}}`)
+	for _, pool := range []string{"share-open", "share-other"} {
+		prefix := map[string]string{"share-open": "10.41.0.", "share-other": "10.41.1."}[pool]
+		for _, last := range []string{"10", "11", "12"} {
+			c := v2beta1.NewClaim(netip.MustParseAddr(prefix+last), v2beta1.IPClaimSpec{Pool: pool, PodNamespace: ns,
+				PodName: "held-" + last, PodUID: "u-" + last, Node: "share-elsewhere"})
+			if err := k8s.Create(rootCtx, c); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = k8s.Delete(rootCtx, c) })
+		}
+	}
+	eventually(t, 10*time.Second, "the claims of share-open only", func() (bool, string) {
+		c, p := testutil.ToFloat64(m.WatchedClaims)-claims0, testutil.ToFloat64(m.WatchedPools)-pools0
+		return c == 3 && p == 1, fmt.Sprintf("%v claims in %v pools", c, p)
+	})
+	p := createPod(t, podObj(ns, "one", node, nil))
+	res, err := a.Add(rootCtx, addReq(p, "eth0", "c1", "share-open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip0(res) != "10.41.0.13/24" || testutil.ToFloat64(m.Conflicts) != 0 {
+		t.Fatalf("allocated %s with %v conflicts, want 10.41.0.13/24 with none", ip0(res), testutil.ToFloat64(m.Conflicts))
 	}
 }
