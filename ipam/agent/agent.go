@@ -458,7 +458,7 @@ func (a *Agent) onClaim(old, cur *v2beta1.SpiderIPClaim) {
 	if cur != nil {
 		a.overlay.observed(cur.Name, cur)
 	} else if old != nil {
-		a.overlay.observed(old.Name, nil)
+		a.overlay.gone(old)
 	}
 	for _, c := range []*v2beta1.SpiderIPClaim{old, cur} {
 		if c != nil && c.Spec.Node == a.cfg.NodeName && c.Spec.PodName != "" {
