@@ -343,18 +343,6 @@ func (p *poolClaims) heldBy(key string, byOwner bool) []string {
 	return names
 }
 
-// pools returns the names of the followed pools, sorted.
-func (p *poolClaims) pools() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.tables))
-	for name := range p.tables {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // stub is the engine's view of a claim known by name only.
 func stub(name, pool string) *v2beta1.SpiderIPClaim {
 	addr, err := v2beta1.ParseClaimName(name)

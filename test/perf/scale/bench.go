@@ -555,13 +555,16 @@ func (b *bench) agentProcess(dir, kubeconfig, node string) (rssPoint, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	// stop ends the agent; how it exits (the signal) is of no interest.
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			_ = err
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			err := <-exited
+			_ = err
 		}
 	}
 	var ready time.Duration

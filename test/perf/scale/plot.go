@@ -32,11 +32,11 @@ type series struct {
 
 // panel is one chart: categorical x, linear y from 0.
 type panel struct {
-	title, xLabel, yLabel string
-	x                     []string
-	series                []series
-	target                float64 // a horizontal reference line (0: none)
-	targetLabel           string
+	title, xLabel string
+	x             []string
+	series        []series
+	target        float64 // a horizontal reference line (0: none)
+	targetLabel   string
 }
 
 const (
