@@ -132,12 +132,13 @@ test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear
 	bash test/lab/run-suites.sh
 
 .PHONY: bench
-bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), then pools carved from a SpiderSubnet against one named pool (root, ~10 min), then the whole pod path against host-local (root, ~15 min), each in a lab of its own; ends with the "bench:", "bench_subnet:" and "bench_e2e:" summary lines.
+bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), agent memory and API-server CPU as the cluster grows on another (~20 min), then pools carved from a SpiderSubnet against one named pool (root, ~10 min), then the whole pod path against host-local (root, ~15 min), each in a lab of its own; ends with the "bench:", "bench_scale:", "bench_subnet:" and "bench_e2e:" summary lines.
 	@mkdir -p _out
 	go run ./test/perf/ipam | tee _out/bench-ipam.txt
+	go run ./test/perf/scale $(BENCH_SCALE_ARGS) | tee _out/bench-scale.txt
 	go run ./test/perf/subnet -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' | tee _out/bench-subnet.txt
 	go run ./test/perf/e2e -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' $(BENCH_E2E_ARGS) | tee _out/bench-e2e.txt
-	@grep -hE '^bench(_subnet|_e2e)?:' _out/bench-ipam.txt _out/bench-subnet.txt _out/bench-e2e.txt
+	@grep -hE '^bench(_scale|_subnet|_e2e)?:' _out/bench-ipam.txt _out/bench-scale.txt _out/bench-subnet.txt _out/bench-e2e.txt
 
 .PHONY: bench-e2e
 bench-e2e: lab-deps build ## The whole pod path only (root, ~15 min): Deployments on macvlan with spiderpool IPAM and the coordinator against host-local, in a lab of its own; BENCH_E2E_ARGS passes flags (e.g. -apps 30 -nodes 3); ends with the "bench_e2e:" line.
@@ -150,6 +151,12 @@ chaos: lab-deps build ## Seeded chaos run (root, ~40 min): 5,000 pods of churn w
 	@mkdir -p _out
 	go run ./test/chaos -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' $(CHAOS_ARGS) | tee _out/chaos.txt
 	@grep -h '^chaos: seed=.* pods=' _out/chaos.txt | tail -1
+
+.PHONY: bench-scale
+bench-scale: lab-deps build ## Agent memory with 10,000 and 100,000 claims in the cluster and API-server CPU per allocation with 10, 50 and 200 agents watching, on its own API server (~20 min); BENCH_SCALE_ARGS passes flags (e.g. -reps 1); writes _out/bench-scale.png; ends with the "bench_scale:" line.
+	@mkdir -p _out
+	go run ./test/perf/scale $(BENCH_SCALE_ARGS) | tee _out/bench-scale.txt
+	@grep -h '^bench_scale:' _out/bench-scale.txt
 
 .PHONY: fuzz
 FUZZTIME ?= 10s

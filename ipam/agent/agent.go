@@ -2,8 +2,10 @@
 // CNI plugin over a unix socket and allocates addresses for the pods of its
 // node by creating one SpiderIPClaim per address.
 //
-// Reads come from informer caches (pools, claims, reserved addresses, this
-// node's pods, namespaces, this node); every allocation is a single Create
+// Reads come from informer caches (pools, reserved addresses, this node's
+// pods and claims, namespaces, this node) and from per-pool watches that keep
+// only the names of the claims of the pools this node may use (poolclaims.go);
+// every allocation is a single Create
 // whose name is the address, so agents never coordinate with each other and
 // the API server's name uniqueness rules out duplicates.
 package agent
@@ -101,6 +103,8 @@ type Agent struct {
 	log     logr.Logger
 
 	overlay  *overlay
+	pools    *poolClaims
+	watchMu  sync.Mutex // serialises watchPools
 	engine   *allocator.Engine
 	selIndex selectionIndex
 	podLocks keyedLocks
@@ -181,8 +185,10 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName)},
 			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", cfg.NodeName)},
-			// Claims are many and read-only here: skip the copy on reads.
-			&v2beta1.SpiderIPClaim{}: {UnsafeDisableDeepCopy: &noCopy},
+			// Only the claims of this node's pods, in full; the claims of
+			// the pools this node may use are watched per pool, by name
+			// (poolClaims). Read-only here: skip the copy on reads.
+			&v2beta1.SpiderIPClaim{}: {Field: fields.OneTermEqualSelector(store.FieldClaimNode, cfg.NodeName), UnsafeDisableDeepCopy: &noCopy},
 			// Only the SpiderEndpoints this agent maintains.
 			&v2beta1.SpiderEndpoint{}: {Label: labels.SelectorFromSet(labels.Set{store.LabelEndpointNode: cfg.NodeName})},
 		},
@@ -190,7 +196,7 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create informer cache: %w", err)
 	}
-	live, err := client.New(restCfg, client.Options{Scheme: scheme})
+	live, err := client.NewWithWatch(restCfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create API client: %w", err)
 	}
@@ -209,6 +215,8 @@ func New(restCfg *rest.Config, cfg Config) (*Agent, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "spiderendpoint"}),
 	}
+	a.pools = newPoolClaims(live, a.metrics, func(old, cur *v2beta1.SpiderIPClaim) { a.engine.Observe(old, cur) },
+		func(pool string) { a.engine.PoolChanged(pool) })
 	a.engine = allocator.New(allocator.Config{
 		Node:              cfg.NodeName,
 		EnableStatefulSet: cfg.EnableStatefulSet,
@@ -270,7 +278,10 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("failed to get SpiderIPPool informer: %w", err)
 	}
 	if _, err := poolInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { a.selIndex.invalidate() },
+		AddFunc: func(any) {
+			a.selIndex.invalidate()
+			a.followPools(ctx)
+		},
 		UpdateFunc: func(old, o any) {
 			p, ok1 := o.(*v2beta1.SpiderIPPool)
 			q, ok2 := old.(*v2beta1.SpiderIPPool)
@@ -283,9 +294,11 @@ func (a *Agent) Start(ctx context.Context) error {
 			if ok1 {
 				a.engine.PoolChanged(p.Name)
 			}
+			a.followPools(ctx)
 		},
 		DeleteFunc: func(o any) {
 			a.selIndex.invalidate()
+			a.followPools(ctx)
 			if p, ok := o.(*v2beta1.SpiderIPPool); ok {
 				a.engine.PoolChanged(p.Name)
 			} else if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
@@ -306,7 +319,24 @@ func (a *Agent) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("failed to watch SpiderReservedIPs: %w", err)
 	}
-	objs := []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{}, &v2beta1.SpiderCoordinator{}, &v2beta1.SpiderEndpoint{}}
+	nodeInf, err := a.cache.GetInformer(ctx, &corev1.Node{})
+	if err != nil {
+		return fmt.Errorf("failed to get Node informer: %w", err)
+	}
+	// The node's labels decide which pools' claims are watched.
+	if _, err := nodeInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { a.followPools(ctx) },
+		UpdateFunc: func(old, o any) {
+			p, ok1 := o.(*corev1.Node)
+			q, ok2 := old.(*corev1.Node)
+			if !ok1 || !ok2 || !equality.Semantic.DeepEqual(p.Labels, q.Labels) {
+				a.followPools(ctx)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("failed to watch the Node: %w", err)
+	}
+	objs := []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &v2beta1.SpiderCoordinator{}, &v2beta1.SpiderEndpoint{}}
 	for _, gvk := range subnets.AppKinds {
 		objs = append(objs, workloadMeta(gvk))
 	}
@@ -322,6 +352,19 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 	if !a.cache.WaitForCacheSync(ctx) {
 		return errors.New("failed to sync informer caches")
+	}
+	pools := &v2beta1.SpiderIPPoolList{}
+	if err := a.cache.List(ctx, pools); err != nil {
+		return fmt.Errorf("failed to list SpiderIPPools from cache: %w", err)
+	}
+	if err := a.pools.begin(ctx, restrictedPools(pools.Items)); err != nil {
+		return err
+	}
+	if err := a.watchPools(ctx); err != nil {
+		return err
+	}
+	if err := a.pools.waitAll(ctx); err != nil {
+		return err
 	}
 	a.engine.Start(ctx)
 	a.ready.Store(true)
@@ -400,14 +443,22 @@ func asClaim(o any) *v2beta1.SpiderIPClaim {
 	return nil
 }
 
-// onClaim keeps the pools' used-address bitmaps, the overlay and the
-// SpiderEndpoint queue in step with the claim informer.
+// followPools is watchPools for event handlers: a failure is logged and
+// the next pool or node event tries again.
+func (a *Agent) followPools(ctx context.Context) {
+	if err := a.watchPools(ctx); err != nil {
+		a.log.Error(err, "failed to update the pools whose claims are followed")
+	}
+}
+
+// onClaim keeps the overlay and the SpiderEndpoint queue in step with the
+// informer of this node's claims (the pools' used-address bitmaps follow
+// the pool watches).
 func (a *Agent) onClaim(old, cur *v2beta1.SpiderIPClaim) {
-	a.engine.Observe(old, cur)
 	if cur != nil {
 		a.overlay.observed(cur.Name, cur)
 	} else if old != nil {
-		a.overlay.observed(old.Name, nil)
+		a.overlay.gone(old)
 	}
 	for _, c := range []*v2beta1.SpiderIPClaim{old, cur} {
 		if c != nil && c.Spec.Node == a.cfg.NodeName && c.Spec.PodName != "" {

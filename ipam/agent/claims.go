@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/ranges"
@@ -69,6 +70,61 @@ func (s engineClaims) Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) erro
 	return nil
 }
 
-func (s engineClaims) ByPod(_ context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error) {
-	return s.a.podClaims(store.PodKey(namespace, name))
+// ByPool returns the claims of pool by name and address (poolClaims): what
+// the engine needs to know which addresses are taken.
+func (s engineClaims) ByPool(ctx context.Context, pool string) ([]*v2beta1.SpiderIPClaim, error) {
+	return s.a.pools.byPool(ctx, pool)
+}
+
+// ByPod returns the claims held under a pod's name: this node's (cache and
+// own writes) and, read from the API server, the claims of a StatefulSet
+// replica of that name held on another node in a pool this node may use.
+func (s engineClaims) ByPod(ctx context.Context, namespace, name string) ([]*v2beta1.SpiderIPClaim, error) {
+	key := store.PodKey(namespace, name)
+	held, err := s.a.podClaims(key)
+	if err != nil {
+		return nil, err
+	}
+	return s.withElsewhere(ctx, held, s.a.pools.heldBy(key, false))
+}
+
+// ByOwner returns the claims made for the pods of a controller: this
+// node's and, read from the API server, those held on other nodes in pools
+// this node may use.
+func (s engineClaims) ByOwner(ctx context.Context, namespace, kind, name string) ([]*v2beta1.SpiderIPClaim, error) {
+	held, err := s.Store.ByOwner(ctx, namespace, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.withElsewhere(ctx, held, s.a.pools.heldBy(store.OwnerKey(namespace, kind, name), true))
+}
+
+// Get reads a claim from the API server; nil when it does not exist.
+func (s engineClaims) Get(ctx context.Context, name string) (*v2beta1.SpiderIPClaim, error) {
+	c := &v2beta1.SpiderIPClaim{}
+	if err := s.a.live.Get(ctx, keyOf("", name), c); err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("failed to get SpiderIPClaim %q: %w", name, err)
+	}
+	return c, nil
+}
+
+// withElsewhere adds to held the claims named in names that it lacks, read
+// from the API server (the pool watches keep no more than their names).
+func (s engineClaims) withElsewhere(ctx context.Context, held []*v2beta1.SpiderIPClaim, names []string) ([]*v2beta1.SpiderIPClaim, error) {
+	for _, name := range names {
+		if slices.ContainsFunc(held, func(c *v2beta1.SpiderIPClaim) bool { return c.Name == name }) {
+			continue
+		}
+		c, err := s.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			held = append(held, c)
+		}
+	}
+	return held, nil
 }

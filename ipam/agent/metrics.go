@@ -32,6 +32,9 @@ type Metrics struct {
 	AddDuration      prometheus.Histogram
 	DelDuration      prometheus.Histogram
 	InFlight         *prometheus.GaugeVec
+	// WatchedPools and WatchedClaims are the pools whose claims the agent
+	// watches (those its node may use) and the claims it knows of there.
+	WatchedPools, WatchedClaims prometheus.Gauge
 	// BuildInfo is spindle_build_info.
 	BuildInfo prometheus.Collector
 }
@@ -66,6 +69,12 @@ func NewMetrics(version string) *Metrics {
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "spindle_ipam_inflight_requests", Help: "Requests being served, by operation.",
 		}, []string{"op"}),
+		WatchedPools: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spindle_ipam_watched_pools", Help: "Pools whose SpiderIPClaims the agent watches: those its node may use.",
+		}),
+		WatchedClaims: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spindle_ipam_watched_claims", Help: "SpiderIPClaims the agent knows of in the pools it watches (kept by name).",
+		}),
 	}
 	m.BuildInfo = buildmetric.Collector(version)
 	m.Registry.MustRegister(m.Collectors()...)
@@ -76,6 +85,7 @@ func NewMetrics(version string) *Metrics {
 // the build information, and the Go runtime and process collectors.
 func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.Allocations, m.Releases, m.Failures, m.Conflicts, m.AddressConflicts, m.AddDuration, m.DelDuration, m.InFlight,
+		m.WatchedPools, m.WatchedClaims,
 		m.BuildInfo, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 }
 

@@ -103,6 +103,41 @@ func (o *overlay) observed(name string, c *v2beta1.SpiderIPClaim) {
 	}
 }
 
+// gone is called when the informer drops old: deleted, or re-bound to a
+// pod of another node (the informer follows this node's claims only). An
+// entry for a write the dropped object already includes (its
+// resourceVersion is not older) is no longer needed: the informer will not
+// deliver that claim again while it is elsewhere.
+func (o *overlay) gone(old *v2beta1.SpiderIPClaim) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e, ok := o.entries[old.Name]
+	if !ok {
+		return
+	}
+	rv := parseRV(old.ResourceVersion)
+	switch {
+	case e.claim == nil:
+		o.dropLocked(old.Name)
+	case rv != 0 && e.rv != 0 && rv >= e.rv:
+		o.dropLocked(old.Name)
+	case old.ResourceVersion == e.claim.ResourceVersion:
+		o.dropLocked(old.Name)
+	case time.Now().After(e.expires):
+		o.dropLocked(old.Name)
+	}
+}
+
+// live returns the entry of name unless it expired (the informer has long
+// caught up with a write that old).
+func (o *overlay) live(name string) (overlayEntry, bool) {
+	e, ok := o.entries[name]
+	if ok && time.Now().After(e.expires) {
+		return overlayEntry{}, false
+	}
+	return e, ok
+}
+
 // merge applies the overlay to the cached claims of podKey.
 func (o *overlay) merge(podKey string, cached []*v2beta1.SpiderIPClaim) []*v2beta1.SpiderIPClaim {
 	o.mu.Lock()
@@ -111,7 +146,7 @@ func (o *overlay) merge(podKey string, cached []*v2beta1.SpiderIPClaim) []*v2bet
 	out := make([]*v2beta1.SpiderIPClaim, 0, len(cached)+len(names))
 	seen := map[string]bool{}
 	for _, c := range cached {
-		if e, ok := o.entries[c.Name]; ok {
+		if e, ok := o.live(c.Name); ok {
 			seen[c.Name] = true
 			if e.claim != nil && store.ClaimPodKey(e.claim) == podKey {
 				out = append(out, e.claim)
@@ -124,7 +159,7 @@ func (o *overlay) merge(podKey string, cached []*v2beta1.SpiderIPClaim) []*v2bet
 		if seen[name] {
 			continue
 		}
-		if e := o.entries[name]; e.claim != nil && store.ClaimPodKey(e.claim) == podKey {
+		if e, ok := o.live(name); ok && e.claim != nil && store.ClaimPodKey(e.claim) == podKey {
 			out = append(out, e.claim)
 		}
 	}
@@ -135,7 +170,7 @@ func (o *overlay) merge(podKey string, cached []*v2beta1.SpiderIPClaim) []*v2bet
 func (o *overlay) get(name string, cached *v2beta1.SpiderIPClaim) *v2beta1.SpiderIPClaim {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if e, ok := o.entries[name]; ok {
+	if e, ok := o.live(name); ok {
 		return e.claim
 	}
 	return cached

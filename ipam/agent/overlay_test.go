@@ -3,6 +3,7 @@ package agent
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 )
@@ -84,5 +85,32 @@ func TestKeyedLocksSerialisePerKey(t *testing.T) {
 	<-done
 	if len(k.locks) != 0 {
 		t.Fatalf("locks leaked: %v", k.locks)
+	}
+}
+
+// The informer follows this node's claims only: a claim re-bound to a pod
+// of another node leaves it as a deletion, and is never delivered again
+// while it is there. Our earlier write of it must not outlive that.
+func TestOverlayForgetsAClaimThatLeftTheNode(t *testing.T) {
+	o := newOverlay()
+	ours := testClaim("10.0.0.4", "web-2", "50")
+	o.put(ours) // the informer delivered rv 50 before this put
+	// Another node re-binds it (rv 60): this node's informer drops it.
+	o.gone(testClaim("10.0.0.4", "web-2", "60"))
+	if got := o.merge("ns/web-2", nil); len(got) != 0 {
+		t.Fatalf("a claim that left the node is still listed: %v", names(got))
+	}
+	// A late deletion of an older incarnation keeps a newer write.
+	newer := testClaim("10.0.0.5", "web-3", "80")
+	o.put(newer)
+	o.gone(testClaim("10.0.0.5", "web-3", "70"))
+	if got := names(o.merge("ns/web-3", nil)); len(got) != 1 {
+		t.Fatalf("an older deletion dropped a newer write: %v", got)
+	}
+	// An expired entry is not served, even without an event.
+	o.ttl = -time.Second
+	o.put(testClaim("10.0.0.6", "web-4", "90"))
+	if got := o.merge("ns/web-4", nil); len(got) != 0 {
+		t.Fatalf("an expired entry is served: %v", names(got))
 	}
 }

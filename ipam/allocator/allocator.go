@@ -582,12 +582,26 @@ func (e *Engine) create(ctx context.Context, s *poolState, addr netip.Addr, spec
 	return c, nil
 }
 
+// ClaimGetter is implemented by a ClaimStore whose ByPool answers claims by
+// name and address only: the engine reads the one claim it names in a
+// message with it.
+type ClaimGetter interface {
+	// Get returns the claim named name; nil (and no error) when it does
+	// not exist.
+	Get(ctx context.Context, name string) (*v2beta1.SpiderIPClaim, error)
+}
+
 // holderOf names who holds addr in pool: "pod ns/name" from its claim.
 func (e *Engine) holderOf(ctx context.Context, pool string, addr netip.Addr) string {
 	claims, err := e.claims.ByPool(ctx, pool)
 	if err == nil {
 		for _, c := range claims {
 			if c.Spec.Address == addr.String() {
+				if g, ok := e.claims.(ClaimGetter); ok {
+					if full, err := g.Get(ctx, c.Name); err == nil && full != nil {
+						c = full
+					}
+				}
 				if c.Spec.PodName == "" {
 					return fmt.Sprintf("SpiderIPClaim %q", c.Name)
 				}

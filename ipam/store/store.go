@@ -29,6 +29,10 @@ const (
 	IndexClaimByOwner = "spec.ownerKey" // OwnerKey of the pod's controller
 )
 
+// FieldClaimNode is the selectable field of a claim's node (spec.node): a
+// node agent watches the claims of its node with it.
+const FieldClaimNode = "spec.node"
+
 // OwnerKey is the IndexClaimByOwner value of a pod controller:
 // "<namespace>/<kind>/<name>". A StatefulSet finds its replicas' claims
 // with it, and a virtual machine's next launcher pod its predecessor's.

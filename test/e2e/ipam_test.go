@@ -1095,6 +1095,58 @@ spec:
 		}
 	})
 
+	// Each agent watches the claims of the pools its node may use; a pool
+	// that starts admitting a node after the agents started (a node label
+	// added, the pool's nodeAffinity edited) must be served there at once.
+	It("pool affinity: a pool that admits a node only after the agents started is used there once it does (node label added, then nodeAffinity edited to another node), without a duplicate; the first node still releases its pod's address", func(ctx SpecContext) {
+		e := newIPAMEnv(ctx, "e2e-ipam-late-pool")
+		n1, n2 := twoNodes(ctx)
+		label := "spindle.e2e/late-pool-" + e.ns
+		pool := "late-" + e.ns
+		e.pool(ctx, pool, 4, ipamBlockBase+19, 4, func(p *v2beta1.SpiderIPPool) {
+			p.Spec.NodeAffinity = &metav1.LabelSelector{MatchLabels: map[string]string{label: "yes"}}
+		})
+		e.nad(ctx, "underlay", nil)
+		annotations := map[string]string{annotNetworks: "underlay", annotIPPool: fmt.Sprintf(`{"ipv4":[%q]}`, pool)}
+		_, err := f.CreatePod(ctx, f.NewPod(e.ns, "first", framework.PodOptions{Node: n1, Annotations: annotations}))
+		Expect(err).NotTo(HaveOccurred())
+		msg := e.sandboxErrors(ctx, "first")
+		Expect(msg).To(ContainSubstring(fmt.Sprintf(`pool %q: node affinity does not match node %q`, pool, n1)))
+
+		// The node gets the label: the pending pod starts with an address
+		// of the pool.
+		setNodeLabel := func(ctx context.Context, node, value string) {
+			patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%s}}}`, label, value)
+			_, err := f.Client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		setNodeLabel(ctx, n1, `"yes"`)
+		DeferCleanup(func(ctx SpecContext) { setNodeLabel(ctx, n1, "null") })
+		first, err := f.WaitPodRunning(ctx, e.ns, "first")
+		Expect(err).NotTo(HaveOccurred())
+		a1, _ := e.expectNIC(ctx, first, "net1", pool, "")
+
+		// The pool's nodeAffinity is edited to admit only the other node:
+		// a pod there gets another address of the pool.
+		p := &v2beta1.SpiderIPPool{}
+		Expect(e.c.Get(ctx, client.ObjectKey{Name: pool}, p)).To(Succeed())
+		p.Spec.NodeAffinity = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": n2}}
+		Expect(e.c.Update(ctx, p)).To(Succeed())
+		second := e.pod(ctx, "second", n2, annotations)
+		a2, _ := e.expectNIC(ctx, second, "net1", pool, "")
+		Expect(a2).NotTo(Equal(a1), "pods on %s and %s share %s", n1, n2, a1)
+		GinkgoWriter.Printf("first on %s: %s, second on %s: %s\n", n1, a1, n2, a2)
+
+		// The first node may no longer allocate from the pool, but its pod's
+		// claim is still its own: deleting the pod releases the address.
+		Expect(f.Client.CoreV1().Pods(e.ns).Delete(ctx, "first", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func(g Gomega) {
+			claims := e.claims(ctx, g, pool)
+			g.Expect(claims).To(HaveLen(1))
+			g.Expect(claims[0].Spec.PodName).To(Equal("second"))
+		}).WithContext(ctx).WithTimeout(60 * time.Second).WithPolling(time.Second).Should(Succeed())
+	})
+
 	It("fixed addresses: Kube-OVN's per-network ip_address and mac_address give net1 exactly that IPv4, IPv6 and MAC inside the pod; pods asking for the held addresses or MAC wait, their events naming the holder, and start once it is gone", func(ctx SpecContext) {
 		requireCoordinatorLab(ctx)
 		e := newIPAMEnv(ctx, "e2e-ipam-fixed")

@@ -71,10 +71,13 @@ type IPClaimSpec struct {
 // SpiderIPClaim is the allocation record of one address. Its name is the
 // address (see ClaimName), so the API server's name uniqueness guarantees that
 // an address is held at most once in the cluster. Writers set the label
-// LabelPool to spec.pool. Spindle extension.
+// LabelPool to spec.pool. spec.node is a selectable field: each node agent
+// watches the claims of its node with the field selector spec.node=<node>.
+// Spindle extension.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:categories={spiderpool},path=spideripclaims,scope=Cluster,shortName={sic},singular=spideripclaim
+// +kubebuilder:selectablefield:JSONPath=`.spec.node`
 // +kubebuilder:printcolumn:name="ADDRESS",type=string,JSONPath=`.spec.address`,description="the claimed address"
 // +kubebuilder:printcolumn:name="POOL",type=string,JSONPath=`.spec.pool`,description="pool of the address"
 // +kubebuilder:printcolumn:name="NAMESPACE",type=string,JSONPath=`.spec.podNamespace`,description="namespace of the pod"
