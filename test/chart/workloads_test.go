@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"encoding/json"
 	"flag"
 	"net"
 	"path/filepath"
@@ -299,5 +300,24 @@ func TestLeastPrivilegeContainers(t *testing.T) {
 		if isRoot := toInt(user) == 0; isRoot != w.root {
 			t.Errorf("%s runs as user %v (root=%v), want root=%v", id, user, isRoot, w.root)
 		}
+	}
+}
+
+// TestMultusRetriesFailedDeletes: the thick daemon copies its configuration's
+// keys into every CNI request it serves, so retryDeleteOnError there makes
+// Multus keep a pod's delegate list until a DEL has reached every delegate.
+// Without it a DEL refused by one delegate (the agent out of reach) is
+// retried with no delegates left: it reports success and the address stays
+// held until the garbage collector finds it.
+func TestMultusRetriesFailedDeletes(t *testing.T) {
+	t.Parallel()
+	m := render(t, "multus.install=true")
+	raw, _, _ := unstructured.NestedString(m.get(t, "ConfigMap", "spindle-multus").Object, "data", "daemon-config.json")
+	var conf map[string]any
+	if err := json.Unmarshal([]byte(raw), &conf); err != nil {
+		t.Fatalf("ConfigMap spindle-multus: daemon-config.json is not JSON: %v\n%s", err, raw)
+	}
+	if conf["retryDeleteOnError"] != true {
+		t.Errorf("daemon-config.json has retryDeleteOnError=%v, want true:\n%s", conf["retryDeleteOnError"], raw)
 	}
 }
