@@ -20,12 +20,13 @@ import (
 // defaulter adds it at creation so no pool is ever without it.
 const FinalizerPoolInUse = poolfinalizer.Finalizer
 
-// Admission holds the handlers of every webhook. Cached reads the cluster
-// state that only shapes messages and overlap checks; Live reads what must
-// be current (the claims of a pool).
+// Admission holds the handlers of every webhook. Reader reads the API
+// server directly, never an informer cache: two pools applied one after the
+// other must see each other (an overlap admitted because the cache lagged by
+// a few milliseconds would stay in the cluster), and admissions are rare
+// enough that a list per request costs nothing that matters.
 type Admission struct {
-	Cached client.Reader
-	Live   client.Reader
+	Reader client.Reader
 }
 
 // ---- SpiderIPPool
@@ -38,7 +39,7 @@ func (h poolHooks) Default(ctx context.Context, p *v2beta1.SpiderIPPool) error {
 	// A pool created into an existing subnet is its child at once (the
 	// subnet controller adopts pools created before their subnet).
 	var subs v2beta1.SpiderSubnetList
-	if err := h.a.Cached.List(ctx, &subs); err != nil {
+	if err := h.a.Reader.List(ctx, &subs); err != nil {
 		return fmt.Errorf("failed to list SpiderSubnets: %w", err)
 	}
 	if s := subnets.Of(p, subs.Items); s != nil && s.DeletionTimestamp == nil {
@@ -52,17 +53,17 @@ func (h poolHooks) Default(ctx context.Context, p *v2beta1.SpiderIPPool) error {
 
 func (h poolHooks) validate(ctx context.Context, p, old *v2beta1.SpiderIPPool) (admission.Warnings, error) {
 	var pools v2beta1.SpiderIPPoolList
-	if err := h.a.Cached.List(ctx, &pools); err != nil {
+	if err := h.a.Reader.List(ctx, &pools); err != nil {
 		return nil, fmt.Errorf("failed to list SpiderIPPools: %w", err)
 	}
 	var subs v2beta1.SpiderSubnetList
-	if err := h.a.Cached.List(ctx, &subs); err != nil {
+	if err := h.a.Reader.List(ctx, &subs); err != nil {
 		return nil, fmt.Errorf("failed to list SpiderSubnets: %w", err)
 	}
 	st := PoolState{Old: old, Others: pools.Items, Subnets: subs.Items}
 	if old != nil {
 		var claims v2beta1.SpiderIPClaimList
-		if err := h.a.Live.List(ctx, &claims, client.MatchingLabels{v2beta1.LabelPool: p.Name}); err != nil {
+		if err := h.a.Reader.List(ctx, &claims, client.MatchingLabels{v2beta1.LabelPool: p.Name}); err != nil {
 			return nil, fmt.Errorf("failed to list SpiderIPClaims of pool %q: %w", p.Name, err)
 		}
 		st.Claims = claims.Items
@@ -100,11 +101,11 @@ func (h subnetHooks) Default(_ context.Context, s *v2beta1.SpiderSubnet) error {
 
 func (h subnetHooks) validate(ctx context.Context, s, old *v2beta1.SpiderSubnet) (admission.Warnings, error) {
 	var list v2beta1.SpiderSubnetList
-	if err := h.a.Cached.List(ctx, &list); err != nil {
+	if err := h.a.Reader.List(ctx, &list); err != nil {
 		return nil, fmt.Errorf("failed to list SpiderSubnets: %w", err)
 	}
 	var pools v2beta1.SpiderIPPoolList
-	if err := h.a.Cached.List(ctx, &pools); err != nil {
+	if err := h.a.Reader.List(ctx, &pools); err != nil {
 		return nil, fmt.Errorf("failed to list SpiderIPPools: %w", err)
 	}
 	return nil, ValidateSubnet(s, old, list.Items, pools.Items)
@@ -154,7 +155,7 @@ func (multusHooks) Default(_ context.Context, m *v2beta1.SpiderMultusConfig) err
 
 func (h multusHooks) validate(ctx context.Context, m *v2beta1.SpiderMultusConfig) (admission.Warnings, error) {
 	var pools v2beta1.SpiderIPPoolList
-	if err := h.a.Cached.List(ctx, &pools); err != nil {
+	if err := h.a.Reader.List(ctx, &pools); err != nil {
 		return nil, fmt.Errorf("failed to list SpiderIPPools: %w", err)
 	}
 	fams := PoolFamilies{}
@@ -214,7 +215,7 @@ func hasString(list []string, s string) bool {
 // Register adds every webhook to the manager's webhook server, at the paths
 // BuildConfigurations points the API server to.
 func Register(mgr manager.Manager) {
-	a := &Admission{Cached: mgr.GetClient(), Live: mgr.GetAPIReader()}
+	a := &Admission{Reader: mgr.GetAPIReader()}
 	srv := mgr.GetWebhookServer()
 	s := mgr.GetScheme()
 	for _, h := range Handlers(s, a) {

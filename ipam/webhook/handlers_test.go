@@ -60,7 +60,7 @@ func TestPoolAdmission(t *testing.T) {
 	cur := pool("mine", "10.6.0.0/16", "10.6.0.10-10.6.0.20")
 	held := claim("mine", "10.6.0.12", "default", "web-0")
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(other, cur, &held).Build()
-	hs := Handlers(s, &Admission{Cached: c, Live: c})
+	hs := Handlers(s, &Admission{Reader: c})
 	ctx := context.Background()
 
 	// Defaulting: ipVersion, canonical ranges and the finalizer.
@@ -117,7 +117,7 @@ func TestPoolAdmission(t *testing.T) {
 
 func TestCoordinatorAdmission(t *testing.T) {
 	s := testScheme(t)
-	hs := Handlers(s, &Admission{Cached: fake.NewClientBuilder().WithScheme(s).Build()})
+	hs := Handlers(s, &Admission{Reader: fake.NewClientBuilder().WithScheme(s).Build()})
 	resp := handler(t, hs, ValidatePath("spidercoordinator")).Handle(context.Background(),
 		request(t, admissionv1.Create, &v2beta1.SpiderCoordinator{ObjectMeta: metav1.ObjectMeta{Name: "second"}}, nil))
 	if resp.Allowed || !strings.HasPrefix(resp.Result.Message, `metadata.name: "second": there is one cluster-wide SpiderCoordinator`) {
@@ -128,7 +128,7 @@ func TestCoordinatorAdmission(t *testing.T) {
 func TestMultusConfigAdmissionWarnsAboutMissingPools(t *testing.T) {
 	s := testScheme(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(pool("v4", "10.6.0.0/16")).Build()
-	hs := Handlers(s, &Admission{Cached: c, Live: c})
+	hs := Handlers(s, &Admission{Reader: c})
 	m := smc(v2beta1.MultusCNIConfigSpec{CniType: "macvlan", MacvlanConfig: &v2beta1.SpiderMacvlanCniConfig{
 		Master: []string{"eth1"}, SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv4IPPool: []string{"v4"}, IPv6IPPool: []string{"v6-later"}}}})
 	resp := handler(t, hs, ValidatePath("spidermultusconfig")).Handle(context.Background(), request(t, admissionv1.Create, m, nil))

@@ -80,7 +80,7 @@ rootfs() {
 # image_exists TAG
 image_exists() { docker_ image inspect "$1" >/dev/null 2>&1; }
 
-# scratch_image TAG BINARY [ARGS]: an image with one static binary as /NAME.
+# scratch_image TAG BINARY: an image FROM scratch with BINARY as /usr/local/bin/<its name>, its entrypoint.
 scratch_image() {
 	local tag=$1 bin=$2 ctx
 	image_exists "$tag" && return 0
