@@ -336,7 +336,14 @@ func (a *Agent) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("failed to watch the Node: %w", err)
 	}
-	objs := []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &v2beta1.SpiderCoordinator{}, &v2beta1.SpiderEndpoint{}}
+	seInf, err := a.cache.GetInformer(ctx, &v2beta1.SpiderEndpoint{})
+	if err != nil {
+		return fmt.Errorf("failed to get SpiderEndpoint informer: %w", err)
+	}
+	if _, err := seInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: a.onEndpointGone}); err != nil {
+		return fmt.Errorf("failed to watch SpiderEndpoints: %w", err)
+	}
+	objs := []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &v2beta1.SpiderCoordinator{}}
 	for _, gvk := range subnets.AppKinds {
 		objs = append(objs, workloadMeta(gvk))
 	}

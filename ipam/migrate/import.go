@@ -473,7 +473,7 @@ func (im *Importer) endpoint(ctx context.Context, pod *corev1.Pod) (bool, error)
 		if im.DryRun {
 			return true, nil
 		}
-		_, err = (&store.Store{W: im.C}).PutEndpoint(ctx, cur, want)
+		_, err = (&store.Store{W: im.C}).PutEndpoint(ctx, cur, want, nil)
 		if err == nil {
 			return true, nil
 		}

@@ -10,6 +10,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -248,10 +249,18 @@ func (s *Store) Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) error {
 	return nil
 }
 
+// ErrEndpointMoved is PutEndpoint's answer when the SpiderEndpoint is
+// labelled for another node and the caller's stillHere check says the pod's
+// claims left the caller's node: the other node's agent owns it now.
+var ErrEndpointMoved = errors.New("the SpiderEndpoint belongs to another node's pod")
+
 // PutEndpoint makes the SpiderEndpoint of a pod match want.Status: it creates
 // the object if needed and writes its status. cur is the existing object (nil
-// when absent). It returns the written object.
-func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoint) (*v2beta1.SpiderEndpoint, error) {
+// when absent). Before taking over an object labelled for another node it
+// asks stillHere, when given, whether the claims want was built from are
+// still the caller's (a cache can lag behind a pod that moved on). It
+// returns the written object.
+func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoint, stillHere func(context.Context) (bool, error)) (*v2beta1.SpiderEndpoint, error) {
 	if cur == nil {
 		obj := want.DeepCopy()
 		if err := s.W.Create(ctx, obj); err != nil {
@@ -267,6 +276,15 @@ func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoi
 	if node := want.Labels[LabelEndpointNode]; cur.Labels[LabelEndpointNode] != node {
 		// The pod moved (StatefulSet replica on another node): relabel so
 		// the new node's agent sees the object.
+		if stillHere != nil {
+			here, err := stillHere(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if !here {
+				return nil, ErrEndpointMoved
+			}
+		}
 		relabel := cur.DeepCopy()
 		if relabel.Labels == nil {
 			relabel.Labels = map[string]string{}
