@@ -6,9 +6,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/spindle-net/spindle/ipam/nodeapi"
@@ -93,24 +91,8 @@ func TestConflictKeepsStatefulSetAddress(t *testing.T) {
 	ensureNamespace(t, ns)
 	createPool(t, "conflict-sts-v4", "10.32.0.0/24", "10.32.0.10-10.32.0.12")
 	a := startAgent(t, "conflict-sts-node")
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
-			},
-		},
-	}
-	if err := k8s.Create(rootCtx, sts); err != nil {
-		t.Fatal(err)
-	}
-	pod := podObj(ns, "db-0", "conflict-sts-node", nil)
-	pod.Labels = map[string]string{"app": "db"}
-	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: sts.UID, Controller: ptr.To(true)}}
-	p := createPod(t, pod)
+	sts := createStatefulSet(t, ns, "db")
+	p := createPod(t, replicaOf(sts, "db-0", "conflict-sts-node", nil))
 	r1, err := a.Add(rootCtx, addReq(p, "net1", "c1", "conflict-sts-v4"))
 	if err != nil {
 		t.Fatal(err)

@@ -5,10 +5,8 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/agent"
@@ -27,21 +25,7 @@ func TestEndpointFollowsAMovingReplica(t *testing.T) {
 	ensureNamespace(t, ns)
 	createPool(t, "semove-v4", "10.43.0.0/24", "10.43.0.10-10.43.0.20")
 	agents := map[string]*agent.Agent{"semove-node-1": startAgent(t, "semove-node-1"), "semove-node-2": startAgent(t, "semove-node-2")}
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
-			},
-		},
-	}
-	if err := k8s.Create(rootCtx, sts); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(rootCtx, sts) })
+	sts := createStatefulSet(t, ns, "db")
 
 	endpointIs := func(p *corev1.Pod, node string) func() (bool, string) {
 		return func() (bool, string) {
@@ -63,10 +47,7 @@ func TestEndpointFollowsAMovingReplica(t *testing.T) {
 		if round%4 == 3 {
 			node = fmt.Sprintf("semove-node-%d", (round+1)%2+1) // now and then twice on the same node
 		}
-		q := podObj(ns, "db-0", node, nil)
-		q.Labels = map[string]string{"app": "db"}
-		q.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: sts.UID, Controller: ptr.To(true)}}
-		q = createPod(t, q)
+		q := createPod(t, replicaOf(sts, "db-0", node, nil))
 		if _, err := agents[node].Add(rootCtx, addReq(q, "eth0", fmt.Sprintf("c%d", round), "semove-v4")); err != nil {
 			t.Fatalf("round %d: ADD on %s: %v", round, node, err)
 		}

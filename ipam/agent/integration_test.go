@@ -407,25 +407,9 @@ func TestStatefulSetKeepsAddress(t *testing.T) {
 	createPool(t, "sts-a", "10.22.0.0/24", "10.22.0.10-10.22.0.20")
 	createPool(t, "sts-b", "10.22.1.0/24", "10.22.1.10-10.22.1.20")
 	a1, a2 := startAgent(t, "sts-node-1"), startAgent(t, "sts-node-2")
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
-			},
-		},
-	}
-	if err := k8s.Create(rootCtx, sts); err != nil {
-		t.Fatal(err)
-	}
+	sts := createStatefulSet(t, ns, "web")
 	replica := func(node string, pool string) *corev1.Pod {
-		p := podObj(ns, "web-0", node, map[string]string{"ipam.spidernet.io/ippool": `{"ipv4":["` + pool + `"]}`})
-		p.Labels = map[string]string{"app": "web"}
-		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: sts.UID, Controller: ptr.To(true)}}
-		return createPod(t, p)
+		return createPod(t, replicaOf(sts, "web-0", node, map[string]string{"ipam.spidernet.io/ippool": `{"ipv4":["` + pool + `"]}`}))
 	}
 	p1 := replica("sts-node-1", "sts-a")
 	r1, err := a1.Add(rootCtx, addReq(p1, "eth0", "c1"))
@@ -870,4 +854,35 @@ func TestAddAfterAgentRestartReturnsTheSameClaim(t *testing.T) {
 	if n := len(claimsOf(t, "crash", "web")); n != 0 {
 		t.Fatalf("%d claims left after the pod was deleted", n)
 	}
+}
+
+// createStatefulSet creates a one-replica StatefulSet whose pods carry the
+// label app=<name>; the tests play the StatefulSet controller's part.
+func createStatefulSet(t *testing.T, ns, name string) *appsv1.StatefulSet {
+	t.Helper()
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	if err := k8s.Create(rootCtx, sts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(rootCtx, sts) })
+	return sts
+}
+
+// replicaOf returns a pod of sts named name on node, labelled and owned as
+// the StatefulSet controller makes them.
+func replicaOf(sts *appsv1.StatefulSet, name, node string, annotations map[string]string) *corev1.Pod {
+	p := podObj(sts.Namespace, name, node, annotations)
+	p.Labels = map[string]string{"app": sts.Name}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts.Name, UID: sts.UID, Controller: ptr.To(true)}}
+	return p
 }

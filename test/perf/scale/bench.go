@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -263,28 +261,9 @@ func (b *bench) table() {
 // parallel runs f(i) for i in [0,n) with `workers` goroutines and returns
 // the elapsed time and the first error.
 func parallel(n, workers int, f func(i int) error) (time.Duration, error) {
-	var next atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					errOnce.Do(func() { firstErr = err })
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return time.Since(start), firstErr
+	err := perflab.ForEach(n, workers, f)
+	return time.Since(start), err
 }
 
 func (b *bench) ensure(obj client.Object) error {
