@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -33,6 +32,7 @@ import (
 	"github.com/spindle-net/spindle/ipam/apis/v2beta1"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
 	"github.com/spindle-net/spindle/test/kubeapi"
+	"github.com/spindle-net/spindle/test/perf/perflab"
 )
 
 const inFlight = 32
@@ -63,17 +63,12 @@ func (b *bench) run() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b.ctx = ctx
-	fmt.Printf("# machine: %d CPUs (GOMAXPROCS %d), %s; API server: envtest kube-apiserver + etcd (unsafe-no-fsync), CRDs from charts/spindle/crds\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	env, err := kubeapi.Start()
+	env, k, err := perflab.StartAPIServer(agent.Scheme())
 	if err != nil {
 		return err
 	}
 	defer env.Stop() //nolint:errcheck
-	b.env = env
-	if b.k, err = client.New(env.Config, client.Options{Scheme: agent.Scheme()}); err != nil {
-		return err
-	}
+	b.env, b.k = env, k
 
 	for _, step := range []struct {
 		name string

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -160,17 +159,12 @@ func (b *bench) run() error {
 			return fmt.Errorf("failed to parse the baseline %q: %w", b.baseline, err)
 		}
 	}
-	fmt.Printf("# machine: %d CPUs (GOMAXPROCS %d), %s; API server: envtest kube-apiserver + etcd (unsafe-no-fsync), CRDs from charts/spindle/crds\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	env, err := kubeapi.Start()
+	env, k, err := perflab.StartAPIServer(agent.Scheme())
 	if err != nil {
 		return err
 	}
 	defer env.Stop() //nolint:errcheck
-	b.env = env
-	if b.k, err = client.New(env.Config, client.Options{Scheme: agent.Scheme()}); err != nil {
-		return err
-	}
+	b.env, b.k = env, k
 	u, err := url.Parse(env.Config.Host)
 	if err != nil {
 		return err
