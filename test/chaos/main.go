@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -66,9 +65,7 @@ func ShortOptions(repo, labDir string) Options {
 func main() {
 	wd, _ := os.Getwd()
 	repo := framework.RepoRoot(wd)
-	lo := perflab.LabOptions{Repo: repo, Dir: filepath.Join(repo, "_out", "chaos-lab"), Prefix: "sch", Nodes: 3, MaxPods: 110, CNIWorkers: 4,
-		APIServerPort: 28443, EtcdPort: 24379, ControllerManagerPort: 28257, SchedulerPort: 28259, MetricsPort: 5761, HealthPort: 5760, WebhookPort: 9483,
-		AgentArgs: "--enable-ipv4=true,--enable-ipv6=true", ControllerArgs: perflab.DefaultControllerArgs}
+	lo := perflab.OwnLab(repo, "chaos-lab", "sch", 8, 3, 110, 4)
 	lo.AddFlags(flag.CommandLine)
 	o := LongOptions(repo, "")
 	labDir := flag.String("lab-dir", "", "run against the lab that is up in this directory instead of a lab of its own")

@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -46,9 +45,7 @@ import (
 func main() {
 	wd, _ := os.Getwd()
 	repo := framework.RepoRoot(wd)
-	o := perflab.LabOptions{Repo: repo, Dir: filepath.Join(repo, "_out", "bench-e2e-lab"), Prefix: "spe", Nodes: 5, MaxPods: 250, CNIWorkers: 1,
-		APIServerPort: 27443, EtcdPort: 23379, ControllerManagerPort: 27257, SchedulerPort: 27259, MetricsPort: 5741, HealthPort: 5740, WebhookPort: 9463,
-		AgentArgs: "--enable-ipv4=true,--enable-ipv6=true", ControllerArgs: perflab.DefaultControllerArgs}
+	o := perflab.OwnLab(repo, "bench-e2e-lab", "spe", 7, 5, 250, 1)
 	o.AddFlags(flag.CommandLine)
 	apps := flag.Int("apps", 100, "Deployments per phase")
 	replicas := flag.Int("replicas", 10, "replicas of every Deployment")

@@ -29,6 +29,19 @@ type LabOptions struct {
 	AgentArgs, ControllerArgs string
 }
 
+// OwnLab returns the options of a lab of a benchmark's own: under
+// _out/<name>, with network namespace prefix prefix, dual-stack agents, the
+// Makefile's controller arguments, and ports derived from slot (1-9) so
+// that programs with different slots never share one (slot 7: API server
+// 27443, etcd 23379, controller manager 27257, scheduler 27259, controller
+// metrics 5741, health 5740, webhook 9463).
+func OwnLab(repo, name, prefix string, slot, nodes, maxPods, cniWorkers int) LabOptions {
+	return LabOptions{Repo: repo, Dir: filepath.Join(repo, "_out", name), Prefix: prefix, Nodes: nodes, MaxPods: maxPods, CNIWorkers: cniWorkers,
+		APIServerPort: 20443 + 1000*slot, EtcdPort: 16379 + 1000*slot, ControllerManagerPort: 20257 + 1000*slot, SchedulerPort: 20259 + 1000*slot,
+		MetricsPort: 5671 + 10*slot, HealthPort: 5670 + 10*slot, WebhookPort: 9393 + 10*slot,
+		AgentArgs: "--enable-ipv4=true,--enable-ipv6=true", ControllerArgs: DefaultControllerArgs}
+}
+
 // DefaultControllerArgs are the Makefile's LAB_CONTROLLER_ARGS, for runs
 // without make; the benchmark moves the ports either way.
 const DefaultControllerArgs = "--leader-elect=false,--webhook-host=127.0.0.1,--webhook-manage-configurations=true"

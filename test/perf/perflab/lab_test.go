@@ -71,3 +71,28 @@ func TestUpArgsMoveEveryControllerPort(t *testing.T) {
 		}
 	}
 }
+
+// Programs with different slots run their labs side by side: no port of
+// one slot is a port of another, and slot 7 keeps the ports the e2e
+// benchmark always had.
+func TestOwnLabSlotsNeverSharePorts(t *testing.T) {
+	ports := func(o LabOptions) []int {
+		return []int{o.APIServerPort, o.EtcdPort, o.EtcdPort + 1, o.ControllerManagerPort, o.SchedulerPort, o.MetricsPort, o.HealthPort, o.WebhookPort}
+	}
+	owner := map[int]int{}
+	for slot := 1; slot <= 9; slot++ {
+		for _, p := range ports(OwnLab("/r", "x", "x", slot, 1, 1, 1)) {
+			if s, ok := owner[p]; ok {
+				t.Fatalf("port %d of slot %d is also a port of slot %d", p, slot, s)
+			}
+			owner[p] = slot
+		}
+	}
+	got := ports(OwnLab("/r", "bench-e2e-lab", "spe", 7, 5, 250, 1))
+	want := []int{27443, 23379, 23380, 27257, 27259, 5741, 5740, 9463}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("slot 7 ports %v, want %v", got, want)
+		}
+	}
+}

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
@@ -349,7 +348,7 @@ func (b *bench) run(ctx context.Context, p phase) (phaseResult, error) {
 	if err := b.check(ctx, p, &res); err != nil {
 		return res, err
 	}
-	if res.sandboxFailures, err = b.sandboxFailures(ctx, p); err != nil {
+	if res.sandboxFailures, err = perflab.SandboxFailures(ctx, b.cs, b.ns, p.String()+"-"); err != nil {
 		return res, err
 	}
 
@@ -412,7 +411,7 @@ func (b *bench) waitRunning(ctx context.Context, p phase, pods *perflab.PodTrack
 		case <-deadline.C:
 			present, running := pods.Counts()
 			return fmt.Errorf("failed to see all %d pods of %s Running within %s (-timeout): %d exist, %d Running; warning events:\n%s",
-				want, p, b.timeout, present, running, b.warnings(ctx, p))
+				want, p, b.timeout, present, running, perflab.Warnings(ctx, b.cs, b.ns, p.String()+"-"))
 		case <-tick.C:
 			if failed := pods.Failures(); len(failed) > 0 {
 				var names []string
@@ -523,51 +522,6 @@ func (b *bench) check(ctx context.Context, p phase, res *phaseResult) error {
 		b.log("  %s", e)
 	}
 	return nil
-}
-
-// sandboxFailures sums the FailedCreatePodSandBox events of the phase's
-// pods: every failed CNI ADD the node retried.
-func (b *bench) sandboxFailures(ctx context.Context, p phase) (int, error) {
-	evs, err := b.cs.CoreV1().Events(b.ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "FailedCreatePodSandBox").String()})
-	if err != nil {
-		return 0, fmt.Errorf("failed to list the events of namespace %q: %w", b.ns, err)
-	}
-	n := 0
-	for _, ev := range evs.Items {
-		if strings.HasPrefix(ev.InvolvedObject.Name, p.String()+"-") {
-			n += int(max(1, ev.Count))
-		}
-	}
-	return n, nil
-}
-
-// warnings summarises the Warning events of the phase's pods by reason,
-// with one message each, for failure reports.
-func (b *bench) warnings(ctx context.Context, p phase) string {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	evs, err := b.cs.CoreV1().Events(b.ns).List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
-	if err != nil {
-		return err.Error()
-	}
-	count := map[string]int{}
-	example := map[string]string{}
-	for _, ev := range evs.Items {
-		if !strings.HasPrefix(ev.InvolvedObject.Name, p.String()+"-") {
-			continue
-		}
-		count[ev.Reason] += int(max(1, ev.Count))
-		example[ev.Reason] = ev.InvolvedObject.Name + ": " + ev.Message
-	}
-	var out []string
-	for r, n := range count {
-		out = append(out, fmt.Sprintf("  %s x%d, e.g. %s", r, n, example[r]))
-	}
-	sort.Strings(out)
-	if len(out) == 0 {
-		return "  none"
-	}
-	return strings.Join(out, "\n")
 }
 
 // waitGone waits until no pod of the phase, no claim of its addresses and

@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -42,9 +41,7 @@ import (
 func main() {
 	wd, _ := os.Getwd()
 	repo := framework.RepoRoot(wd)
-	o := perflab.LabOptions{Repo: repo, Dir: filepath.Join(repo, "_out", "bench-subnet-lab"), Prefix: "spb", Nodes: 5, MaxPods: 250, CNIWorkers: 1,
-		APIServerPort: 26443, EtcdPort: 22379, ControllerManagerPort: 26257, SchedulerPort: 26259, MetricsPort: 5731, HealthPort: 5730, WebhookPort: 9453,
-		AgentArgs: "--enable-ipv4=true,--enable-ipv6=true", ControllerArgs: perflab.DefaultControllerArgs}
+	o := perflab.OwnLab(repo, "bench-subnet-lab", "spb", 6, 5, 250, 1)
 	o.AddFlags(flag.CommandLine)
 	apps := flag.Int("apps", 100, "Deployments per phase")
 	replicas := flag.Int("replicas", 10, "replicas of every Deployment")
