@@ -33,6 +33,8 @@ type Options struct {
 	QPS           float64
 	Burst         int
 	LogFormat     logformat.Format
+
+	daemonSet, removeOnUninstall string
 }
 
 // BindFlags registers the flags; NODE_NAME comes from the environment.
@@ -56,6 +58,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Burst, "kube-api-burst", 400, "API server request burst (client-side limit)")
 	logformat.AddFlag(fs, &o.LogFormat)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file of the API server (default $KUBECONFIG; empty: the pod's ServiceAccount)")
+	fs.StringVar(&o.daemonSet, "daemonset", "", "namespace/name of the agent's DaemonSet: when it is deleted (helm uninstall), the agent removes the files of --remove-on-uninstall as it stops")
+	fs.StringVar(&o.removeOnUninstall, "remove-on-uninstall", "", "comma-separated absolute paths the agent removes when it stops because its DaemonSet (--daemonset) was deleted, such as the CNI plugins the installation copied to the node")
 	o.NodeName = os.Getenv("NODE_NAME")
 }
 
@@ -83,6 +87,10 @@ func Run(ctx context.Context, o *Options, log logr.Logger) error {
 		return err
 	}
 	o.Logger = log
+	uninstall, err := parseUninstall(o.daemonSet, o.removeOnUninstall)
+	if err != nil {
+		return err
+	}
 	a, err := New(restCfg, o.Config)
 	if err != nil {
 		return err
@@ -101,6 +109,16 @@ func Run(ctx context.Context, o *Options, log logr.Logger) error {
 	go func() { errc <- a.Serve(ctx, o.Socket) }()
 	select {
 	case <-ctx.Done():
+		stopping, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		removed, err := uninstall.cleanUp(stopping, a.live)
+		if len(removed) > 0 {
+			log.Info("the agent's DaemonSet was deleted: removed what the installation put on the node", "daemonSet", uninstall.DaemonSet, "files", removed)
+		}
+		if err != nil {
+			// A stop is not a failure; the files stay, as on any restart.
+			log.Error(err, "could not tell whether the agent's DaemonSet was deleted; the installed files stay on the node", "daemonSet", uninstall.DaemonSet)
+		}
 		return nil
 	case err := <-errc:
 		if err == nil {

@@ -112,7 +112,9 @@ var agentPlan = flagPlan{
 		"log-format":                {"agent.logFormat=json", "json"},
 	},
 	derived: map[string]string{
-		"system-namespace": "the release namespace (also POD_NAMESPACE)",
+		"system-namespace":    "the release namespace (also POD_NAMESPACE)",
+		"daemonset":           "the release namespace and the agent DaemonSet's name (with agent.installCNIPlugins)",
+		"remove-on-uninstall": "the files agent.installCNIPlugins and multus.install copy to the node",
 	},
 	excluded: map[string]string{
 		"kubeconfig": "for running the agent outside a cluster; the pod uses its ServiceAccount (in-cluster configuration)",

@@ -48,7 +48,10 @@ func probe(t *testing.T, c map[string]any, kind string) (string, int64) {
 // chartDefaultDiffers lists the flags whose default values deliberately
 // render something else than the binary's default, and why.
 var chartDefaultDiffers = map[string]map[string]string{
-	"spindle-agent": {},
+	"spindle-agent": {
+		"daemonset":           "the chart's DaemonSet, so that the agent knows when helm uninstall deleted it",
+		"remove-on-uninstall": "the plugins the chart copies to the node, removed on helm uninstall",
+	},
 	"spindle-controller": {
 		"webhook-cert-dir":           "the mounted certificate Secret instead of a temporary directory",
 		"webhook-service-name":       "the chart's Service (the binary has no Service by default)",

@@ -235,3 +235,17 @@ helm.sh/hook: pre-install,pre-upgrade
 helm.sh/hook-weight: {{ . | quote }}
 helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- end -}}
+
+{{/*
+The files the chart puts in the node's CNI bin directory (as the agent sees
+it, /host/cni-bin): the agent's plugins, and Multus' when the chart installs
+Multus. The agent removes them when its DaemonSet is deleted.
+*/}}
+{{- define "spindle.agent.installedFiles" -}}
+{{- $files := list "/host/cni-bin/spiderpool" "/host/cni-bin/coordinator" -}}
+{{- if .Values.multus.install -}}
+{{- $files = append $files (ternary "/host/cni-bin/multus" "/host/cni-bin/multus-shim" (eq .Values.multus.flavor "thin")) -}}
+{{- $files = append $files "/host/cni-bin/passthru" -}}
+{{- end -}}
+{{- join "," $files -}}
+{{- end -}}
