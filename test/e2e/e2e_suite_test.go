@@ -7,6 +7,7 @@
 package e2e
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -45,15 +46,31 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	_, err = f.Client.Discovery().ServerVersion()
 	Expect(err).NotTo(HaveOccurred(), "the cluster of %s is not reachable", kc)
-	if f.Lab != nil {
-		GinkgoWriter.Printf("e2e: running on the lab (%s, nodes %v)\n", f.Lab.APIServer, f.Lab.Nodes)
-	} else {
-		GinkgoWriter.Printf("e2e: not the lab; lab-only specs will skip\n")
+	switch {
+	case f.Testbed != nil:
+		GinkgoWriter.Printf("e2e: running on the %s (%s, nodes %v)\n", f.Testbed.Name(), f.Testbed.APIServer, f.Testbed.Nodes)
+	default:
+		GinkgoWriter.Printf("e2e: neither the lab nor the kind cluster; specs that need the underlay or the nodes will skip\n")
 	}
 })
 
-// requireLab skips the current spec unless the cluster is the lab.
-func requireLab() *framework.Lab {
+// requireCluster skips the current spec unless the cluster is one whose
+// underlay and nodes the suite knows: the lab or the offline kind cluster.
+func requireCluster() *framework.Testbed {
+	if f.Testbed == nil {
+		missing("needs the lab (_lab/env) or the kind cluster of test/kind (_out/kind/env) for the underlay facts and node access; the cluster under test is neither")
+	}
+	return f.Testbed
+}
+
+// requireLab skips the current spec unless the cluster is the lab: the spec
+// drives bin/lab (why says what for). On the kind cluster it is a plain
+// skip, also under SPINDLE_REQUIRE_ALL=1: kind cannot do it, nothing is
+// missing.
+func requireLab(why string) *framework.Lab {
+	if f.Lab == nil && f.Testbed != nil {
+		Skip(fmt.Sprintf("lab only: %s", why), 1)
+	}
 	if f.Lab == nil {
 		missing("needs the lab (its _lab/env facts and bin/lab); the cluster under test is not the lab")
 	}
@@ -76,4 +93,12 @@ func missing(msg string) {
 		Fail(fmt.Sprintf("prerequisite missing (%s=1 turns skips into failures): %s", prereq.EnvRequireAll, msg), 1)
 	}
 	Skip(msg, 1)
+}
+
+// podSandboxes lists the live pod network namespaces of namespace (each
+// named by a string that starts with its pod's name).
+func podSandboxes(ctx context.Context, tb *framework.Testbed, namespace string) []string {
+	out, err := tb.PodSandboxes(ctx, namespace)
+	Expect(err).NotTo(HaveOccurred())
+	return out
 }

@@ -127,7 +127,7 @@ func applyWhereaboutsCRDs(ctx context.Context, c client.Client) {
 
 var _ = Describe("import of another IPAM's allocations", Serial, func() {
 	BeforeEach(func() {
-		requireLab()
+		requireCluster()
 	})
 
 	It("claims the addresses of live Spiderpool and whereabouts pods: new pods never get them, a StatefulSet replica gets its own back, a second run and a dry run change nothing", func(ctx SpecContext) {

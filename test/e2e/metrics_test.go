@@ -24,7 +24,7 @@ func agentMetricsURL() string {
 
 var _ = Describe("metrics", func() {
 	It("are served only to identities allowed to get /metrics, with the build and the pools' IP version and subnet", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		c := crClient()
 		requireController(ctx, c)
 		p := underlayPools(ctx, c, lab, "e2e-metrics-"+framework.RandSuffix(5), blockMetrics, 4)
@@ -59,10 +59,10 @@ var _ = Describe("metrics", func() {
 
 		By("every agent refuses an anonymous scrape and answers the reader's token")
 		for _, node := range lab.Nodes {
-			code, _, err := lab.ExecInNode(ctx, node, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", agentMetricsURL())
+			code, _, err := lab.ExecInNodeNetwork(ctx, node, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", agentMetricsURL())
 			Expect(err).NotTo(HaveOccurred())
 			Expect(code).To(Equal("401"), "agent on %s answered an anonymous scrape", node)
-			out, _, err := lab.ExecInNode(ctx, node, "curl", "-sk", "--fail", "-H", "Authorization: Bearer "+readerToken(ctx), agentMetricsURL())
+			out, _, err := lab.ExecInNodeNetwork(ctx, node, "curl", "-sk", "--fail", "-H", "Authorization: Bearer "+readerToken(ctx), agentMetricsURL())
 			Expect(err).NotTo(HaveOccurred(), "agent on %s refused the reader's token", node)
 			m, err := framework.ParseMetrics(out)
 			Expect(err).NotTo(HaveOccurred())

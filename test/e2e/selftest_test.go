@@ -58,7 +58,7 @@ func (e *ipamEnv) agentStandIn(ctx context.Context, name string) {
 
 var _ = Describe("spindle-selftest", Serial, func() {
 	BeforeEach(func() {
-		requireLab()
+		requireCluster()
 	})
 
 	It("passes the agents, webhook and address checks and leaves nothing behind", func(ctx SpecContext) {
