@@ -54,11 +54,25 @@ const (
 
 // controllerMetricsURL is where the lab's controller serves its metrics
 // (E2E_CONTROLLER_METRICS overrides it).
-func controllerMetricsURL() string {
+func controllerMetricsURL(ctx context.Context) string {
+	GinkgoHelper()
 	if u := os.Getenv("E2E_CONTROLLER_METRICS"); u != "" {
 		return u
 	}
-	return "https://127.0.0.1:5721/metrics"
+	if f.Lab != nil || f.Testbed == nil {
+		return "https://127.0.0.1:5721/metrics"
+	}
+	// The chart's controllers run on the host network, and only the holder
+	// of the leader Lease (named by its host name, the node's) counts.
+	var node string
+	Eventually(func(g Gomega) {
+		l, err := f.Client.CoordinationV1().Leases("kube-system").Get(ctx, "spindle-controller", metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(l.Spec.HolderIdentity).NotTo(BeNil())
+		node, _, _ = strings.Cut(*l.Spec.HolderIdentity, "_")
+		g.Expect(f.Testbed.NodeEnv(node, "UNDERLAY_V4")).NotTo(BeEmpty(), "the leader %q is no node of the %s", *l.Spec.HolderIdentity, f.Testbed.Name())
+	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+	return "https://" + f.Testbed.NodeEnv(node, "UNDERLAY_V4") + ":5721/metrics"
 }
 
 // metricsReader is the ServiceAccount whose token the specs scrape with: it is
@@ -333,7 +347,7 @@ func inSlice(lab *framework.Testbed, offset, n int, addr string) bool {
 
 func scrape(ctx context.Context) framework.Metrics {
 	GinkgoHelper()
-	m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(), readerToken(ctx))
+	m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(ctx), readerToken(ctx))
 	Expect(err).NotTo(HaveOccurred(), "the controller's metrics must be reachable from the test process")
 	return m
 }

@@ -30,19 +30,19 @@ var _ = Describe("metrics", func() {
 		p := underlayPools(ctx, c, lab, "e2e-metrics-"+framework.RandSuffix(5), blockMetrics, 4)
 
 		By("the controller refuses a scrape without a token (401) and one whose ServiceAccount may not get /metrics (403)")
-		status, body, err := framework.FetchMetrics(ctx, controllerMetricsURL(), "")
+		status, body, err := framework.FetchMetrics(ctx, controllerMetricsURL(ctx), "")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(http.StatusUnauthorized), "anonymous scrape answered: %.200s", body)
 		Expect(body).NotTo(ContainSubstring("spindle_"))
 		nobody, err := framework.MetricsReaderToken(ctx, f.Client, "default", "spindle-e2e-metrics-nobody", false)
 		Expect(err).NotTo(HaveOccurred())
-		status, body, err = framework.FetchMetrics(ctx, controllerMetricsURL(), nobody)
+		status, body, err = framework.FetchMetrics(ctx, controllerMetricsURL(ctx), nobody)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(http.StatusForbidden), "unauthorised scrape answered: %.200s", body)
 
 		By("a ServiceAccount bound to get /metrics reads the build information and the pool gauges with their labels")
 		Eventually(func(g Gomega) {
-			m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(), readerToken(ctx))
+			m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(ctx), readerToken(ctx))
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(buildInfo(m)).To(HaveKeyWithValue("version", Not(BeEmpty())))
 			g.Expect(buildInfo(m)).To(HaveKeyWithValue("go_version", HavePrefix("go")))

@@ -43,6 +43,25 @@ done
 # Specs place pods on every node, like on the lab.
 k taint nodes --all node-role.kubernetes.io/control-plane:NoSchedule- >/dev/null 2>&1 || true
 
+# The seed manifests name public images (nginx, redis, mysql, busybox) and
+# the cluster is offline: they are loaded under those names. The pause image
+# stands for the servers (no spec talks to them); busybox is Debian's static
+# build, for the specs whose containers run a shell.
+e2e_images() {
+	local docker=(bash "$HERE/engine.sh" exec /usr/bin/docker) ctx img
+	ctx=$(mktemp -d)
+	cp "${BUSYBOX:-/bin/busybox}" "$ctx/busybox"
+	printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["/bin/sh"]\n' >"$ctx/Dockerfile"
+	"${docker[@]}" build -q -t docker.io/library/busybox:latest "$ctx" >/dev/null
+	rm -rf "$ctx"
+	for img in nginx:latest nginx:alpine nginx:1.7.9 redis:latest mysql:latest; do
+		"${docker[@]}" tag registry.k8s.io/pause:3.10 "docker.io/library/$img"
+	done
+	bash "$HERE/engine.sh" exec "$(bash "$DEPS" path kind)/kind" load docker-image --name "$KIND_CLUSTER" \
+		docker.io/library/busybox:latest docker.io/library/nginx:latest docker.io/library/nginx:alpine \
+		docker.io/library/nginx:1.7.9 docker.io/library/redis:latest docker.io/library/mysql:latest >&2
+}
+e2e_images
 tag=$(load_app_images)
 log "helm install of this checkout's chart (multus.install=true, ipam.enableIPv6=true)"
 install_chart "$ROOT/charts/spindle" "$tag" --set ipam.enableIPv6=true
