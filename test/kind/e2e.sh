@@ -40,6 +40,9 @@ for n in $nodes; do
 			bash "$HERE/engine.sh" exec /usr/bin/docker cp "$p" "$n:/opt/cni/bin/${p##*/}"
 	done
 done
+# The KubeVirt spec plays KubeVirt's controllers against its CRDs, which the
+# lab installs itself.
+k apply --server-side -f "$ROOT/test/lab/manifests/kubevirt-crds.yaml" >/dev/null
 # Specs place pods on every node, like on the lab.
 k taint nodes --all node-role.kubernetes.io/control-plane:NoSchedule- >/dev/null 2>&1 || true
 
@@ -72,6 +75,9 @@ rm -f "$REPORT"
 # kind's kubelets start about one pod a second on a 2-core machine: the churn
 # spec's 500 pods (its default on the lab) would outlast its 10 minutes.
 export E2E_CHURN_PODS=${E2E_CHURN_PODS:-200}
+# The self-test's address check runs spindle-selftest in a pod: Spindle's
+# image, as the chart's helm test does.
+export E2E_SELFTEST_IMAGE=${E2E_SELFTEST_IMAGE:-ghcr.io/spindle-net/spindle:$tag}
 suite_start=$SECONDS
 set +e
 (cd "$ROOT/test/e2e" && bash "$CLUSTER" exec "$OUT/e2e.test" -test.timeout 90m -test.v \
