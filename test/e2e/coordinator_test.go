@@ -785,7 +785,7 @@ func conflictSpec(ctx context.Context, expectRecovery bool) {
 	if held == a {
 		taken = b
 	}
-	ul := cl.lab.UnderlayIf
+	ul := cl.lab.GatewayIf
 	cl.gwSh(ctx, "ip", "addr", "add", taken.String()+"/32", "dev", ul)
 	DeferCleanup(func(ctx SpecContext) {
 		_, _, _ = cl.lab.ExecInGateway(ctx, "ip", "addr", "del", taken.String()+"/32", "dev", ul)
