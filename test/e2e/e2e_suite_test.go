@@ -1,9 +1,12 @@
 // Package e2e holds the end-to-end specs. They run against any cluster given
-// by -kubeconfig or KUBECONFIG; specs that need the lab (its underlay facts
-// or `lab exec`) skip elsewhere. Without a kubeconfig the suite skips, so a
-// plain `go test ./...` passes without a cluster.
+// by -kubeconfig or KUBECONFIG; specs that need the underlay facts and node
+// access (framework.Testbed: the lab, or the offline kind cluster of
+// test/kind) skip elsewhere, and the few that drive bin/lab skip on kind.
+// Without a kubeconfig the suite skips, so a plain `go test ./...` passes
+// without a cluster.
 //
 //	bin/lab up && go test ./test/e2e/ -ginkgo.v -kubeconfig $PWD/_lab/kubeconfig
+//	make e2e-kind   # test/kind/e2e.sh
 package e2e
 
 import (
