@@ -227,5 +227,5 @@ kind-smoke: kind-images ## Helm-install Spindle (with Multus) into the kind clus
 	@bash test/kind/smoke.sh
 
 .PHONY: e2e-kind
-e2e-kind: ## Run the same e2e suite on a kind cluster with Multus (needs Docker and kind).
-	bash test/kind/run.sh
+e2e-kind: build kind-images ## Run the e2e suite on the offline kind cluster (chart installed with Helm, Multus); ends with a "kind-e2e:" line. The cluster stays up (make kind-down).
+	@bash test/kind/e2e.sh $(E2E_ARGS)

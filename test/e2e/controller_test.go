@@ -54,11 +54,25 @@ const (
 
 // controllerMetricsURL is where the lab's controller serves its metrics
 // (E2E_CONTROLLER_METRICS overrides it).
-func controllerMetricsURL() string {
+func controllerMetricsURL(ctx context.Context) string {
+	GinkgoHelper()
 	if u := os.Getenv("E2E_CONTROLLER_METRICS"); u != "" {
 		return u
 	}
-	return "https://127.0.0.1:5721/metrics"
+	if f.Lab != nil || f.Testbed == nil {
+		return "https://127.0.0.1:5721/metrics"
+	}
+	// The chart's controllers run on the host network, and only the holder
+	// of the leader Lease (named by its host name, the node's) counts.
+	var node string
+	Eventually(func(g Gomega) {
+		l, err := f.Client.CoordinationV1().Leases("kube-system").Get(ctx, "spindle-controller", metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(l.Spec.HolderIdentity).NotTo(BeNil())
+		node, _, _ = strings.Cut(*l.Spec.HolderIdentity, "_")
+		g.Expect(f.Testbed.NodeEnv(node, "UNDERLAY_V4")).NotTo(BeEmpty(), "the leader %q is no node of the %s", *l.Spec.HolderIdentity, f.Testbed.Name())
+	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+	return "https://" + f.Testbed.NodeEnv(node, "UNDERLAY_V4") + ":5721/metrics"
 }
 
 // metricsReader is the ServiceAccount whose token the specs scrape with: it is
@@ -142,7 +156,7 @@ func deleteAndWait(ctx context.Context, c client.Client, obj client.Object, time
 // once its last address is released), so create it BEFORE the spec's
 // namespace: cleanups run in reverse order, the namespace's pods are then
 // gone first.
-func underlayPool(ctx context.Context, c client.Client, lab *framework.Lab, name string, v6 bool, offset, n int) *v2beta1.SpiderIPPool {
+func underlayPool(ctx context.Context, c client.Client, lab *framework.Testbed, name string, v6 bool, offset, n int) *v2beta1.SpiderIPPool {
 	GinkgoHelper()
 	slice, subnet, gw := lab.UnderlaySliceV4, lab.UnderlayV4, lab.GatewayV4
 	if v6 {
@@ -174,7 +188,7 @@ func (p pools) names() []string { return []string{p.V4.Name, p.V6.Name} }
 
 // underlayPools creates name-v4 and name-v6 over n addresses of block
 // controllerBlockBase+offset of each underlay subnet (see underlayPool).
-func underlayPools(ctx context.Context, c client.Client, lab *framework.Lab, name string, offset, n int) pools {
+func underlayPools(ctx context.Context, c client.Client, lab *framework.Testbed, name string, offset, n int) pools {
 	GinkgoHelper()
 	return pools{
 		V4: underlayPool(ctx, c, lab, name+"-v4", false, offset, n),
@@ -185,7 +199,7 @@ func underlayPools(ctx context.Context, c client.Client, lab *framework.Lab, nam
 // macvlanSMC creates a SpiderMultusConfig on the lab's underlay using the
 // pools and waits for its NetworkAttachmentDefinition. coordinator chains
 // the coordinator plugin (the default of a SpiderMultusConfig).
-func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Lab, ns, name string, p pools, coordinator bool) *v2beta1.SpiderMultusConfig {
+func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Testbed, ns, name string, p pools, coordinator bool) *v2beta1.SpiderMultusConfig {
 	GinkgoHelper()
 	smc := newMacvlanSMC(lab, ns, name, p)
 	if !coordinator {
@@ -199,7 +213,7 @@ func macvlanSMC(ctx context.Context, c client.Client, lab *framework.Lab, ns, na
 	return smc
 }
 
-func newMacvlanSMC(lab *framework.Lab, ns, name string, p pools) *v2beta1.SpiderMultusConfig {
+func newMacvlanSMC(lab *framework.Testbed, ns, name string, p pools) *v2beta1.SpiderMultusConfig {
 	return &v2beta1.SpiderMultusConfig{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v2beta1.MultusCNIConfigSpec{CniType: v2beta1.CNITypeMacvlan, MacvlanConfig: &v2beta1.SpiderMacvlanCniConfig{
@@ -211,7 +225,7 @@ func newMacvlanSMC(lab *framework.Lab, ns, name string, p pools) *v2beta1.Spider
 
 // macvlanSMCNoWait creates a SpiderMultusConfig without waiting for its
 // NetworkAttachmentDefinition.
-func macvlanSMCNoWait(ctx context.Context, c client.Client, lab *framework.Lab, ns, name string, p pools) *v2beta1.SpiderMultusConfig {
+func macvlanSMCNoWait(ctx context.Context, c client.Client, lab *framework.Testbed, ns, name string, p pools) *v2beta1.SpiderMultusConfig {
 	GinkgoHelper()
 	smc := newMacvlanSMC(lab, ns, name, p)
 	Expect(c.Create(ctx, smc)).To(Succeed())
@@ -263,7 +277,7 @@ func podClaims(ctx context.Context, c client.Client, p pools, ns, name string) [
 
 // net1Addrs returns the IPv4 and the global IPv6 address configured on net1
 // inside the pod.
-func net1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6 string) {
+func net1Addrs(ctx context.Context, lab *framework.Testbed, pod *corev1.Pod) (v4, v6 string) {
 	GinkgoHelper()
 	v4, v6, err := readNet1Addrs(ctx, lab, pod)
 	Expect(err).NotTo(HaveOccurred())
@@ -272,7 +286,7 @@ func net1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6
 
 // readNet1Addrs reads the IPv4 and the global IPv6 address configured on
 // net1 inside the pod; it fails when either is missing.
-func readNet1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4, v6 string, err error) {
+func readNet1Addrs(ctx context.Context, lab *framework.Testbed, pod *corev1.Pod) (v4, v6 string, err error) {
 	out, _, err := lab.ExecInPodIncarnation(ctx, pod, "ip", "-o", "addr", "show", "dev", "net1", "scope", "global")
 	if err != nil {
 		return "", "", err
@@ -303,7 +317,7 @@ func readNet1Addrs(ctx context.Context, lab *framework.Lab, pod *corev1.Pod) (v4
 // expectPodHolds checks that pod holds exactly one claim in each pool, made
 // for its UID, and that those are the addresses on net1 inside it. It
 // returns the IPv4 and IPv6 address.
-func expectPodHolds(ctx context.Context, c client.Client, lab *framework.Lab, p pools, pod *corev1.Pod) (v4, v6 string) {
+func expectPodHolds(ctx context.Context, c client.Client, lab *framework.Testbed, p pools, pod *corev1.Pod) (v4, v6 string) {
 	GinkgoHelper()
 	v4, v6 = net1Addrs(ctx, lab, pod)
 	for _, x := range []struct{ pool, addr string }{{p.V4.Name, v4}, {p.V6.Name, v6}} {
@@ -317,7 +331,7 @@ func expectPodHolds(ctx context.Context, c client.Client, lab *framework.Lab, p 
 
 // inSlice reports whether addr lies in the n addresses of underlay block
 // controllerBlockBase+offset of its family.
-func inSlice(lab *framework.Lab, offset, n int, addr string) bool {
+func inSlice(lab *framework.Testbed, offset, n int, addr string) bool {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return false
@@ -333,7 +347,7 @@ func inSlice(lab *framework.Lab, offset, n int, addr string) bool {
 
 func scrape(ctx context.Context) framework.Metrics {
 	GinkgoHelper()
-	m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(), readerToken(ctx))
+	m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(ctx), readerToken(ctx))
 	Expect(err).NotTo(HaveOccurred(), "the controller's metrics must be reachable from the test process")
 	return m
 }
@@ -354,7 +368,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("infers a pool's ipVersion, and refuses a wrong ipVersion, a changed subnet and addresses outside the subnet", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		subnet := lab.UnderlayV4.Masked()
 		start, end, err := lab.UnderlaySliceV4(controllerBlockBase+blockPoolRules, 10)
 		Expect(err).NotTo(HaveOccurred())
@@ -412,7 +426,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("refuses pools sharing addresses or partially overlapping subnets, and empty affinity selectors", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		subnet := lab.UnderlayV4.Masked()
 		_, end, err := lab.UnderlaySliceV4(controllerBlockBase+blockOverlap, 10)
 		Expect(err).NotTo(HaveOccurred())
@@ -442,7 +456,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("validates SpiderReservedIPs, SpiderSubnets, SpiderMultusConfigs and the singleton SpiderCoordinator", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		ns := newTestNamespace(ctx, "e2e-kinds")
 		sfx := framework.RandSuffix(4)
 		resStart, _, err := lab.UnderlaySliceV4(controllerBlockBase+blockReserved, 1)
@@ -520,7 +534,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("generates a NetworkAttachmentDefinition from a SpiderMultusConfig that a pod uses for net1", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		p := underlayPools(ctx, c, lab, "e2e-smc-"+framework.RandSuffix(4), blockSMC, 10)
 		ns := newTestNamespace(ctx, "e2e-smc")
 		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, true)
@@ -629,7 +643,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("refuses to remove an allocated address and keeps a pool with allocations until its last address is released", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		const size = 5
 		p := underlayPools(ctx, c, lab, "e2e-inuse-"+framework.RandSuffix(4), blockPoolDelete, size)
 		pool := p.V4
@@ -712,7 +726,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("releases the addresses of pods force-deleted or stuck terminating while their node is down, and counts them in its metrics", Serial, func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		if len(lab.Nodes) < 2 {
 			missing(fmt.Sprintf("needs two nodes, the lab has %v", lab.Nodes))
 		}
@@ -821,8 +835,8 @@ var _ = Describe("spindle-controller", func() {
 		restarted = true
 		Eventually(func() []string {
 			var left []string
-			for _, n := range lab.PodNetnses(ns) {
-				if !strings.HasPrefix(n, lab.PodNetnsPrefix+ns+"-reuser-") {
+			for _, n := range podSandboxes(ctx, lab, ns) {
+				if !strings.HasPrefix(n, "reuser") {
 					left = append(left, n)
 				}
 			}
@@ -960,7 +974,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("keeps the new pod's addresses when a pod is deleted and re-created with the same name at once", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		const size = 5
 		iterations := envInt("E2E_SAME_NAME_ITERATIONS", 20)
 		p := underlayPools(ctx, c, lab, "e2e-same-"+framework.RandSuffix(4), blockSameName, size)
@@ -1025,7 +1039,7 @@ var _ = Describe("spindle-controller", func() {
 	})
 
 	It("keeps pool counters equal to a recount of the claims after churning pods, and exports them as metrics", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		const size = 60
 		total := envInt("E2E_CHURN_PODS", 500)
 		workers := envInt("E2E_CHURN_WORKERS", 12)
@@ -1158,8 +1172,8 @@ var _ = Describe("spindle-controller", func() {
 	}, SpecTimeout(10*time.Minute))
 
 	It("shows the cluster's service CIDR in the default SpiderCoordinator", func(ctx SpecContext) {
-		lab := requireLab()
-		want := lab.Env["LAB_SERVICE_CIDR"]
+		lab := requireCluster()
+		want := lab.ServiceCIDR
 		Expect(want).NotTo(BeEmpty())
 		Eventually(func(g Gomega) {
 			var co v2beta1.SpiderCoordinator

@@ -46,7 +46,7 @@ const defaultRouteNICAnnotation = "ipam.spidernet.io/default-route-nic"
 
 // coordLab is what a coordinator spec knows about the lab.
 type coordLab struct {
-	lab          *framework.Lab
+	lab          *framework.Testbed
 	c            client.Client
 	node1, node2 string
 	// CIDRs the coordinator routes over the host path, from the
@@ -60,12 +60,15 @@ type coordLab struct {
 // plugins on the nodes and the SpiderCoordinator "default" are there, and
 // waits for the SpiderCoordinator to be synced.
 func requireCoordinatorLab(ctx context.Context) *coordLab {
-	lab := requireLab()
+	lab := requireCluster()
 	requireExec()
-	for _, k := range []string{"LAB_GATEWAY_NETNS", "LAB_SERVICE_CIDR", "LAB_UNDERLAY_IF"} {
-		if lab.Env[k] == "" {
-			missing(fmt.Sprintf("the lab env has no %s; rebuild bin/lab and run bin/lab up", k))
+	for _, k := range []string{"SERVICE_CIDR", "UNDERLAY_IF"} {
+		if lab.Env[lab.Prefix+k] == "" {
+			missing(fmt.Sprintf("the %s env has no %s%s; bring the %[1]s up again", lab.Name(), lab.Prefix, k))
 		}
+	}
+	if f.Lab != nil && lab.Env["LAB_GATEWAY_NETNS"] == "" {
+		missing("the lab env has no LAB_GATEWAY_NETNS; rebuild bin/lab and run bin/lab up")
 	}
 	n1, n2 := twoNodes(ctx)
 	for _, p := range []string{"coordinator", "spiderpool", "macvlan"} {
@@ -74,7 +77,7 @@ func requireCoordinatorLab(ctx context.Context) *coordLab {
 		}
 	}
 	cl := &coordLab{lab: lab, c: crClient(), node1: n1, node2: n2}
-	cl.svcCIDR = netip.MustParsePrefix(lab.Env["LAB_SERVICE_CIDR"])
+	cl.svcCIDR = netip.MustParsePrefix(lab.ServiceCIDR)
 	var co v2beta1.SpiderCoordinator
 	if err := cl.c.Get(ctx, types.NamespacedName{Name: "default"}, &co); err != nil {
 		missing(fmt.Sprintf("no SpiderCoordinator \"default\" (%v): run spindle-controller (make lab-up)", err))
@@ -642,7 +645,7 @@ var _ = Describe("coordinator", func() {
 		Expect([]netip.Addr{a4, a6}).To(Equal([]netip.Addr{u4, u6}))
 		oldMAC, _ := linkInfo(ctx, pod, "eth0")
 
-		ul := cl.lab.UnderlayIf
+		ul := cl.lab.GatewayIf
 		neigh := func(ip netip.Addr) string {
 			out := cl.gwSh(ctx, "ip", "neigh", "show", "to", ip.String(), "dev", ul)
 			f := strings.Fields(out)
@@ -663,9 +666,10 @@ var _ = Describe("coordinator", func() {
 		// ARP (sender = target = u4) and unsolicited neighbour advertisements
 		// from u6 to all nodes.
 		u4b := u4.As4()
-		stop := startCapture(ctx, "ip", "netns", "exec", cl.lab.Env["LAB_GATEWAY_NETNS"], "tcpdump", "-n", "-l", "-i", ul, fmt.Sprintf(
+		gw := cl.lab.GatewayArgv("tcpdump", "-n", "-l", "-i", ul, fmt.Sprintf(
 			"(arp and arp[14:4] = 0x%x and arp[24:4] = 0x%[1]x) or (icmp6 and ip6[40] == 136 and ip6 src %s and ip6 dst ff02::1)",
 			uint32(u4b[0])<<24|uint32(u4b[1])<<16|uint32(u4b[2])<<8|uint32(u4b[3]), u6))
+		stop := startCapture(ctx, gw[0], gw[1:]...)
 
 		// The pod is deleted and created again under the same name.
 		Expect(f.Client.CoreV1().Pods(ns).Delete(ctx, "garp", metav1.DeleteOptions{})).To(Succeed())
@@ -781,7 +785,7 @@ func conflictSpec(ctx context.Context, expectRecovery bool) {
 	if held == a {
 		taken = b
 	}
-	ul := cl.lab.UnderlayIf
+	ul := cl.lab.GatewayIf
 	cl.gwSh(ctx, "ip", "addr", "add", taken.String()+"/32", "dev", ul)
 	DeferCleanup(func(ctx SpecContext) {
 		_, _, _ = cl.lab.ExecInGateway(ctx, "ip", "addr", "del", taken.String()+"/32", "dev", ul)
@@ -921,8 +925,10 @@ func startCapture(ctx context.Context, name string, args ...string) (stop func(g
 
 // capture runs tcpdump on a node interface, runs send once tcpdump listens,
 // and returns the first n packets matching filter (fewer on timeout).
-func capture(ctx context.Context, lab *framework.Lab, node, dev string, n int, filter string, send func()) []string {
-	stop := startCapture(ctx, lab.Bin, "node", "exec", node, "--", "tcpdump", "-n", "-l", "-i", dev, "-c", strconv.Itoa(n), filter)
+func capture(ctx context.Context, lab *framework.Testbed, node, dev string, n int, filter string, send func()) []string {
+	argv, err := lab.NodeNetworkArgv(ctx, node, "tcpdump", "-n", "-l", "-i", dev, "-c", strconv.Itoa(n), filter)
+	Expect(err).NotTo(HaveOccurred())
+	stop := startCapture(ctx, argv[0], argv[1:]...)
 	send()
 	return stop(10 * time.Second)
 }

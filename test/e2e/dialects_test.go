@@ -40,7 +40,36 @@ func applyManifest(ctx context.Context, c client.Client, ns, manifest string, su
 	for _, a := range adjust {
 		a()
 	}
+	offlineImages(obj)
 	Expect(c.Create(ctx, obj)).To(Succeed())
+}
+
+// offlineImages makes the containers of obj use the images loaded into the
+// kind cluster's nodes (test/kind/e2e.sh) instead of pulling: the cluster is
+// offline, and an untagged image would be pulled every time. The lab runs no
+// containers and leaves the manifest as written.
+func offlineImages(obj client.Object) {
+	if f.Testbed == nil || f.Testbed.Name() != "kind" {
+		return
+	}
+	var spec *corev1.PodSpec
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		spec = &o.Spec
+	case *appsv1.Deployment:
+		spec = &o.Spec.Template.Spec
+	case *appsv1.StatefulSet:
+		spec = &o.Spec.Template.Spec
+	case *appsv1.DaemonSet:
+		spec = &o.Spec.Template.Spec
+	case *appsv1.ReplicaSet:
+		spec = &o.Spec.Template.Spec
+	default:
+		return
+	}
+	for i := range spec.Containers {
+		spec.Containers[i].ImagePullPolicy = corev1.PullIfNotPresent
+	}
 }
 
 // eth0Through makes the pods of a workload template get eth0 from the

@@ -1,12 +1,16 @@
 // Package e2e holds the end-to-end specs. They run against any cluster given
-// by -kubeconfig or KUBECONFIG; specs that need the lab (its underlay facts
-// or `lab exec`) skip elsewhere. Without a kubeconfig the suite skips, so a
-// plain `go test ./...` passes without a cluster.
+// by -kubeconfig or KUBECONFIG; specs that need the underlay facts and node
+// access (framework.Testbed: the lab, or the offline kind cluster of
+// test/kind) skip elsewhere, and the few that drive bin/lab skip on kind.
+// Without a kubeconfig the suite skips, so a plain `go test ./...` passes
+// without a cluster.
 //
 //	bin/lab up && go test ./test/e2e/ -ginkgo.v -kubeconfig $PWD/_lab/kubeconfig
+//	make e2e-kind   # test/kind/e2e.sh
 package e2e
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -45,15 +49,31 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	_, err = f.Client.Discovery().ServerVersion()
 	Expect(err).NotTo(HaveOccurred(), "the cluster of %s is not reachable", kc)
-	if f.Lab != nil {
-		GinkgoWriter.Printf("e2e: running on the lab (%s, nodes %v)\n", f.Lab.APIServer, f.Lab.Nodes)
-	} else {
-		GinkgoWriter.Printf("e2e: not the lab; lab-only specs will skip\n")
+	switch {
+	case f.Testbed != nil:
+		GinkgoWriter.Printf("e2e: running on the %s (%s, nodes %v)\n", f.Testbed.Name(), f.Testbed.APIServer, f.Testbed.Nodes)
+	default:
+		GinkgoWriter.Printf("e2e: neither the lab nor the kind cluster; specs that need the underlay or the nodes will skip\n")
 	}
 })
 
-// requireLab skips the current spec unless the cluster is the lab.
-func requireLab() *framework.Lab {
+// requireCluster skips the current spec unless the cluster is one whose
+// underlay and nodes the suite knows: the lab or the offline kind cluster.
+func requireCluster() *framework.Testbed {
+	if f.Testbed == nil {
+		missing("needs the lab (_lab/env) or the kind cluster of test/kind (_out/kind/env) for the underlay facts and node access; the cluster under test is neither")
+	}
+	return f.Testbed
+}
+
+// requireLab skips the current spec unless the cluster is the lab: the spec
+// drives bin/lab (why says what for). On the kind cluster it is a plain
+// skip, also under SPINDLE_REQUIRE_ALL=1: kind cannot do it, nothing is
+// missing.
+func requireLab(why string) *framework.Lab {
+	if f.Lab == nil && f.Testbed != nil {
+		Skip(fmt.Sprintf("lab only: %s", why), 1)
+	}
 	if f.Lab == nil {
 		missing("needs the lab (its _lab/env facts and bin/lab); the cluster under test is not the lab")
 	}
@@ -76,4 +96,12 @@ func missing(msg string) {
 		Fail(fmt.Sprintf("prerequisite missing (%s=1 turns skips into failures): %s", prereq.EnvRequireAll, msg), 1)
 	}
 	Skip(msg, 1)
+}
+
+// podSandboxes lists the live pod network namespaces of namespace (each
+// named by a string that starts with its pod's name).
+func podSandboxes(ctx context.Context, tb *framework.Testbed, namespace string) []string {
+	out, err := tb.PodSandboxes(ctx, namespace)
+	Expect(err).NotTo(HaveOccurred())
+	return out
 }

@@ -52,7 +52,7 @@ func (r *gcRace) violate(counter *atomic.Int64, format string, args ...any) {
 // be claimed for the pod's UID (else it was freed while the pod runs). With
 // record, the pod's addresses are registered as live, and an address that
 // another live pod holds is a duplicate.
-func (r *gcRace) check(ctx context.Context, c client.Client, lab *framework.Lab, p pools, pod *corev1.Pod, record bool) {
+func (r *gcRace) check(ctx context.Context, c client.Client, lab *framework.Testbed, p pools, pod *corev1.Pod, record bool) {
 	GinkgoHelper()
 	v4, v6, err := readNet1Addrs(ctx, lab, pod)
 	Expect(err).NotTo(HaveOccurred())
@@ -136,7 +136,8 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 	// re-creations, E2E_GC_RACE_PODS (default 8) the pod names churned at
 	// once; `make race-gc` runs 1,000 rounds.
 	It("frees no address of a running pod while pods are deleted and re-created under the same name during garbage collection", func(ctx SpecContext) {
-		lab := requireLab()
+		daemons := requireLab("restarts the controller with --gc-interval=1s through bin/lab daemons restart --with")
+		lab := requireCluster()
 		c := crClient()
 		requireController(ctx, c)
 		rounds := envInt("E2E_GC_RACE_ROUNDS", 200)
@@ -147,10 +148,10 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 		smc := macvlanSMC(ctx, c, lab, ns, "macvlan-ul0", p, false)
 
 		By("restarting the controller with a full garbage-collection pass every second")
-		_, err := lab.Run(ctx, "daemons", "restart", "--with", "controller=--gc-interval=1s")
+		_, err := daemons.Run(ctx, "daemons", "restart", "--with", "controller=--gc-interval=1s")
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) {
-			_, err := lab.Run(ctx, "daemons", "restart")
+			_, err := daemons.Run(ctx, "daemons", "restart")
 			Expect(err).NotTo(HaveOccurred())
 		}, NodeTimeout(2*time.Minute))
 

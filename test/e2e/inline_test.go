@@ -105,7 +105,7 @@ func net1DNS(pod *corev1.Pod) inline.DNS {
 
 var _ = Describe("Inline ranges in a NetworkAttachmentDefinition", Ordered, func() {
 	BeforeAll(func(ctx SpecContext) {
-		requireLab()
+		requireCluster()
 		requireExec()
 		c, err := f.SpindleClient()
 		Expect(err).NotTo(HaveOccurred())

@@ -48,7 +48,7 @@ const (
 // created (deleted at the end) and clients.
 type ipamEnv struct {
 	c       client.Client
-	lab     *framework.Lab
+	lab     *framework.Testbed
 	ns      string
 	pools   []string
 	kubectl string
@@ -60,7 +60,7 @@ type ipamEnv struct {
 // pods left no SpiderIPClaim of the spec's pools behind, then deletes the
 // pools and waits until they are gone.
 func newIPAMEnv(ctx context.Context, base string) *ipamEnv {
-	lab := requireLab()
+	lab := requireCluster()
 	c, err := f.SpindleClient()
 	Expect(err).NotTo(HaveOccurred())
 	e := &ipamEnv{c: c, lab: lab}
@@ -480,7 +480,7 @@ func decodeInto(manifest string, obj any) {
 
 // underlayV4 returns the underlay address with the given last two octets,
 // where the seed's 10.244.<third>.<fourth> addresses move to.
-func underlayV4(lab *framework.Lab, third, fourth int) netip.Addr {
+func underlayV4(lab *framework.Testbed, third, fourth int) netip.Addr {
 	b := lab.UnderlayV4.Masked().Addr().As4()
 	b[2], b[3] = byte(third), byte(fourth)
 	return netip.AddrFrom4(b)
@@ -488,7 +488,7 @@ func underlayV4(lab *framework.Lab, third, fourth int) netip.Addr {
 
 var _ = Describe("IPAM", Serial, func() {
 	BeforeEach(func() {
-		requireLab()
+		requireCluster()
 		requireExec()
 	})
 

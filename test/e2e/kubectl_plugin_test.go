@@ -99,7 +99,7 @@ func (e *ipamEnv) spindleConfig(ctx context.Context) {
 
 var _ = Describe("kubectl spindle", Serial, func() {
 	BeforeEach(func() {
-		requireLab()
+		requireCluster()
 	})
 
 	It("pools and ips show what the pools and claims hold", func(ctx SpecContext) {
@@ -221,6 +221,7 @@ spec:
 	})
 
 	It("check finds a leaked address, a lost one and counter drift; release refuses a live pod's address and frees the leaked one with an Event", func(ctx SpecContext) {
+		daemons := requireLab("stops every Spindle daemon (bin/lab daemons stop) while a leak and a counter drift are planted")
 		e := newIPAMEnv(ctx, "e2e-kubectl-check")
 		n1 := e.lab.Nodes[0]
 		const poolName = "kubectl-check"
@@ -261,14 +262,14 @@ spec:
 		// at once, and its status reconciler would correct a drifted
 		// counter: stop the daemons while they are planted.
 		start := time.Now()
-		_, err = e.lab.Run(ctx, "daemons", "stop")
+		_, err = daemons.Run(ctx, "daemons", "stop")
 		Expect(err).NotTo(HaveOccurred())
 		restarted := false
 		DeferCleanup(func(ctx SpecContext) {
 			if restarted {
 				return
 			}
-			_, err := e.lab.Run(ctx, "daemons", "restart")
+			_, err := daemons.Run(ctx, "daemons", "restart")
 			Expect(err).NotTo(HaveOccurred())
 		}, NodeTimeout(3*time.Minute))
 		GinkgoWriter.Printf("daemons stopped in %s\n", time.Since(start).Round(time.Millisecond))
@@ -348,7 +349,7 @@ spec:
 
 		// With the daemons back, the controller corrects the counter.
 		start = time.Now()
-		_, err = e.lab.Run(ctx, "daemons", "restart")
+		_, err = daemons.Run(ctx, "daemons", "restart")
 		Expect(err).NotTo(HaveOccurred())
 		restarted = true
 		GinkgoWriter.Printf("daemons restarted in %s\n", time.Since(start).Round(time.Millisecond))

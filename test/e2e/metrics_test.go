@@ -24,25 +24,25 @@ func agentMetricsURL() string {
 
 var _ = Describe("metrics", func() {
 	It("are served only to identities allowed to get /metrics, with the build and the pools' IP version and subnet", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		c := crClient()
 		requireController(ctx, c)
 		p := underlayPools(ctx, c, lab, "e2e-metrics-"+framework.RandSuffix(5), blockMetrics, 4)
 
 		By("the controller refuses a scrape without a token (401) and one whose ServiceAccount may not get /metrics (403)")
-		status, body, err := framework.FetchMetrics(ctx, controllerMetricsURL(), "")
+		status, body, err := framework.FetchMetrics(ctx, controllerMetricsURL(ctx), "")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(http.StatusUnauthorized), "anonymous scrape answered: %.200s", body)
 		Expect(body).NotTo(ContainSubstring("spindle_"))
 		nobody, err := framework.MetricsReaderToken(ctx, f.Client, "default", "spindle-e2e-metrics-nobody", false)
 		Expect(err).NotTo(HaveOccurred())
-		status, body, err = framework.FetchMetrics(ctx, controllerMetricsURL(), nobody)
+		status, body, err = framework.FetchMetrics(ctx, controllerMetricsURL(ctx), nobody)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(http.StatusForbidden), "unauthorised scrape answered: %.200s", body)
 
 		By("a ServiceAccount bound to get /metrics reads the build information and the pool gauges with their labels")
 		Eventually(func(g Gomega) {
-			m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(), readerToken(ctx))
+			m, err := framework.ScrapeMetrics(ctx, controllerMetricsURL(ctx), readerToken(ctx))
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(buildInfo(m)).To(HaveKeyWithValue("version", Not(BeEmpty())))
 			g.Expect(buildInfo(m)).To(HaveKeyWithValue("go_version", HavePrefix("go")))
@@ -59,10 +59,10 @@ var _ = Describe("metrics", func() {
 
 		By("every agent refuses an anonymous scrape and answers the reader's token")
 		for _, node := range lab.Nodes {
-			code, _, err := lab.ExecInNode(ctx, node, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", agentMetricsURL())
+			code, _, err := lab.ExecInNodeNetwork(ctx, node, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", agentMetricsURL())
 			Expect(err).NotTo(HaveOccurred())
 			Expect(code).To(Equal("401"), "agent on %s answered an anonymous scrape", node)
-			out, _, err := lab.ExecInNode(ctx, node, "curl", "-sk", "--fail", "-H", "Authorization: Bearer "+readerToken(ctx), agentMetricsURL())
+			out, _, err := lab.ExecInNodeNetwork(ctx, node, "curl", "-sk", "--fail", "-H", "Authorization: Bearer "+readerToken(ctx), agentMetricsURL())
 			Expect(err).NotTo(HaveOccurred(), "agent on %s refused the reader's token", node)
 			m, err := framework.ParseMetrics(out)
 			Expect(err).NotTo(HaveOccurred())

@@ -34,15 +34,15 @@ var _ = Describe("Sandbox failures", func() {
 		Expect(p.Status.Phase).To(Equal(corev1.PodPending))
 
 		Expect(f.DeletePodAndWait(ctx, ns, "broken")).To(Succeed())
-		if f.Lab != nil {
-			Expect(f.Lab.PodNetnses(ns)).To(BeEmpty())
+		if f.Testbed != nil {
+			Expect(podSandboxes(ctx, f.Testbed, ns)).To(BeEmpty())
 		}
 	})
 })
 
 var _ = Describe("Default network from a pod annotation", func() {
 	It("replaces eth0 with the network named by v1.multus-cni.io/default-network", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		n1, _ := twoNodes(ctx)
 		ns := newTestNamespace(ctx, "e2e-defnet")
 		start, end, err := lab.UnderlaySliceV4(50+int(time.Now().UnixNano()%40), 5)

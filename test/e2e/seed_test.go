@@ -74,7 +74,7 @@ var _ = Describe("Default network", func() {
 
 var _ = Describe("Secondary network via NetworkAttachmentDefinition", func() {
 	It("gives a pod a macvlan net1 on the underlay with its address in network-status", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		n1, _ := twoNodes(ctx)
 		ns := newTestNamespace(ctx, "e2e-macvlan")
 		// Each run takes its own /24 of the underlay so concurrent runs on
@@ -107,7 +107,7 @@ var _ = Describe("Secondary network via NetworkAttachmentDefinition", func() {
 
 var _ = Describe("Pod deletion", func() {
 	It("leaves no pod network namespace behind", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		n1, n2 := twoNodes(ctx)
 		ns := newTestNamespace(ctx, "e2e-delete")
 		start, end, err := lab.UnderlaySliceV4(200+int(time.Now().UnixNano()%50), 5)
@@ -116,18 +116,18 @@ var _ = Describe("Pod deletion", func() {
 		Expect(err).NotTo(HaveOccurred())
 		startPod(ctx, ns, "a", framework.PodOptions{Node: n1})
 		startPod(ctx, ns, "b", framework.PodOptions{Node: n2, Networks: "underlay"})
-		Expect(lab.PodNetnses(ns)).To(HaveLen(2))
+		Expect(podSandboxes(ctx, lab, ns)).To(HaveLen(2))
 
 		for _, name := range []string{"a", "b"} {
 			Expect(f.DeletePodAndWait(ctx, ns, name)).To(Succeed())
 		}
-		Expect(lab.PodNetnses(ns)).To(BeEmpty())
+		Expect(podSandboxes(ctx, lab, ns)).To(BeEmpty())
 	})
 })
 
 var _ = Describe("Node loss", Serial, func() {
 	It("marks a node whose shim stopped NotReady and Ready again after it restarts", func(ctx SpecContext) {
-		lab := requireLab()
+		lab := requireCluster()
 		if len(lab.Nodes) < 2 {
 			missing("needs at least two lab nodes (with one the controller-manager never marks nodes NotReady)")
 		}

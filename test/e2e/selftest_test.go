@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -56,9 +58,20 @@ func (e *ipamEnv) agentStandIn(ctx context.Context, name string) {
 	Expect(err).NotTo(HaveOccurred())
 }
 
+// selftestImage is the image of the address check's pod, which runs
+// spindle-selftest inside: E2E_SELFTEST_IMAGE (Spindle's image on the kind
+// cluster, as the chart's helm test uses), else the test pods' image (the
+// lab runs no container).
+func selftestImage() string {
+	if img := os.Getenv("E2E_SELFTEST_IMAGE"); img != "" {
+		return img
+	}
+	return f.PodImage
+}
+
 var _ = Describe("spindle-selftest", Serial, func() {
 	BeforeEach(func() {
-		requireLab()
+		requireCluster()
 	})
 
 	It("passes the agents, webhook and address checks and leaves nothing behind", func(ctx SpecContext) {
@@ -74,13 +87,14 @@ var _ = Describe("spindle-selftest", Serial, func() {
 
 		r := spindleSelftest(ctx, "--namespace", e.ns, "--agent-daemonset", e.ns+"/agents",
 			"--pool", pool, "--pool-subnet", e.lab.UnderlayV4.Masked().String(), "--pool-ips", start.String()+"-"+end.String(),
-			"--pool-gateway", e.lab.GatewayV4.String(), "--network", e.ns+"/underlay", "--image", f.PodImage, "--timeout", "90s")
+			"--pool-gateway", e.lab.GatewayV4.String(), "--network", e.ns+"/underlay", "--image", selftestImage(), "--timeout", "90s")
 		Expect(r.code).To(Equal(0), r.String())
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		Expect(lines).To(HaveLen(3), r.String())
 		Expect(lines[0]).To(HavePrefix(fmt.Sprintf("PASS agents: DaemonSet %s/agents is ready on all %d nodes", e.ns, len(e.lab.Nodes))))
 		Expect(lines[1]).To(And(HavePrefix("PASS webhook: "), ContainSubstring(`admission webhook "spiderippool.validate.spindle.spidernet.io" denied the request: spec.ips[0]`)))
-		Expect(lines[2]).To(MatchRegexp(`^PASS address: pod %s/spindle-selftest-\S+ got 172\.30\.220\.10[01] from SpiderIPPool "%s" on net1 \(node \S+\) and gave it back`, e.ns, pool))
+		Expect(lines[2]).To(MatchRegexp(`^PASS address: pod %s/spindle-selftest-\S+ got (%s|%s) from SpiderIPPool "%s" on net1 \(node \S+\) and gave it back`,
+			e.ns, regexp.QuoteMeta(start.String()), regexp.QuoteMeta(end.String()), pool))
 
 		// The test pool and pod are gone: the binary waited for them.
 		Expect(apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Name: pool}, &v2beta1.SpiderIPPool{}))).To(BeTrue(), "SpiderIPPool %s is still there", pool)
@@ -93,7 +107,7 @@ var _ = Describe("spindle-selftest", Serial, func() {
 		e := newIPAMEnv(ctx, "e2e-selftest-fail")
 		e.nad(ctx, "underlay", nil)
 
-		r := spindleSelftest(ctx, "--checks", "address", "--namespace", e.ns, "--pool", "selftest-missing", "--image", f.PodImage, "--timeout", "30s")
+		r := spindleSelftest(ctx, "--checks", "address", "--namespace", e.ns, "--pool", "selftest-missing", "--image", selftestImage(), "--timeout", "30s")
 		Expect(r.code).To(Equal(1), r.String())
 		Expect(r.stdout).To(HavePrefix(`FAIL address: SpiderIPPool "selftest-missing" does not exist: create it, or give --pool-subnet and --pool-ips`))
 
@@ -105,7 +119,7 @@ var _ = Describe("spindle-selftest", Serial, func() {
 			g.Expect(e.c.Get(ctx, client.ObjectKey{Name: "selftest-full"}, &p)).To(Succeed())
 			g.Expect(p.Status.AllocatedIPCount).To(HaveValue(BeEquivalentTo(1)))
 		}).WithContext(ctx).WithTimeout(60 * time.Second).WithPolling(time.Second).Should(Succeed())
-		r = spindleSelftest(ctx, "--checks", "address", "--namespace", e.ns, "--pool", "selftest-full", "--network", e.ns+"/underlay", "--image", f.PodImage, "--timeout", "30s")
+		r = spindleSelftest(ctx, "--checks", "address", "--namespace", e.ns, "--pool", "selftest-full", "--network", e.ns+"/underlay", "--image", selftestImage(), "--timeout", "30s")
 		Expect(r.code).To(Equal(1), r.String())
 		Expect(r.stdout).To(HavePrefix(`FAIL address: SpiderIPPool "selftest-full" is full: 1 of 1 addresses allocated`))
 

@@ -485,6 +485,7 @@ var _ = Describe("Pools carved from a SpiderSubnet beyond the built-in controlle
 	})
 
 	It("with cluster default subnets set, an application naming nothing gets its own pool for eth0, sized by its replicas (or its ippool-ip-number), growing with it and gone with it", func(ctx SpecContext) {
+		daemons := requireLab("restarts the agents and the controller with --cluster-default-subnet-v4 through bin/lab daemons restart --with")
 		e := newIPAMEnv(ctx, "e2e-defsubnet")
 		suffix := e.ns[len(e.ns)-5:]
 		def := &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "cluster-default-" + suffix}, Spec: v2beta1.SubnetSpec{
@@ -495,10 +496,10 @@ var _ = Describe("Pools carved from a SpiderSubnet beyond the built-in controlle
 
 		By("the agents and the controller restarted with --cluster-default-subnet-v4")
 		flag := "--cluster-default-subnet-v4=" + def.Name
-		_, err := e.lab.Run(ctx, "daemons", "restart", "--with", "controller="+flag, "--with", "agent="+flag)
+		_, err := daemons.Run(ctx, "daemons", "restart", "--with", "controller="+flag, "--with", "agent="+flag)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) {
-			_, err := e.lab.Run(ctx, "daemons", "restart")
+			_, err := daemons.Run(ctx, "daemons", "restart")
 			Expect(err).NotTo(HaveOccurred())
 		})
 

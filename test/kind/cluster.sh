@@ -6,6 +6,10 @@
 #   cluster.sh exec CMD  run CMD where the cluster's API server is reachable,
 #                        with KUBECONFIG set
 #
+# `up` also writes $STATE/env: the facts the e2e suite (test/e2e/framework,
+# Kind) needs to reach the nodes, the pods' network namespaces and the
+# underlay (the engine's "kind" network, every node's eth0).
+#
 # A privileged kind node's kubelet writes machine-wide sysctls, and kind's
 # /lib/modules mount creates that folder on the machine: `up` saves both and
 # `down` puts them back as they were.
@@ -73,6 +77,45 @@ up() {
 	kubectl_ apply -f "$HERE/manifests/node-network.yaml" >&2
 	log "waiting for every node to be Ready (the default pod network)"
 	kubectl_ wait --for=condition=Ready nodes --all --timeout=120s >&2
+	write_env
+}
+
+# write_env writes $STATE/env (KEY=value lines): the API server, the engine,
+# the nodes with their underlay addresses and pod CIDRs, the underlay (the
+# "kind" network: subnets, gateways on the engine's bridge) and the service
+# CIDR.
+write_env() {
+	local docker net id v4 v6 gw4 gw6 svc i=0 name addrs cidrs a
+	docker=(bash "$ENGINE" exec /usr/bin/docker)
+	net=$("${docker[@]}" network inspect kind -f '{{.Id}}{{range .IPAM.Config}} {{.Subnet}} {{.Gateway}}{{end}}')
+	read -r id v4 gw4 v6 gw6 <<<"$net"
+	case $v4 in *:*) read -r id v6 gw6 v4 gw4 <<<"$net" ;; esac
+	svc=$(kubectl_ -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' |
+		awk '$1 == "serviceSubnet:" {print $2}' | cut -d, -f1)
+	{
+		echo "# Written by test/kind/cluster.sh up."
+		bash "$ENGINE" env
+		echo "KIND_APISERVER=$(awk '$1 == "server:" {print $2; exit}' "$KUBECONFIG_FILE")"
+		echo "KIND_NODES='$(kubectl_ get nodes -o jsonpath='{.items[*].metadata.name}')'"
+		echo "KIND_UNDERLAY_IF=eth0"
+		echo "KIND_GATEWAY_IF=br-${id:0:12}"
+		echo "KIND_UNDERLAY_V4=$v4"
+		echo "KIND_UNDERLAY_V6=$v6"
+		echo "KIND_GATEWAY_V4=$gw4"
+		echo "KIND_GATEWAY_V6=$gw6"
+		echo "KIND_SERVICE_CIDR=$svc"
+		while read -r name addrs cidrs; do
+			i=$((i + 1))
+			echo "KIND_NODE_${i}_NAME=$name"
+			for a in ${addrs//,/ }; do
+				case $a in *:*) echo "KIND_NODE_${i}_UNDERLAY_V6=$a" ;; *) echo "KIND_NODE_${i}_UNDERLAY_V4=$a" ;; esac
+			done
+			for a in ${cidrs//,/ }; do
+				case $a in *:*) echo "KIND_NODE_${i}_POD_CIDR_V6=$a" ;; *) echo "KIND_NODE_${i}_POD_CIDR=$a" ;; esac
+			done
+		done < <(kubectl_ get nodes -o jsonpath='{range .items[*]}{.metadata.name} {range .status.addresses[?(@.type=="InternalIP")]}{.address},{end} {range .spec.podCIDRs[*]}{@},{end}{"\n"}{end}')
+	} >"$STATE/env"
+	log "wrote $STATE/env"
 }
 
 kubectl_() {
@@ -86,10 +129,12 @@ down() {
 		kind_ delete cluster --name "$KIND_CLUSTER" >&2 || true
 	fi
 	restore_host
+	rm -f "$STATE/env"
 }
 
 case ${1:-} in
 up) up ;;
+env) write_env ;;
 down) down ;;
 exec)
 	shift

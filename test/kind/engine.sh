@@ -9,6 +9,7 @@
 #   engine.sh down          remove its containers, stop it, remove the namespace
 #   engine.sh exec CMD...   run CMD in the engine's namespace with DOCKER_HOST set
 #   engine.sh status        exit 0 when the engine answers
+#   engine.sh env           print KIND_NETNS and KIND_DOCKER_HOST (shell lines)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -111,9 +112,10 @@ case ${1:-} in
 up) up ;;
 down) down ;;
 status) answers ;;
+env) printf 'KIND_NETNS=%s\nKIND_DOCKER_HOST=unix://%s\n' "$KIND_NETNS" "$SOCK" ;;
 exec)
 	shift
 	in_ns "$@"
 	;;
-*) die "usage: engine.sh up|down|status|exec CMD..." ;;
+*) die "usage: engine.sh up|down|status|env|exec CMD..." ;;
 esac

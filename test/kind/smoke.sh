@@ -15,11 +15,8 @@
 # Ends with one "kind-smoke:" line.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-DEPS=$ROOT/test/lab/tools/build-deps.sh
-CLUSTER=$HERE/cluster.sh
-KIND_CLUSTER=${KIND_CLUSTER:-spindle}
+# shellcheck source=test/kind/lib.sh
+source "$(dirname "$0")/lib.sh"
 REPLICAS=${REPLICAS:-6}
 EXTRA=3
 # The chart before the kind cluster existed: the version users run today.
@@ -31,16 +28,6 @@ die() {
 	log "FAIL: $*"
 	exit 1
 }
-k() { bash "$CLUSTER" exec "$(bash "$DEPS" path k8s)/kubectl" "$@"; }
-helm_() { bash "$CLUSTER" exec "$(bash "$DEPS" path helm)/helm" "$@"; }
-node_sh() { bash "$HERE/engine.sh" exec /usr/bin/docker exec "$1" sh -c "$2"; }
-
-rollout() {
-	local ds
-	for ds in spindle-agent spindle-multus; do k -n kube-system rollout status "daemonset/$ds" --timeout 3m >&2; done
-	k -n kube-system rollout status deployment/spindle-controller --timeout 3m >&2
-}
-
 # pod_addrs: "POD ADDRESS" for every pod of the Deployment, each address read
 # inside the pod's network namespace (through the node's container runtime)
 # and checked: in the pool, on no other pod, its claim naming the pod.
@@ -65,19 +52,14 @@ pod_addrs() {
 start=$SECONDS
 bash "$DEPS" helm k8s >/dev/null
 bash "$CLUSTER" up
-mapfile -t images < <(bash "$HERE/images.sh" apps)
-bash "$HERE/engine.sh" exec "$(bash "$DEPS" path kind)/kind" load docker-image --name "$KIND_CLUSTER" "${images[@]}" >&2
-tag=${images[0]##*:}
+tag=$(load_app_images)
 
 # 1. The previous chart, as users installed it.
 old=$(mktemp -d)
 trap 'rm -rf "$old"' EXIT
 git -C "$ROOT" archive "$KIND_UPGRADE_FROM" charts/spindle | tar -x -C "$old"
 log "helm install of the chart as of ${KIND_UPGRADE_FROM:0:12} (multus.install=true)"
-k apply --server-side --force-conflicts -f "$old/charts/spindle/crds/" >/dev/null
-helm_ upgrade --install spindle "$old/charts/spindle" -n kube-system --set multus.install=true \
-	--set-string image.tag="$tag" --wait --timeout 5m >/dev/null
-rollout
+install_chart "$old/charts/spindle" "$tag"
 
 nodes=$(k get nodes -o jsonpath='{.items[*].metadata.name}')
 for n in $nodes; do
@@ -137,9 +119,7 @@ before=$(pod_addrs)
 
 # 3. Upgrade to this checkout's chart; every Spindle and Multus pod restarts.
 log "helm upgrade to this checkout's chart, then a restart of every Spindle and Multus pod"
-k apply --server-side --force-conflicts -f "$ROOT/charts/spindle/crds/" >/dev/null
-helm_ upgrade spindle "$ROOT/charts/spindle" -n kube-system --set multus.install=true \
-	--set-string image.tag="$tag" --wait --timeout 5m >/dev/null
+install_chart "$ROOT/charts/spindle" "$tag"
 k -n kube-system rollout restart daemonset/spindle-agent daemonset/spindle-multus deployment/spindle-controller >/dev/null
 rollout
 after=$(pod_addrs)

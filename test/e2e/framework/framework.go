@@ -1,8 +1,9 @@
 // Package framework holds the helpers shared by the e2e specs: cluster
 // clients, unique namespaces, NetworkAttachmentDefinitions, pods, the
 // network-status annotation and running commands inside pods. It works
-// against any cluster; facts only the lab knows (underlay interface and
-// subnets, node control) come from the lab's env file and are nil elsewhere.
+// against any cluster; facts of the underlay and node control come from the
+// env file of the lab (_lab/env) or of the offline kind cluster
+// (_out/kind/env) and are nil elsewhere.
 package framework
 
 import (
@@ -29,6 +30,9 @@ type Framework struct {
 	// Lab is set when the cluster is the lab (its env file matches the
 	// kubeconfig's server); nil otherwise.
 	Lab *Lab
+	// Testbed is set when the cluster is the lab or the offline kind
+	// cluster of test/kind (_out/kind/env matches the kubeconfig's server).
+	Testbed *Testbed
 	// Exec runs commands in pods; nil when no way to do so is known.
 	Exec PodExecutor
 	// PodImage is the image of test pods (the lab ignores it).
@@ -69,6 +73,15 @@ func New(kubeconfig, repoRoot string) (*Framework, error) {
 		if lab != nil && lab.APIServer == cfg.Host {
 			f.Lab = lab
 			f.Exec = lab
+			f.Testbed = &Testbed{Facts: &lab.Facts, Cluster: lab}
+		}
+		kind, err := LoadKind(filepath.Join(repoRoot, "_out", "kind", "env"), cs)
+		if err != nil {
+			return nil, err
+		}
+		if f.Testbed == nil && kind != nil && kind.APIServer == cfg.Host {
+			f.Exec = kind
+			f.Testbed = &Testbed{Facts: &kind.Facts, Cluster: kind}
 		}
 	}
 	if f.Exec == nil && os.Getenv("E2E_KUBECTL") != "" {

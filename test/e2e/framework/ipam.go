@@ -51,7 +51,7 @@ func hexDigits(n int) uint64 {
 // Unlike UnderlaySliceV4 the start is chosen by the caller, so that pools
 // can stay away from the .10-.14 addresses other specs hand out with
 // host-local.
-func (l *Lab) UnderlayRangeV4(block, first, n int) (start, end netip.Addr, err error) {
+func (l *Facts) UnderlayRangeV4(block, first, n int) (start, end netip.Addr, err error) {
 	if l.UnderlayV4.Bits() > 16 || block < 1 || block > 254 || first < 0 || n < 1 || first+n-1 > 255 {
 		return start, end, fmt.Errorf("failed to pick underlay range %d.%d+%d of %s: want a /16 underlay, block 1-254, addresses within the block", block, first, n, l.UnderlayV4)
 	}
@@ -67,7 +67,7 @@ func (l *Lab) UnderlayRangeV4(block, first, n int) (start, end netip.Addr, err e
 // are written with the same digits in the last two groups (block 120, first
 // 100 starts at fd30:172:30::120:100 on the default lab), outside the lab's
 // reserved first /120.
-func (l *Lab) UnderlayRangeV6(block, first, n int) (start, end netip.Addr, err error) {
+func (l *Facts) UnderlayRangeV6(block, first, n int) (start, end netip.Addr, err error) {
 	if l.UnderlayV6.Bits() > 64 || block < 1 || block > 9999 || first < 0 || first > 9999 || n < 1 || n > 4096 {
 		return start, end, fmt.Errorf("failed to pick underlay range %d:%d+%d of %s: want a /64 (or shorter) underlay, block and first 0-9999", block, first, n, l.UnderlayV6)
 	}

@@ -38,7 +38,7 @@ func TestInIPList(t *testing.T) {
 }
 
 func TestUnderlayRanges(t *testing.T) {
-	l := &Lab{UnderlayV4: netip.MustParsePrefix("172.30.0.0/16"), UnderlayV6: netip.MustParsePrefix("fd30:172:30::/64")}
+	l := &Facts{UnderlayV4: netip.MustParsePrefix("172.30.0.0/16"), UnderlayV6: netip.MustParsePrefix("fd30:172:30::/64")}
 	s, e, err := l.UnderlayRangeV4(120, 100, 20)
 	if err != nil || s.String() != "172.30.120.100" || e.String() != "172.30.120.119" {
 		t.Errorf("UnderlayRangeV4 = %s %s %v", s, e, err)

@@ -10,58 +10,31 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/spindle-net/spindle/test/lab/config"
 )
 
 // Lab holds the lab facts of `_lab/env` and drives `bin/lab`.
 type Lab struct {
-	Env        map[string]string
-	Bin        string
-	APIServer  string
-	Nodes      []string
-	UnderlayIf string
-	UnderlayV4 netip.Prefix
-	UnderlayV6 netip.Prefix
-	GatewayV4  netip.Addr
-	GatewayV6  netip.Addr
+	Facts
+	Bin string
 	// PodNetnsPrefix starts every pod network namespace name.
 	PodNetnsPrefix string
 }
 
 // LoadLab reads the lab env file; a missing file means no lab (nil, nil).
 func LoadLab(envFile, bin string) (*Lab, error) {
-	data, err := os.ReadFile(envFile)
-	if os.IsNotExist(err) {
-		return nil, nil
+	env, err := loadEnv(envFile)
+	if err != nil || env == nil {
+		return nil, err
 	}
+	fc, err := parseFacts("LAB_", env, envFile)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read lab env %q: %w", envFile, err)
+		return nil, err
 	}
-	env, err := config.ParseEnv(data)
-	if err != nil {
-		return nil, fmt.Errorf("failed to parse lab env %q: %w", envFile, err)
-	}
-	l := &Lab{Env: env, Bin: bin, APIServer: env["LAB_APISERVER"], UnderlayIf: env["LAB_UNDERLAY_IF"], PodNetnsPrefix: env["LAB_POD_NETNS_PREFIX"]}
-	l.Nodes = strings.Fields(env["LAB_NODES"])
-	for _, p := range []struct {
-		key string
-		dst *netip.Prefix
-	}{{"LAB_UNDERLAY_V4", &l.UnderlayV4}, {"LAB_UNDERLAY_V6", &l.UnderlayV6}} {
-		if *p.dst, err = netip.ParsePrefix(env[p.key]); err != nil {
-			return nil, fmt.Errorf("failed to parse %s=%q in %q: %w", p.key, env[p.key], envFile, err)
-		}
-	}
-	for _, a := range []struct {
-		key string
-		dst *netip.Addr
-	}{{"LAB_GATEWAY_V4", &l.GatewayV4}, {"LAB_GATEWAY_V6", &l.GatewayV6}} {
-		if *a.dst, err = netip.ParseAddr(env[a.key]); err != nil {
-			return nil, fmt.Errorf("failed to parse %s=%q in %q: %w", a.key, env[a.key], envFile, err)
-		}
-	}
-	return l, nil
+	return &Lab{Facts: fc, Bin: bin, PodNetnsPrefix: env["LAB_POD_NETNS_PREFIX"]}, nil
 }
+
+// Name implements Cluster.
+func (l *Lab) Name() string { return "lab" }
 
 // Run runs `bin/lab ARGS...` and returns its combined output.
 func (l *Lab) Run(ctx context.Context, args ...string) (string, error) {
@@ -85,6 +58,16 @@ func (l *Lab) ExecInPod(ctx context.Context, pod *corev1.Pod, cmd ...string) (st
 	return stdout.String(), stderr.String(), err
 }
 
+// PodSandboxes implements Cluster: the lab's network namespaces of the
+// namespace's pods, without the prefix and namespace ("NAME-...").
+func (l *Lab) PodSandboxes(_ context.Context, namespace string) ([]string, error) {
+	var out []string
+	for _, n := range l.PodNetnses(namespace) {
+		out = append(out, strings.TrimPrefix(n, l.PodNetnsPrefix+namespace+"-"))
+	}
+	return out, nil
+}
+
 // PodNetnses lists the pod network namespaces of a Kubernetes namespace that
 // exist on this machine.
 func (l *Lab) PodNetnses(namespace string) []string {
@@ -101,7 +84,7 @@ func (l *Lab) PodNetnses(namespace string) []string {
 // UnderlaySliceV4 returns an IPv4 range of n addresses inside the underlay
 // subnet but outside the part the lab uses (its first /24); block selects
 // which /24 (1-254) so concurrent specs can stay apart.
-func (l *Lab) UnderlaySliceV4(block, n int) (start, end netip.Addr, err error) {
+func (l *Facts) UnderlaySliceV4(block, n int) (start, end netip.Addr, err error) {
 	base := l.UnderlayV4.Masked().Addr().As4()
 	if l.UnderlayV4.Bits() > 16 || block < 1 || block > 254 || n < 1 || n > 250 {
 		return start, end, fmt.Errorf("failed to pick underlay slice %d of %s: want a /16 underlay, block 1-254, 1-250 addresses", block, l.UnderlayV4)

@@ -14,7 +14,7 @@ import (
 // subnet but outside the part the lab uses (its first /120): block selects
 // the /120 (1-254), as UnderlaySliceV4 does for IPv4, and the range starts at
 // its host number 10 (0x0a).
-func (l *Lab) UnderlaySliceV6(block, n int) (start, end netip.Addr, err error) {
+func (l *Facts) UnderlaySliceV6(block, n int) (start, end netip.Addr, err error) {
 	if l.UnderlayV6.Bits() > 112 || block < 1 || block > 254 || n < 1 || n > 240 {
 		return start, end, fmt.Errorf("failed to pick underlay slice %d of %s: want an underlay of /112 or wider, block 1-254, 1-240 addresses", block, l.UnderlayV6)
 	}
@@ -25,24 +25,25 @@ func (l *Lab) UnderlaySliceV6(block, n int) (start, end netip.Addr, err error) {
 	return start, netip.AddrFrom16(b), nil
 }
 
-// NodeEnv returns the per-node `_lab/env` value LAB_NODE_<i>_<suffix> of the
-// named node ("" when unknown), e.g. NodeEnv("lab-node-1", "UNDERLAY_V4").
-func (l *Lab) NodeEnv(node, suffix string) string {
-	for i := 1; ; i++ {
-		name, ok := l.Env[fmt.Sprintf("LAB_NODE_%d_NAME", i)]
-		if !ok {
-			return ""
-		}
-		if name == node {
-			return l.Env[fmt.Sprintf("LAB_NODE_%d_%s", i, suffix)]
-		}
-	}
-}
-
 // ExecInNode runs cmd in the node's network and mount namespaces with
 // `lab node exec` and returns stdout and stderr.
 func (l *Lab) ExecInNode(ctx context.Context, node string, cmd ...string) (string, string, error) {
 	return l.run(ctx, append([]string{"node", "exec", node, "--"}, cmd...), "node "+node, cmd)
+}
+
+// ExecInNodeNetwork implements Cluster: a lab node runs the machine's tools.
+func (l *Lab) ExecInNodeNetwork(ctx context.Context, node string, cmd ...string) (string, string, error) {
+	return l.ExecInNode(ctx, node, cmd...)
+}
+
+// NodeNetworkArgv implements Cluster: `lab node exec`.
+func (l *Lab) NodeNetworkArgv(_ context.Context, node string, cmd ...string) ([]string, error) {
+	return append([]string{l.Bin, "node", "exec", node, "--"}, cmd...), nil
+}
+
+// GatewayArgv implements Cluster: `ip netns exec` of LAB_GATEWAY_NETNS.
+func (l *Lab) GatewayArgv(cmd ...string) []string {
+	return append([]string{"ip", "netns", "exec", l.Env["LAB_GATEWAY_NETNS"]}, cmd...)
 }
 
 // ExecInGateway runs cmd in the lab's gateway network namespace
