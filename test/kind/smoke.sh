@@ -10,8 +10,8 @@
 #      and Multus pod: the running pods keep their addresses, and new replicas
 #      get addresses no running pod has;
 #   4. deleting the Deployment gives every address back; `helm uninstall`
-#      leaves no Spindle pod, no webhook configuration and no Multus
-#      configuration on the nodes.
+#      leaves no Spindle pod, no webhook configuration, and no Multus
+#      configuration and no binary the chart installed on the nodes.
 # Ends with one "kind-smoke:" line.
 set -euo pipefail
 
@@ -160,5 +160,11 @@ hooks=$(k get validatingwebhookconfigurations,mutatingwebhookconfigurations -o n
 for n in $nodes; do
 	conf=$(node_sh "$n" "ls /etc/cni/net.d")
 	grep -q multus <<<"$conf" && die "node $n keeps Multus's configuration after helm uninstall: $conf"
+	# The agents remove the binaries the chart copied to the node as they
+	# stop for good.
+	bins=$(node_sh "$n" "ls /opt/cni/bin")
+	for b in spiderpool coordinator multus-shim passthru; do
+		grep -qx "$b" <<<"$bins" && die "node $n keeps /opt/cni/bin/$b after helm uninstall"
+	done
 done
 echo "kind-smoke: nodes=$(wc -w <<<"$nodes") pods=$total distinct_addresses=$distinct kept_after_upgrade=$kept claims_left=0 seconds=$((SECONDS - start))"
