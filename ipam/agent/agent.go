@@ -25,6 +25,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -256,6 +257,9 @@ func (a *Agent) NodeName() string { return a.cfg.NodeName }
 // Start registers indexes and event handlers, starts the informers and waits
 // for them to sync. Background work stops when ctx is done.
 func (a *Agent) Start(ctx context.Context) error {
+	if err := a.checkClaimAPI(ctx); err != nil {
+		return err
+	}
 	if err := store.IndexClaims(ctx, a.cache); err != nil {
 		return err
 	}
@@ -507,4 +511,19 @@ func (k *keyedLocks) lock(key string) func() {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// checkClaimAPI fails the start when the cluster's SpiderIPClaim CRD
+// predates the spec.node selectable field the claim informer selects by
+// (helm upgrade never upgrades CRDs): the informer would otherwise wait
+// forever with the node unable to start pods, and say nothing useful. Other
+// errors are left to the informer's retries.
+func (a *Agent) checkClaimAPI(ctx context.Context) error {
+	err := a.live.List(ctx, &v2beta1.SpiderIPClaimList{},
+		client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector(store.FieldClaimNode, a.cfg.NodeName)}, client.Limit(1))
+	if apierrors.IsBadRequest(err) {
+		return fmt.Errorf("the cluster's SpiderIPClaim CRD does not let the agent select claims by %s; it is older than this agent: "+
+			"apply this version's CRDs (kubectl apply --server-side -f charts/spindle/crds/), then restart the agent: %w", store.FieldClaimNode, err)
+	}
+	return nil
 }

@@ -29,12 +29,13 @@ load_app_images() {
 	echo "${images[0]##*:}"
 }
 
-# install_chart CHART_DIR TAG [HELM ARGS...] applies the chart's CRDs, then
-# `helm upgrade --install`s it with Multus and waits for every pod.
+# install_chart CHART_DIR TAG [HELM ARGS...] applies the CRDs of
+# $CRD_CHART (default: CHART_DIR), then `helm upgrade --install`s the chart
+# with Multus and waits for every pod.
 install_chart() {
 	local chart=$1 tag=$2
 	shift 2
-	k apply --server-side --force-conflicts -f "$chart/crds/" >/dev/null
+	k apply --server-side --force-conflicts -f "${CRD_CHART:-$chart}/crds/" >/dev/null
 	helm_ upgrade --install spindle "$chart" -n kube-system --set multus.install=true \
 		--set-string image.tag="$tag" "$@" --wait --timeout 5m >/dev/null
 	rollout

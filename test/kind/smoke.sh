@@ -59,7 +59,10 @@ old=$(mktemp -d)
 trap 'rm -rf "$old"' EXIT
 git -C "$ROOT" archive "$KIND_UPGRADE_FROM" charts/spindle | tar -x -C "$old"
 log "helm install of the chart as of ${KIND_UPGRADE_FROM:0:12} (multus.install=true)"
-install_chart "$old/charts/spindle" "$tag"
+# The image is this checkout's (one image is built), so the API it reads is
+# this checkout's CRDs: they only ever add fields, and the previous chart's
+# objects are valid under them.
+CRD_CHART=$ROOT/charts/spindle install_chart "$old/charts/spindle" "$tag"
 
 nodes=$(k get nodes -o jsonpath='{.items[*].metadata.name}')
 for n in $nodes; do
