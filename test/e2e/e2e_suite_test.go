@@ -66,6 +66,11 @@ func requireCluster() *framework.Testbed {
 	return f.Testbed
 }
 
+// labOnly labels the specs that drive bin/lab (each also calls requireLab):
+// `make test` runs them on the lab and every other spec on the kind cluster
+// (-ginkgo.label-filter=lab-only and '!lab-only'), so each runs once.
+const labOnly = "lab-only"
+
 // requireLab stops the current spec unless the cluster is the lab: the spec
 // drives bin/lab (why says what for). Like every missing prerequisite it is
 // a skip with the reason on a developer's run (test/kind/e2e.sh prints them

@@ -135,7 +135,7 @@ var _ = Describe("IP garbage collector race", Serial, func() {
 	// two live pods. E2E_GC_RACE_ROUNDS (default 200) sets the number of
 	// re-creations, E2E_GC_RACE_PODS (default 8) the pod names churned at
 	// once; `make race-gc` runs 1,000 rounds.
-	It("frees no address of a running pod while pods are deleted and re-created under the same name during garbage collection", func(ctx SpecContext) {
+	It("frees no address of a running pod while pods are deleted and re-created under the same name during garbage collection", Label(labOnly), func(ctx SpecContext) {
 		daemons := requireLab("restarts the controller with --gc-interval=1s through bin/lab daemons restart --with")
 		lab := requireCluster()
 		c := crClient()

@@ -30,9 +30,10 @@ import (
 // and fd30:172:30::100:x-fd30:172:30::199:x on the default lab): each spec its
 // own blocks (ipamBlockBase+n, and +50/+60 for second pools), starting at host
 // 100 so they stay clear of the .10-.14 addresses other specs hand out with
-// host-local. The seed 003 pool spans the whole range, so the specs of this
-// file run one after another (Serial) and every spec deletes its pools, and
-// waits for them to be gone, before the next. The large IPv6 pools use
+// host-local. The specs of this file run one after another (Ordered) and
+// every spec deletes its pools, and waits for them to be gone, before the
+// next; the seed 003 pool spans the whole range, so that spec runs alone
+// (Serial). The large IPv6 pools use
 // fd30:172:31::/64 and fd30:172:32::/64, next to the underlay, and no pod.
 const ipamBlockBase = 100
 
@@ -486,6 +487,8 @@ func underlayV4(lab *framework.Testbed, third, fourth int) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
+// Seed 003's pool covers every IPAM block (and those of other files taken
+// from this range): it runs alone, after the specs that run in parallel.
 var _ = Describe("IPAM", Serial, func() {
 	BeforeEach(func() {
 		requireCluster()
@@ -583,6 +586,18 @@ spec:
 		_, err = f.Client.AppsV1().Deployments(e.ns).Patch(ctx, "nginx", types.MergePatchType, []byte(`{"spec":{"replicas":3}}`), metav1.PatchOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		check(3)
+	})
+})
+
+// The other IPAM specs run one after another (Ordered: their pools share
+// seed names, and the cluster default pools of one would serve the pods of
+// another), on one process, beside the specs of the other files. They take
+// the longest of any unit: they start first (SpecPriority), so that the
+// other processes are not left idle while they end.
+var _ = Describe("IPAM", Ordered, SpecPriority(10), func() {
+	BeforeEach(func() {
+		requireCluster()
+		requireExec()
 	})
 
 	// Seed 004 (SpiderIPPool): the dual-stack Deployment with

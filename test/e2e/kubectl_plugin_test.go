@@ -220,7 +220,7 @@ spec:
 		Expect(err).To(HaveOccurred(), "a dry run must not create the pod")
 	})
 
-	It("check finds a leaked address, a lost one and counter drift; release refuses a live pod's address and frees the leaked one with an Event", func(ctx SpecContext) {
+	It("check finds a leaked address, a lost one and counter drift; release refuses a live pod's address and frees the leaked one with an Event", Label(labOnly), func(ctx SpecContext) {
 		daemons := requireLab("stops every Spindle daemon (bin/lab daemons stop) while a leak and a counter drift are planted")
 		e := newIPAMEnv(ctx, "e2e-kubectl-check")
 		n1 := e.lab.Nodes[0]

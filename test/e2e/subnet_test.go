@@ -484,7 +484,7 @@ var _ = Describe("Pools carved from a SpiderSubnet beyond the built-in controlle
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 	})
 
-	It("with cluster default subnets set, an application naming nothing gets its own pool for eth0, sized by its replicas (or its ippool-ip-number), growing with it and gone with it", func(ctx SpecContext) {
+	It("with cluster default subnets set, an application naming nothing gets its own pool for eth0, sized by its replicas (or its ippool-ip-number), growing with it and gone with it", Label(labOnly), func(ctx SpecContext) {
 		daemons := requireLab("restarts the agents and the controller with --cluster-default-subnet-v4 through bin/lab daemons restart --with")
 		e := newIPAMEnv(ctx, "e2e-defsubnet")
 		suffix := e.ns[len(e.ns)-5:]

@@ -4,12 +4,16 @@
 # the suite reads to reach nodes, pods and the underlay), installs this
 # checkout's chart with Multus (as smoke.sh does, lib.sh), adds the pinned CNI
 # reference plugins the specs use to the nodes, and runs the suite against
-# _out/kind/kubeconfig from inside the engine's network namespace.
+# _out/kind/kubeconfig from inside the engine's network namespace, on
+# E2E_PROCS parallel processes (default 3; specs marked Serial run alone at
+# the end) with the pinned ginkgo command.
 #
 #   make e2e-kind                          # or: bash test/kind/e2e.sh
-#   bash test/kind/e2e.sh -ginkgo.focus=coordinator
+#   bash test/kind/e2e.sh --focus=coordinator
+#   E2E_LABEL_FILTER='!lab-only' bash test/kind/e2e.sh   # what make test runs
 #
-# Arguments go to the test binary. The cluster stays up (make kind-down).
+# Arguments go to ginkgo (--focus, --label-filter, ...). The cluster stays up
+# (make kind-down).
 # Ends with one "kind-e2e: specs=N ran=R passed=P skipped=S" line, the
 # reason of every skipped spec and the name of every failed one; exits
 # non-zero when a spec failed.
@@ -69,8 +73,8 @@ tag=$(load_app_images)
 log "helm install of this checkout's chart (multus.install=true, ipam.enableIPv6=true)"
 install_chart "$ROOT/charts/spindle" "$tag" --set ipam.enableIPv6=true
 
-log "building and running the e2e suite"
-(cd "$ROOT" && go test -c -o "$OUT/e2e.test" ./test/e2e/)
+log "building and running the e2e suite on ${E2E_PROCS:=3} processes${E2E_LABEL_FILTER:+ (label filter $E2E_LABEL_FILTER)}"
+(cd "$ROOT" && go test -c -o "$OUT/e2e.test" ./test/e2e/ && go build -o "$OUT/ginkgo" github.com/onsi/ginkgo/v2/ginkgo)
 rm -f "$REPORT"
 # kind's kubelets start about one pod a second on a 2-core machine: the churn
 # spec's 500 pods (its default on the lab) would outlast its 10 minutes.
@@ -80,8 +84,8 @@ export E2E_CHURN_PODS=${E2E_CHURN_PODS:-200}
 export E2E_SELFTEST_IMAGE=${E2E_SELFTEST_IMAGE:-ghcr.io/spindle-net/spindle:$tag}
 suite_start=$SECONDS
 set +e
-(cd "$ROOT/test/e2e" && bash "$CLUSTER" exec "$OUT/e2e.test" -test.timeout 90m -test.v \
-	-kubeconfig "$OUT/kubeconfig" -ginkgo.v -ginkgo.no-color -ginkgo.json-report "$REPORT" "$@")
+(cd "$ROOT/test/e2e" && bash "$CLUSTER" exec "$OUT/ginkgo" run --procs="$E2E_PROCS" --timeout=60m -v --no-color \
+	--json-report="$REPORT" ${E2E_LABEL_FILTER:+--label-filter="$E2E_LABEL_FILTER"} "$@" "$OUT/e2e.test" -- -kubeconfig "$OUT/kubeconfig")
 rc=$?
 set -e
 [ -s "$REPORT" ] || {
@@ -93,7 +97,7 @@ count() { jq "$specs | map(select($1)) | length" "$REPORT"; }
 n=$(count 'true')
 skipped=$(count '.State == "skipped" or .State == "pending"')
 passed=$(count '.State == "passed"')
-jq -r "$specs | map(select(.State == \"skipped\"))[] | \"kind-e2e: skipped: \" + (.ContainerHierarchyTexts + [.LeafNodeText] | join(\" \")) + \": \" + (.Failure.Message // \"not selected\")" "$REPORT"
+jq -r "$specs | map(select(.State == \"skipped\"))[] | \"kind-e2e: skipped: \" + (.ContainerHierarchyTexts + [.LeafNodeText] | join(\" \")) + \": \" + (if (.Failure.Message // \"\") == \"\" then \"not selected here (label filter: runs in the other suite)\" else .Failure.Message end)" "$REPORT"
 jq -r "$specs | map(select(.State != \"skipped\" and .State != \"passed\" and .State != \"pending\"))[] | \"kind-e2e: \" + .State + \": \" + (.ContainerHierarchyTexts + [.LeafNodeText] | join(\" \"))" "$REPORT"
 echo "kind-e2e: specs=$n ran=$((n - skipped)) passed=$passed skipped=$skipped suite_seconds=$((SECONDS - suite_start)) seconds=$((SECONDS - start))"
 exit $rc

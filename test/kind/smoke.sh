@@ -12,7 +12,15 @@
 #   4. deleting the Deployment gives every address back; `helm uninstall`
 #      leaves no Spindle pod, no webhook configuration, and no Multus
 #      configuration and no binary the chart installed on the nodes.
-# Ends with one "kind-smoke:" line.
+#
+#   smoke.sh            # all four steps
+#   smoke.sh upgrade    # steps 1-3 and the release of the Deployment's
+#                       # addresses: this checkout's chart stays installed
+#   smoke.sh uninstall  # step 4's helm uninstall and its checks
+#
+# `make test` runs the e2e suite (e2e.sh) between the two phases, on the same
+# cluster. The upgrade phase ends with one "kind-smoke:" line, the uninstall
+# phase with one "kind-uninstall:" line.
 set -euo pipefail
 
 # shellcheck source=test/kind/lib.sh
@@ -49,9 +57,45 @@ pod_addrs() {
 		-o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.spec.nodeName}{"\n"}{end}')
 }
 
+PHASE=${1:-all}
+case $PHASE in all | upgrade | uninstall) ;; *) die "unknown phase '$PHASE': use upgrade, uninstall or nothing (both)" ;; esac
 start=$SECONDS
 bash "$DEPS" helm k8s >/dev/null
 bash "$CLUSTER" up
+nodes=$(k get nodes -o jsonpath='{.items[*].metadata.name}')
+
+# uninstall: step 4's helm uninstall and what must be gone after it.
+uninstall() {
+	local pods hooks conf bins n b
+	helm_ status spindle -n kube-system >/dev/null 2>&1 || die "no release spindle in kube-system to uninstall: run the upgrade phase first (smoke.sh upgrade)"
+	helm_ uninstall spindle -n kube-system --wait --timeout 3m >/dev/null
+	for _ in $(seq 1 60); do
+		pods=$(k -n kube-system get pods -o name | grep -E 'spindle-(agent|controller|multus)' || true)
+		[ -z "$pods" ] && break
+		sleep 2
+	done
+	[ -z "$pods" ] || die "pods left after helm uninstall: $pods"
+	hooks=$(k get validatingwebhookconfigurations,mutatingwebhookconfigurations -o name | grep spindle || true)
+	[ -z "$hooks" ] || die "webhook configurations left after helm uninstall: $hooks"
+	# Multus removes its configuration when it stops: a node keeps no default
+	# network that points at a daemon that is gone (new pods would fail there).
+	for n in $nodes; do
+		conf=$(node_sh "$n" "ls /etc/cni/net.d")
+		grep -q multus <<<"$conf" && die "node $n keeps Multus's configuration after helm uninstall: $conf"
+		# The agents remove the binaries the chart copied to the node as they
+		# stop for good.
+		bins=$(node_sh "$n" "ls /opt/cni/bin")
+		for b in spiderpool coordinator multus-shim passthru; do
+			grep -qx "$b" <<<"$bins" && die "node $n keeps /opt/cni/bin/$b after helm uninstall"
+		done
+	done
+	echo "kind-uninstall: nodes=$(wc -w <<<"$nodes") spindle_pods_left=0 webhooks_left=0 multus_configs_left=0 binaries_left=0 seconds=$((SECONDS - start))"
+}
+if [ "$PHASE" = uninstall ]; then
+	uninstall
+	exit 0
+fi
+
 tag=$(load_app_images)
 
 # 1. The previous chart, as users installed it.
@@ -64,7 +108,6 @@ log "helm install of the chart as of ${KIND_UPGRADE_FROM:0:12} (multus.install=t
 # objects are valid under them.
 CRD_CHART=$ROOT/charts/spindle install_chart "$old/charts/spindle" "$tag"
 
-nodes=$(k get nodes -o jsonpath='{.items[*].metadata.name}')
 for n in $nodes; do
 	for b in spiderpool coordinator multus-shim; do
 		node_sh "$n" "test -x /opt/cni/bin/$b" || die "node $n has no /opt/cni/bin/$b after helm install"
@@ -121,8 +164,8 @@ before=$(pod_addrs)
 [ "$(wc -l <<<"$before")" = "$REPLICAS" ] || die "$(wc -l <<<"$before") pods checked, want $REPLICAS"
 
 # 3. Upgrade to this checkout's chart; every Spindle and Multus pod restarts.
-log "helm upgrade to this checkout's chart, then a restart of every Spindle and Multus pod"
-install_chart "$ROOT/charts/spindle" "$tag"
+log "helm upgrade to this checkout's chart (and IPv6 on, as the e2e suite runs it), then a restart of every Spindle and Multus pod"
+install_chart "$ROOT/charts/spindle" "$tag" --set ipam.enableIPv6=true
 k -n kube-system rollout restart daemonset/spindle-agent daemonset/spindle-multus deployment/spindle-controller >/dev/null
 rollout
 after=$(pod_addrs)
@@ -149,25 +192,8 @@ done
 [ -z "$left" ] || die "claims left after the pods were deleted: $left"
 k delete namespace "$NS" --wait >/dev/null
 k delete spiderippool kind-smoke-v4 --wait >/dev/null
-helm_ uninstall spindle -n kube-system --wait --timeout 3m >/dev/null
-for _ in $(seq 1 60); do
-	pods=$(k -n kube-system get pods -o name | grep -E 'spindle-(agent|controller|multus)' || true)
-	[ -z "$pods" ] && break
-	sleep 2
-done
-[ -z "$pods" ] || die "pods left after helm uninstall: $pods"
-hooks=$(k get validatingwebhookconfigurations,mutatingwebhookconfigurations -o name | grep spindle || true)
-[ -z "$hooks" ] || die "webhook configurations left after helm uninstall: $hooks"
-# Multus removes its configuration when it stops: a node keeps no default
-# network that points at a daemon that is gone (new pods would fail there).
-for n in $nodes; do
-	conf=$(node_sh "$n" "ls /etc/cni/net.d")
-	grep -q multus <<<"$conf" && die "node $n keeps Multus's configuration after helm uninstall: $conf"
-	# The agents remove the binaries the chart copied to the node as they
-	# stop for good.
-	bins=$(node_sh "$n" "ls /opt/cni/bin")
-	for b in spiderpool coordinator multus-shim passthru; do
-		grep -qx "$b" <<<"$bins" && die "node $n keeps /opt/cni/bin/$b after helm uninstall"
-	done
-done
 echo "kind-smoke: nodes=$(wc -w <<<"$nodes") pods=$total distinct_addresses=$distinct kept_after_upgrade=$kept claims_left=0 seconds=$((SECONDS - start))"
+if [ "$PHASE" = all ]; then
+	start=$SECONDS
+	uninstall
+fi

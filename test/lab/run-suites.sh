@@ -68,8 +68,10 @@ export KUBECONFIG=$PWD/_lab/kubeconfig
 mkdir -p "$tiers"
 rm -f "$tiers"/lab-*.json "$tiers"/e2e-report.json
 go build -o bin/tiers ./test/tiers
+# make test runs only the specs that drive bin/lab here (LAB_E2E_LABEL_FILTER=
+# lab-only), every other one on the kind cluster.
 go test ./test/e2e/ -v -count=1 -timeout "$E2E_TIMEOUT" -kubeconfig "$KUBECONFIG" -ginkgo.v -ginkgo.no-color \
-	-ginkgo.json-report="$PWD/$tiers/e2e-report.json"
+	-ginkgo.json-report="$PWD/$tiers/e2e-report.json" ${LAB_E2E_LABEL_FILTER:+-ginkgo.label-filter="$LAB_E2E_LABEL_FILTER"}
 bin/tiers ginkgo "$tiers/e2e-report.json" "$tiers/lab-e2e.json"
 LAB_KUBECONFIG=$KUBECONFIG go test ./test/chart/ -json -count=1 -run 'DryRun' | bin/tiers gotest "$tiers/lab-chart.json"
 # The short chaos run (test/chaos, docs/chaos.md) kills the agent, the

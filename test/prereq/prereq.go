@@ -27,6 +27,8 @@ const (
 	LabE2E     = "lab-e2e"
 	// Kind is the tier of what runs in the offline kind cluster (test/kind).
 	Kind = "kind"
+	// KindE2E is the tier of the e2e suite's specs run on the kind cluster.
+	KindE2E = "kind-e2e"
 )
 
 // Required reports whether a missing prerequisite must fail the test.

@@ -5,19 +5,23 @@
 // tests are unit tests. Each stage of `make test` writes one counts file:
 //
 //	go test -json ./... | tiers gotest _out/tiers/unit.json
-//	tiers ginkgo _out/tiers/e2e-report.json _out/tiers/e2e.json
+//	tiers ginkgo _out/tiers/e2e-report.json _out/tiers/e2e.json [TIER]
 //	tiers summary _out/tiers/unit.json _out/tiers/e2e.json ...
 //	tiers failures _out/tiers/e2e-report.json
 //
 // gotest reads a `go test -json` stream and prints what `go test` prints
 // without -v (package results, the output of failed tests and build errors)
 // plus one line per skipped test. ginkgo reads a Ginkgo JSON report and counts
-// its specs as lab-e2e. summary adds the files up, prints
+// its specs as TIER (default lab-e2e); a spec the run's label filter left out
+// is recorded by name, not counted as skipped. summary adds the files up,
+// prints
 //
-//	tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, skipped 0
+//	tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, kind 2, kind-e2e 59, skipped 0
 //
-// and exits 1 if a tier ran no test, if any test failed, or if a test was
-// skipped under SPINDLE_REQUIRE_ALL=1. failures prints each failed spec of a
+// and exits 1 if a tier ran no test, if any test failed, if a test was
+// skipped under SPINDLE_REQUIRE_ALL=1, or if a spec one suite's label filter
+// left out passed in no other (a spec runs on the lab or on kind, never on
+// neither). failures prints each failed spec of a
 // Ginkgo report with its location and message, so that a failure's cause is
 // the last thing a failed run prints.
 package main
@@ -43,13 +47,18 @@ import (
 const Unit = "unit"
 
 // Order is the order tiers are printed in; summary requires each of them.
-var Order = []string{Unit, prereq.Envtest, prereq.Privileged, prereq.LabE2E, prereq.Kind}
+var Order = []string{Unit, prereq.Envtest, prereq.Privileged, prereq.LabE2E, prereq.Kind, prereq.KindE2E}
 
 // Counts is what one stage ran.
 type Counts struct {
 	Passed  map[string]int `json:"passed"`
 	Skipped int            `json:"skipped"`
 	Failed  int            `json:"failed"`
+	// PassedSpecs are the full texts of the Ginkgo specs that passed, and
+	// Deselected those the suite's label filter left out: each must pass in
+	// another stage.
+	PassedSpecs []string `json:"passedSpecs,omitempty"`
+	Deselected  []string `json:"deselected,omitempty"`
 }
 
 func newCounts() *Counts { return &Counts{Passed: map[string]int{}} }
@@ -60,6 +69,8 @@ func (c *Counts) add(o *Counts) {
 	}
 	c.Skipped += o.Skipped
 	c.Failed += o.Failed
+	c.PassedSpecs = append(c.PassedSpecs, o.PassedSpecs...)
+	c.Deselected = append(c.Deselected, o.Deselected...)
 }
 
 func main() {
@@ -69,7 +80,7 @@ func main() {
 	}
 }
 
-const usage = "usage: tiers gotest OUT | ginkgo REPORT OUT | failures REPORT | summary FILE [FILE]"
+const usage = "usage: tiers gotest OUT | ginkgo REPORT OUT [TIER] | failures REPORT | summary FILE [FILE]"
 
 func run(args []string, in io.Reader, out io.Writer) error {
 	if len(args) == 0 {
@@ -88,13 +99,17 @@ func run(args []string, in io.Reader, out io.Writer) error {
 			return fmt.Errorf("%d test(s) failed", c.Failed)
 		}
 		return nil
-	case cmd == "ginkgo" && len(rest) == 2:
+	case cmd == "ginkgo" && (len(rest) == 2 || len(rest) == 3):
+		tier := prereq.LabE2E
+		if len(rest) == 3 {
+			tier = rest[2]
+		}
 		f, err := os.Open(rest[0])
 		if err != nil {
 			return fmt.Errorf("Ginkgo report: %w (was the suite run with -ginkgo.json-report?)", err)
 		}
 		defer f.Close()
-		c, err := Ginkgo(f)
+		c, err := Ginkgo(f, tier)
 		if err != nil {
 			return fmt.Errorf("Ginkgo report %s: %w", rest[0], err)
 		}
@@ -280,14 +295,17 @@ func skipReason(output string) string {
 	return last
 }
 
-// Ginkgo counts the It specs of a Ginkgo JSON report as lab-e2e.
-func Ginkgo(in io.Reader) (*Counts, error) {
+// Ginkgo counts the It specs of a Ginkgo JSON report as tier. A spec that
+// the run's label filter left out (skipped, with no message of its own) is
+// recorded in Deselected, not counted as skipped: summary checks that it
+// passed in another stage.
+func Ginkgo(in io.Reader, tier string) (*Counts, error) {
 	var reports []types.Report
 	if err := json.NewDecoder(in).Decode(&reports); err != nil {
 		return nil, err
 	}
 	c := newCounts()
-	c.Passed[prereq.LabE2E] = 0
+	c.Passed[tier] = 0
 	for _, r := range reports {
 		for _, s := range r.SpecReports {
 			if s.LeafNodeType != types.NodeTypeIt {
@@ -296,9 +314,13 @@ func Ginkgo(in io.Reader) (*Counts, error) {
 				}
 				continue
 			}
+			name := specName(s)
 			switch {
 			case s.State == types.SpecStatePassed:
-				c.Passed[prereq.LabE2E]++
+				c.Passed[tier]++
+				c.PassedSpecs = append(c.PassedSpecs, name)
+			case s.State == types.SpecStateSkipped && s.Failure.Message == "" && r.SuiteConfig.LabelFilter != "":
+				c.Deselected = append(c.Deselected, name)
 			case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
 				c.Skipped++
 			default:
@@ -324,7 +346,7 @@ func Failures(in io.Reader, out io.Writer) error {
 			if !s.State.Is(types.SpecStateFailureStates) {
 				continue
 			}
-			name := strings.TrimSpace(strings.Join(append(slices.Clone(s.ContainerHierarchyTexts), s.LeafNodeText), " "))
+			name := specName(s)
 			if name == "" {
 				name = s.LeafNodeType.String()
 			}
@@ -342,6 +364,11 @@ func Failures(in io.Reader, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// specName is a spec's full text: its containers' and its own.
+func specName(s types.SpecReport) string {
+	return strings.TrimSpace(strings.Join(append(slices.Clone(s.ContainerHierarchyTexts), s.LeafNodeText), " "))
 }
 
 // Summary renders the tier line and says what is wrong with the run.
@@ -364,6 +391,21 @@ func Summary(c *Counts, requireAll bool) (string, error) {
 			parts = append(parts, fmt.Sprintf("%s %d", t, n))
 			problems = append(problems, fmt.Sprintf("unknown tier %q (prereq.Tier takes %v)", t, Order[1:]))
 		}
+	}
+	// A spec one suite left out must have passed in another.
+	passed := map[string]bool{}
+	for _, n := range c.PassedSpecs {
+		passed[n] = true
+	}
+	var unrun []string
+	for _, n := range c.Deselected {
+		if !passed[n] {
+			unrun = append(unrun, n)
+		}
+	}
+	if len(unrun) > 0 {
+		sort.Strings(unrun)
+		problems = append(problems, fmt.Sprintf("%d spec(s) left out by a label filter passed in no other suite: %s", len(unrun), strings.Join(unrun, "; ")))
 	}
 	parts = append(parts, fmt.Sprintf("skipped %d", c.Skipped))
 	if c.Failed > 0 {

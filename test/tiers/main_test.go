@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
@@ -94,7 +95,7 @@ func TestGinkgoCountsItSpecs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Ginkgo(bytes.NewReader(b))
+	c, err := Ginkgo(bytes.NewReader(b), prereq.LabE2E)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +104,63 @@ func TestGinkgoCountsItSpecs(t *testing.T) {
 	}
 }
 
+// A spec the label filter leaves out is no skip, but summary fails the run
+// unless it passed in the other suite; a spec skipped at run time (with its
+// reason) stays a skip.
+func TestGinkgoLabelFilterSplitsTheSuite(t *testing.T) {
+	spec := func(text string, state types.SpecState, msg string) types.SpecReport {
+		return types.SpecReport{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{"pools"}, LeafNodeText: text, State: state, Failure: types.Failure{Message: msg}}
+	}
+	report := func(filter string, specs ...types.SpecReport) *Counts {
+		t.Helper()
+		b, err := json.Marshal([]types.Report{{SuiteConfig: types.SuiteConfig{LabelFilter: filter}, SpecReports: specs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tier := prereq.KindE2E
+		if filter == "lab-only" {
+			tier = prereq.LabE2E
+		}
+		c, err := Ginkgo(bytes.NewReader(b), tier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	lab := report("lab-only", spec("gc race", types.SpecStatePassed, ""), spec("churn", types.SpecStateSkipped, ""))
+	kind := report("!lab-only", spec("gc race", types.SpecStateSkipped, ""), spec("churn", types.SpecStatePassed, ""))
+	if lab.Skipped != 0 || kind.Skipped != 0 || len(lab.Deselected) != 1 || len(kind.Deselected) != 1 {
+		t.Fatalf("lab %+v, kind %+v: want one deselected spec each and no skip", lab, kind)
+	}
+	base := map[string]int{Unit: 1, prereq.Envtest: 1, prereq.Privileged: 1, prereq.Kind: 1}
+	total := &Counts{Passed: maps.Clone(base)}
+	total.add(lab)
+	total.add(kind)
+	line, err := Summary(total, true)
+	if err != nil || !strings.Contains(line, "lab-e2e 1, kind 1, kind-e2e 1, skipped 0") {
+		t.Errorf("both halves ran: Summary = %q, %v", line, err)
+	}
+
+	// The kind suite failed to run "churn" at all: nothing passed it.
+	kindLost := report("!lab-only", spec("gc race", types.SpecStateSkipped, ""), spec("other", types.SpecStatePassed, ""))
+	total = &Counts{Passed: maps.Clone(base)}
+	total.add(lab)
+	total.add(kindLost)
+	if _, err := Summary(total, true); err == nil || !strings.Contains(err.Error(), "passed in no other suite: pools churn") {
+		t.Errorf("a spec left out of both suites: err = %v", err)
+	}
+
+	// A skip at run time is counted as one, filter or not.
+	skipped := report("!lab-only", spec("churn", types.SpecStateSkipped, "needs the lab"))
+	if skipped.Skipped != 1 || len(skipped.Deselected) != 0 {
+		t.Errorf("a run-time skip: %+v", skipped)
+	}
+}
+
 func TestSummary(t *testing.T) {
-	all := &Counts{Passed: map[string]int{Unit: 412, prereq.Envtest: 61, prereq.Privileged: 9, prereq.LabE2E: 37, prereq.Kind: 1}}
+	all := &Counts{Passed: map[string]int{Unit: 412, prereq.Envtest: 61, prereq.Privileged: 9, prereq.LabE2E: 37, prereq.Kind: 1, prereq.KindE2E: 59}}
 	line, err := Summary(all, true)
-	if err != nil || line != "tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, kind 1, skipped 0" {
+	if err != nil || line != "tiers: unit 412 passed, envtest 61, privileged 9, lab-e2e 37, kind 1, kind-e2e 59, skipped 0" {
 		t.Errorf("Summary = %q, %v", line, err)
 	}
 

@@ -1,5 +1,7 @@
 // Package smoke is the kind tier of `make test`: Spindle installed with Helm
 // into the offline kind cluster, checked where a user looks (test/kind/smoke.sh).
+// The two tests are the two phases of smoke.sh, run in this order; `make test`
+// runs the e2e suite between them on the same cluster.
 package smoke
 
 import (
@@ -19,9 +21,15 @@ import (
 // the cluster and the engine afterwards.
 const EnvKind = "SPINDLE_KIND"
 
-var result = regexp.MustCompile(`(?m)^kind-smoke: nodes=(\d+) pods=(\d+) distinct_addresses=(\d+) kept_after_upgrade=(\d+) claims_left=(\d+) seconds=\d+$`)
+var (
+	upgraded    = regexp.MustCompile(`(?m)^kind-smoke: nodes=(\d+) pods=(\d+) distinct_addresses=(\d+) kept_after_upgrade=(\d+) claims_left=(\d+) seconds=\d+$`)
+	uninstalled = regexp.MustCompile(`(?m)^kind-uninstall: nodes=(\d+) spindle_pods_left=0 webhooks_left=0 multus_configs_left=0 binaries_left=0 seconds=\d+$`)
+)
 
-func TestHelmInstallAndUpgradeKeepPodsAddresses(t *testing.T) {
+// smoke runs one phase of smoke.sh and returns the submatches of its result
+// line.
+func smoke(t *testing.T, phase string, line *regexp.Regexp, env ...string) []int {
+	t.Helper()
 	prereq.Tier(t, prereq.Kind)
 	if os.Geteuid() != 0 {
 		prereq.Missing(t, "the kind cluster needs root (its engine runs in a network namespace of its own); run make test-kind as root")
@@ -34,27 +42,38 @@ func TestHelmInstallAndUpgradeKeepPodsAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const replicas, extra = 6, 3
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script)
-	cmd.Env = append(os.Environ(), "REPLICAS="+strconv.Itoa(replicas))
+	cmd := exec.CommandContext(ctx, "bash", script, phase)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
-		t.Fatalf("%s failed: %v", script, err)
+		t.Fatalf("%s %s failed: %v", script, phase, err)
 	}
-	m := result.FindSubmatch(out)
+	m := line.FindSubmatch(out)
 	if m == nil {
-		t.Fatalf("%s printed no kind-smoke result line", script)
+		t.Fatalf("%s %s printed no result line matching %s", script, phase, line)
 	}
-	nodes, _ := strconv.Atoi(string(m[1]))
-	pods, _ := strconv.Atoi(string(m[2]))
-	distinct, _ := strconv.Atoi(string(m[3]))
-	kept, _ := strconv.Atoi(string(m[4]))
-	left, _ := strconv.Atoi(string(m[5]))
+	n := make([]int, len(m)-1)
+	for i, v := range m[1:] {
+		n[i], _ = strconv.Atoi(string(v))
+	}
+	return n
+}
+
+func TestHelmInstallAndUpgradeKeepPodsAddresses(t *testing.T) {
+	const replicas, extra = 6, 3
+	n := smoke(t, "upgrade", upgraded, "REPLICAS="+strconv.Itoa(replicas))
+	nodes, pods, distinct, kept, left := n[0], n[1], n[2], n[3], n[4]
 	if nodes != 3 || pods != replicas+extra || distinct != replicas+extra || kept != replicas || left != 0 {
 		t.Errorf("kind-smoke: nodes=%d pods=%d distinct=%d kept_after_upgrade=%d claims_left=%d, want 3 nodes, %d pods with distinct addresses, %d kept across the upgrade, no claim left",
 			nodes, pods, distinct, kept, left, replicas+extra, replicas)
+	}
+}
+
+func TestHelmUninstallLeavesNothingOnTheNodes(t *testing.T) {
+	if n := smoke(t, "uninstall", uninstalled); n[0] != 3 {
+		t.Errorf("kind-uninstall checked %d nodes, want 3", n[0])
 	}
 }
