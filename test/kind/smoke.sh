@@ -7,8 +7,8 @@
 #      namespaces, distinct addresses of the SpiderIPPool, each recorded in a
 #      SpiderIPClaim that names the pod;
 #   3. `helm upgrade` to this checkout's chart and a restart of every Spindle
-#      and Multus pod: the running pods keep their addresses, and new replicas
-#      get addresses no running pod has;
+#      and Multus pod: the running pods keep their addresses, `helm test`
+#      passes, and new replicas get addresses no running pod has;
 #   4. deleting the Deployment gives every address back; `helm uninstall`
 #      leaves no Spindle pod, no webhook configuration, and no Multus
 #      configuration and no binary the chart installed on the nodes.
@@ -174,6 +174,18 @@ $before
 after
 $after"
 kept=$(wc -l <<<"$after")
+# The chart's own check, as a user runs it after an upgrade: agents, webhook,
+# and an address of the smoke pool for a pod of its own.
+log "helm test (agents, webhook, an address of kind-smoke-v4 on $NS/macvlan)"
+helm_ upgrade spindle "$ROOT/charts/spindle" -n kube-system --reuse-values \
+	--set tests.pool.name=kind-smoke-v4 --set tests.pool.network="$NS/macvlan" --wait --timeout 5m >/dev/null
+# The test pod is deleted once it passes and kept when it fails (helm's
+# --logs would fail on the deleted pod).
+if ! helm_ test spindle -n kube-system --timeout 5m >/dev/null; then
+	k -n kube-system logs spindle-selftest >&2 || true
+	die "helm test failed (its pod's log is above)"
+fi
+log "helm test passed"
 k -n "$NS" scale deployment/smoke --replicas=$((REPLICAS + EXTRA)) >/dev/null
 k -n "$NS" rollout status deployment/smoke --timeout 3m >&2
 all=$(pod_addrs)

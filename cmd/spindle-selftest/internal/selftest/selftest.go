@@ -36,7 +36,7 @@ import (
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=get;list;create;delete
 // +kubebuilder:rbac:groups=core,resources=events,verbs=list
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools,verbs=get;create;delete
-// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims,verbs=list
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spideripclaims,verbs=get;list
 
 // The checks, in the order they run.
 const (
