@@ -29,16 +29,17 @@ import (
 	"github.com/spindle-net/spindle/test/e2e/framework"
 )
 
-// The coordinator specs use the underlay blocks 10-45 (IPv4 /24s and IPv6
+// The coordinator specs use the underlay blocks 10-51 (IPv4 /24s and IPv6
 // /120s, see framework.Lab.UnderlaySliceV4/V6), one per spec, so they never
-// share addresses with each other or with other specs. Each run takes one of
-// six slots, so a pool an earlier run left behind (its addresses not yet
+// share addresses with each other or with other specs, also when they run
+// at the same time on parallel processes. Each run takes one of six slots,
+// so a pool an earlier run left behind (its addresses not yet
 // garbage-collected) rarely blocks the next run.
-const coordBlockBase, coordSpecs, coordSlots = 10, 6, 6
+const coordBlockBase, coordSpecs, coordSlots = 10, 7, 6
 
 var coordSlot = int(time.Now().UnixNano() % coordSlots)
 
-// coordBlock is the underlay block of the spec numbered offset (0-5).
+// coordBlock is the underlay block of the spec numbered offset (0-6).
 func coordBlock(offset int) int { return coordBlockBase + coordSlot*coordSpecs + offset }
 
 // defaultRouteNICAnnotation moves a pod's default routes to the named NIC.
@@ -612,14 +613,14 @@ var _ = Describe("coordinator", func() {
 	})
 
 	It("refuses an address that already answers ARP and names it in the pod's events", func(ctx SpecContext) {
-		conflictSpec(ctx, false)
+		conflictSpec(ctx, 3, false)
 	})
 
 	// The coordinator reports the conflict to the node agent, which
 	// releases the address and does not offer it again for a while: the
 	// pod's retries wait for the next free address.
 	It("gives a pod refused for an address conflict the pool's next free address", func(ctx SpecContext) {
-		conflictSpec(ctx, true)
+		conflictSpec(ctx, 6, true)
 	})
 
 	It("lets a peer reach a re-created pod with a fixed address at once: its neighbour entry has the new MAC", func(ctx SpecContext) {
@@ -763,14 +764,14 @@ func podRunningNow(ctx context.Context, ns, name string) bool {
 	return p.Status.Phase == corev1.PodRunning
 }
 
-// conflictSpec: a pool of two addresses; a first pod holds one, the other
+// conflictSpec: a pool of two addresses in coordinator block block; a first pod holds one, the other
 // answers ARP from the gateway namespace; a second pod, whose coordinator
 // has detectIPConflict, is refused with an error naming the address. With
 // expectRecovery, the first pod then goes and the second must get its address.
-func conflictSpec(ctx context.Context, expectRecovery bool) {
+func conflictSpec(ctx context.Context, block int, expectRecovery bool) {
 	cl := requireCoordinatorLab(ctx)
-	p4, p6 := cl.pools(ctx, "e2e-co-conflict", 3, 2, 2)
-	a, b, err := cl.lab.UnderlaySliceV4(coordBlock(3), 2)
+	p4, p6 := cl.pools(ctx, "e2e-co-conflict", block, 2, 2)
+	a, b, err := cl.lab.UnderlaySliceV4(coordBlock(block), 2)
 	Expect(err).NotTo(HaveOccurred())
 	ns := newTestNamespace(ctx, "e2e-co-conflict")
 	cl.nad(ctx, ns, "underlay", p4, p6, map[string]any{"mode": "overlay", "detectIPConflict": true})

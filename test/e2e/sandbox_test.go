@@ -45,7 +45,8 @@ var _ = Describe("Default network from a pod annotation", func() {
 		lab := requireCluster()
 		n1, _ := twoNodes(ctx)
 		ns := newTestNamespace(ctx, "e2e-defnet")
-		start, end, err := lab.UnderlaySliceV4(50+int(time.Now().UnixNano()%40), 5)
+		// Blocks 52-89: after the coordinator specs' (coordBlock).
+		start, end, err := lab.UnderlaySliceV4(52+int(time.Now().UnixNano()%38), 5)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = f.CreateNAD(ctx, ns, "underlay", framework.MacvlanConfig(ns+"-underlay", lab.UnderlayIf, lab.UnderlayV4, start, end, lab.GatewayV4))
 		Expect(err).NotTo(HaveOccurred())

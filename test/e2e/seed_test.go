@@ -110,7 +110,9 @@ var _ = Describe("Pod deletion", func() {
 		lab := requireCluster()
 		n1, n2 := twoNodes(ctx)
 		ns := newTestNamespace(ctx, "e2e-delete")
-		start, end, err := lab.UnderlaySliceV4(200+int(time.Now().UnixNano()%50), 5)
+		// Blocks 211-219: after the controller specs' (controllerBlockBase),
+		// before the self-test's.
+		start, end, err := lab.UnderlaySliceV4(211+int(time.Now().UnixNano()%9), 5)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = f.CreateNAD(ctx, ns, "underlay", framework.MacvlanConfig(ns+"-underlay", lab.UnderlayIf, lab.UnderlayV4, start, end, lab.GatewayV4))
 		Expect(err).NotTo(HaveOccurred())

@@ -42,7 +42,8 @@ type Cluster interface {
 	// GatewayArgv is the command line that runs cmd as ExecInGateway does.
 	GatewayArgv(cmd ...string) []string
 	// NodeStop stops a node's kubelet and containers; NodeStart starts
-	// them again and waits until the node is Ready.
+	// them again and waits until the node is Ready and starts pods with
+	// all their networks.
 	NodeStop(ctx context.Context, node string) error
 	NodeStart(ctx context.Context, node string) error
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,10 @@ type Kind struct {
 	// Netns is the engine's network namespace.
 	Netns  string
 	client kubernetes.Interface
+
+	mu sync.Mutex
+	// stoppedConf is each stopped node's CNI configuration (cniConfig).
+	stoppedConf map[string]string
 }
 
 // LoadKind reads the kind env file; a missing file means no kind cluster
@@ -228,33 +233,80 @@ func (k *Kind) PodSandboxes(ctx context.Context, namespace string) ([]string, er
 	return out, nil
 }
 
-// NodeStop implements Cluster: `docker stop` of the node's container.
+// NodeStop implements Cluster: `docker stop` of the node's container. It
+// first notes the node's CNI configuration, which NodeStart waits for.
 func (k *Kind) NodeStop(ctx context.Context, node string) error {
-	_, _, err := k.docker(ctx, "the engine", []string{"stop", node}, "stop", node)
+	conf, err := k.cniConfig(ctx, node)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	if k.stoppedConf == nil {
+		k.stoppedConf = map[string]string{}
+	}
+	k.stoppedConf[node] = conf
+	k.mu.Unlock()
+	_, _, err = k.docker(ctx, "the engine", []string{"stop", node}, "stop", node)
 	return err
 }
 
+// cniConfig is the file of /etc/cni/net.d the node's container runtime
+// uses: the first .conf, .conflist or .json in lexical order ("" if none).
+func (k *Kind) cniConfig(ctx context.Context, node string) (string, error) {
+	out, _, err := k.ExecInNode(ctx, node, "ls", "-1", "/etc/cni/net.d")
+	if err != nil {
+		return "", err
+	}
+	var confs []string
+	for _, name := range strings.Fields(out) {
+		switch path.Ext(name) {
+		case ".conf", ".conflist", ".json":
+			confs = append(confs, name)
+		}
+	}
+	slices.Sort(confs)
+	if len(confs) == 0 {
+		return "", nil
+	}
+	return confs[0], nil
+}
+
 // NodeStart implements Cluster: `docker start` of the node's container,
-// then waits up to 3 minutes until the Node is Ready.
+// then waits up to 3 minutes until the Node is Ready and the node's CNI
+// configuration is the one NodeStop saw. multus-daemon removes its
+// configuration when it stops; a Ready node whose Multus has not written
+// it again yet starts pods with the default network only.
 func (k *Kind) NodeStart(ctx context.Context, node string) error {
 	if _, _, err := k.docker(ctx, "the engine", []string{"start", node}, "start", node); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	k.mu.Lock()
+	want, known := k.stoppedConf[node]
+	k.mu.Unlock()
+	var conf string
 	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		n, err := k.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
+		ready := false
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue, nil
+				ready = c.Status == corev1.ConditionTrue
 			}
 		}
-		return false, nil
+		if !ready || !known {
+			return ready, nil
+		}
+		conf, err = k.cniConfig(ctx, node)
+		return err == nil && conf == want, nil
 	})
 	if err != nil {
+		if known {
+			return fmt.Errorf("failed to see node %s Ready with CNI configuration %q after docker start (it has %q): %w", node, want, conf, err)
+		}
 		return fmt.Errorf("failed to see node %s Ready after docker start: %w", node, err)
 	}
 	return nil
