@@ -305,8 +305,17 @@ var _ = Describe("Pools carved from a SpiderSubnet for every kind", func() {
 		s1, s2 := mk("front", "10.254.0.0/16", "10.254.1.1-10.254.1.40"), mk("back", "10.249.0.0/16", "10.249.1.1-10.249.1.40")
 		e.nad(ctx, "underlay", nil)
 		e.nad(ctx, "eth0net", nil)
-		nodes, err := f.ReadyNodes(ctx)
+		// The DaemonSet runs a pod on every schedulable node, Ready or not
+		// (its pods tolerate a node that is briefly NotReady), and its pool
+		// has one address per pod.
+		nodeList, err := f.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		var nodes []string
+		for _, n := range nodeList.Items {
+			if !n.Spec.Unschedulable {
+				nodes = append(nodes, n.Name)
+			}
+		}
 		tmpl := func(app string, ann map[string]string) corev1.PodTemplateSpec {
 			ann[annotNetworks] = "underlay"
 			p := f.NewPod(e.ns, "", framework.PodOptions{Annotations: ann})
