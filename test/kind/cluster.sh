@@ -85,11 +85,20 @@ up() {
 # "kind" network: subnets, gateways on the engine's bridge) and the service
 # CIDR.
 write_env() {
-	local docker net id v4 v6 gw4 gw6 svc i=0 name addrs cidrs a
+	local docker id v4 v6 gw4 gw6 svc i=0 name addrs cidrs a
 	docker=(bash "$ENGINE" exec /usr/bin/docker)
-	net=$("${docker[@]}" network inspect kind -f '{{.Id}}{{range .IPAM.Config}} {{.Subnet}} {{.Gateway}}{{end}}')
-	read -r id v4 gw4 v6 gw6 <<<"$net"
-	case $v4 in *:*) read -r id v6 gw6 v4 gw4 <<<"$net" ;; esac
+	id=$("${docker[@]}" network inspect kind -f '{{.Id}}')
+	# The subnets as the network declares them. Its IPAM config names a
+	# gateway only once the engine has restarted with the network, so the
+	# gateways are read from the bridge itself.
+	for a in $("${docker[@]}" network inspect kind -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}'); do
+		case $a in *:*) v6=$a ;; *) v4=$a ;; esac
+	done
+	for a in $(bash "$ENGINE" exec ip -o addr show dev "br-${id:0:12}" scope global | awk '{print $4}'); do
+		case $a in *:*) gw6=${a%/*} ;; *) gw4=${a%/*} ;; esac
+	done
+	[[ -n ${v4:-} && -n ${v6:-} && -n ${gw4:-} && -n ${gw6:-} ]] ||
+		die "kind's Docker network (bridge br-${id:0:12}) lacks an IPv4 or IPv6 subnet or gateway: subnets '${v4:-}' '${v6:-}', bridge addresses '${gw4:-}' '${gw6:-}'"
 	svc=$(kubectl_ -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' |
 		awk '$1 == "serviceSubnet:" {print $2}' | cut -d, -f1)
 	{
