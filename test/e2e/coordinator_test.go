@@ -764,10 +764,12 @@ func podRunningNow(ctx context.Context, ns, name string) bool {
 	return p.Status.Phase == corev1.PodRunning
 }
 
-// conflictSpec: a pool of two addresses in coordinator block block; a first pod holds one, the other
-// answers ARP from the gateway namespace; a second pod, whose coordinator
-// has detectIPConflict, is refused with an error naming the address. With
-// expectRecovery, the first pod then goes and the second must get its address.
+// conflictSpec: a pool of two addresses in the coordinator specs' underlay
+// block coordBlock(block); a first pod holds one, the other answers ARP from
+// the gateway namespace; a second pod, whose coordinator has
+// detectIPConflict, is refused with an error naming the address. With
+// expectRecovery, the first pod then goes and the second must get its
+// address.
 func conflictSpec(ctx context.Context, block int, expectRecovery bool) {
 	cl := requireCoordinatorLab(ctx)
 	p4, p6 := cl.pools(ctx, "e2e-co-conflict", block, 2, 2)

@@ -40,13 +40,16 @@ var _ = Describe("Sandbox failures", func() {
 	})
 })
 
+// The default-network spec takes one of defnetBlocks underlay blocks from
+// defnetBlockBase, after the coordinator specs' (coordBlock).
+const defnetBlockBase, defnetBlocks = coordBlockBase + coordSpecs*coordSlots, 38
+
 var _ = Describe("Default network from a pod annotation", func() {
 	It("replaces eth0 with the network named by v1.multus-cni.io/default-network", func(ctx SpecContext) {
 		lab := requireCluster()
 		n1, _ := twoNodes(ctx)
 		ns := newTestNamespace(ctx, "e2e-defnet")
-		// Blocks 52-89: after the coordinator specs' (coordBlock).
-		start, end, err := lab.UnderlaySliceV4(52+int(time.Now().UnixNano()%38), 5)
+		start, end, err := lab.UnderlaySliceV4(defnetBlockBase+int(time.Now().UnixNano()%defnetBlocks), 5)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = f.CreateNAD(ctx, ns, "underlay", framework.MacvlanConfig(ns+"-underlay", lab.UnderlayIf, lab.UnderlayV4, start, end, lab.GatewayV4))
 		Expect(err).NotTo(HaveOccurred())

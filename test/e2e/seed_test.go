@@ -105,14 +105,16 @@ var _ = Describe("Secondary network via NetworkAttachmentDefinition", func() {
 	})
 })
 
+// The pod-deletion spec takes one of the underlay blocks after the controller
+// specs' (controllerBlockBase) and before the self-test's.
+const deleteBlockBase = controllerBlockBase + blockGCRace + 1
+
 var _ = Describe("Pod deletion", func() {
 	It("leaves no pod network namespace behind", func(ctx SpecContext) {
 		lab := requireCluster()
 		n1, n2 := twoNodes(ctx)
 		ns := newTestNamespace(ctx, "e2e-delete")
-		// Blocks 211-219: after the controller specs' (controllerBlockBase),
-		// before the self-test's.
-		start, end, err := lab.UnderlaySliceV4(211+int(time.Now().UnixNano()%9), 5)
+		start, end, err := lab.UnderlaySliceV4(deleteBlockBase+int(time.Now().UnixNano()%(selftestBlockBase-deleteBlockBase)), 5)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = f.CreateNAD(ctx, ns, "underlay", framework.MacvlanConfig(ns+"-underlay", lab.UnderlayIf, lab.UnderlayV4, start, end, lab.GatewayV4))
 		Expect(err).NotTo(HaveOccurred())

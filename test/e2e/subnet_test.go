@@ -208,8 +208,15 @@ var _ = Describe("Pools carved from a SpiderSubnet for each application", func()
 		db = &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "db"}, Spec: db.Spec}
 		Expect(e.c.Create(ctx, db)).To(Succeed())
 		podsOn("db", dbPool, 1)
-		Expect(e.c.Get(ctx, client.ObjectKey{Name: dbPool}, dp)).To(Succeed())
-		Expect(dp.Labels).To(HaveKeyWithValue(subnets.LabelAppUID, string(db.UID)))
+		// The kept pool serves the new StatefulSet's pods by its name, before
+		// the controller, busy with other applications, has written the new
+		// UID into the pool's labels.
+		Eventually(func() map[string]string {
+			if err := e.c.Get(ctx, client.ObjectKey{Name: dbPool}, dp); err != nil {
+				return nil
+			}
+			return dp.Labels
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(HaveKeyWithValue(subnets.LabelAppUID, string(db.UID)), "pool %s relabelled for the new StatefulSet", dbPool)
 		e.show(ctx, "get", "ss", "-o", "wide", team.Name)
 		Expect(e.c.Delete(ctx, db)).To(Succeed())
 	})

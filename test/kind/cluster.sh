@@ -85,13 +85,12 @@ up() {
 # "kind" network: subnets, gateways on the engine's bridge) and the service
 # CIDR.
 write_env() {
-	local docker id v4 v6 gw4 gw6 svc i=0 name addrs cidrs a
-	docker=(bash "$ENGINE" exec /usr/bin/docker)
-	id=$("${docker[@]}" network inspect kind -f '{{.Id}}')
-	# The subnets as the network declares them. Its IPAM config names a
-	# gateway only once the engine has restarted with the network, so the
-	# gateways are read from the bridge itself.
-	for a in $("${docker[@]}" network inspect kind -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}'); do
+	local id v4 v6 gw4 gw6 svc i=0 name addrs cidrs a
+	# The network's ID, then its subnets as it declares them. Its IPAM
+	# config names a gateway only once the engine has restarted with the
+	# network, so the gateways are read from the bridge itself.
+	read -r id addrs < <(bash "$ENGINE" exec /usr/bin/docker network inspect kind -f '{{.Id}} {{range .IPAM.Config}}{{.Subnet}} {{end}}')
+	for a in $addrs; do
 		case $a in *:*) v6=$a ;; *) v4=$a ;; esac
 	done
 	for a in $(bash "$ENGINE" exec ip -o addr show dev "br-${id:0:12}" scope global | awk '{print $4}'); do

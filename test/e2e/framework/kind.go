@@ -291,12 +291,7 @@ func (k *Kind) NodeStart(ctx context.Context, node string) error {
 		if err != nil {
 			return false, nil
 		}
-		ready := false
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				ready = c.Status == corev1.ConditionTrue
-			}
-		}
+		ready := NodeReady(n)
 		if !ready || !known {
 			return ready, nil
 		}
