@@ -134,13 +134,20 @@ test-lab: build ## Start a fresh 3-node lab, run every lab suite in it, and tear
 	bash test/lab/run-suites.sh
 
 .PHONY: bench
-bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), agent memory and API-server CPU as the cluster grows on another (~20 min), then pools carved from a SpiderSubnet against one named pool (root, ~10 min), then the whole pod path against host-local (root, ~15 min), each in a lab of its own; ends with the "bench:", "bench_scale:", "bench_subnet:" and "bench_e2e:" summary lines.
+bench: lab-deps build ## IPAM storage benchmark on its own API server (~5 min), agent memory and API-server CPU as the cluster grows on another (~20 min), the coordinator's node inspection on a small and a full node (root, ~1 min), then pools carved from a SpiderSubnet against one named pool (root, ~10 min), then the whole pod path against host-local (root, ~15 min), each in a lab of its own; ends with the "bench:", "bench_scale:", "bench_node:", "bench_subnet:" and "bench_e2e:" summary lines.
 	@mkdir -p _out
 	go run ./test/perf/ipam | tee _out/bench-ipam.txt
 	go run ./test/perf/scale $(BENCH_SCALE_ARGS) | tee _out/bench-scale.txt
+	go run ./test/perf/node | tee _out/bench-node.txt
 	go run ./test/perf/subnet -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' | tee _out/bench-subnet.txt
 	go run ./test/perf/e2e -agent-args '$(LAB_AGENT_ARGS)' -controller-args '$(LAB_CONTROLLER_ARGS)' $(BENCH_E2E_ARGS) | tee _out/bench-e2e.txt
-	@grep -hE '^bench(_scale|_subnet|_e2e)?:' _out/bench-ipam.txt _out/bench-scale.txt _out/bench-subnet.txt _out/bench-e2e.txt
+	@grep -hE '^bench(_scale|_node|_subnet|_e2e)?:' _out/bench-ipam.txt _out/bench-scale.txt _out/bench-node.txt _out/bench-subnet.txt _out/bench-e2e.txt
+
+.PHONY: bench-node
+bench-node: ## The coordinator's node inspection on a node of 10 and of 250 pod veths (root, ~1 min); ends with the "bench_node:" line.
+	@mkdir -p _out
+	go run ./test/perf/node | tee _out/bench-node.txt
+	@grep -h '^bench_node:' _out/bench-node.txt
 
 .PHONY: bench-e2e
 bench-e2e: lab-deps build ## The whole pod path only (root, ~15 min): Deployments on macvlan with spiderpool IPAM and the coordinator against host-local, in a lab of its own; BENCH_E2E_ARGS passes flags (e.g. -apps 30 -nodes 3); ends with the "bench_e2e:" line.

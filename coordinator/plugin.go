@@ -240,6 +240,7 @@ func (p *Plugin) prepare(ctx context.Context, r *run, args *skel.CmdArgs) (res *
 }
 
 func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*agentTimeout)
 	defer cancel()
 	res, src, planned, err := p.prepare(ctx, r, args)
@@ -250,8 +251,10 @@ func (p *Plugin) add(r *run, args *skel.CmdArgs) error {
 		r.log.Info("mode disabled: passing the previous result through")
 		return types.PrintResult(res, r.conf.CNIVersion)
 	}
+	// prepare: reading the settings, the pod and both namespaces, and
+	// planning; what follows is probing and programming.
 	r.log.Info("planned", "mode", planned.Mode, "defaultRouteNIC", planned.DefaultNIC,
-		"podRoutes", len(planned.Plan.Pod.Routes), "hostRoutes", len(planned.Plan.Host.Routes))
+		"podRoutes", len(planned.Plan.Pod.Routes), "hostRoutes", len(planned.Plan.Host.Routes), "prepare", time.Since(start))
 	if err := routing.RunProbes(args.Netns, planned.Plan.Probes, p.Probes); err != nil {
 		var conflict *routing.ConflictError
 		var unreachable *routing.GatewayUnreachableError

@@ -42,6 +42,10 @@ func inspectPod() (*PodFacts, error) {
 	if err != nil {
 		return nil, err
 	}
+	byLink, err := addrsByLink(netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, err
+	}
 	facts := &PodFacts{}
 	for _, l := range li.byIndex {
 		a := l.Attrs()
@@ -52,11 +56,7 @@ func inspectPod() (*PodFacts, error) {
 		if _, ok := l.(*netlink.Veth); ok {
 			pl.PeerIndex = a.ParentIndex
 		}
-		addrs, err := listAddrs(l, netlink.FAMILY_ALL)
-		if err != nil {
-			return nil, err
-		}
-		for _, ad := range addrs {
+		for _, ad := range byLink[a.Index] {
 			switch {
 			case ad.IP.IsLinkLocalUnicast() && ad.IP.To4() == nil:
 				pl.LinkLocal = append(pl.LinkLocal, ad.IP)
@@ -94,6 +94,10 @@ func InspectHost() (*HostFacts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to inspect host namespace: %w", err)
 	}
+	byLink, err := addrsByLink(netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("failed to inspect host namespace: %w", err)
+	}
 	facts := &HostFacts{}
 	indexes := make([]int, 0, len(li.byIndex))
 	for i := range li.byIndex {
@@ -106,11 +110,7 @@ func InspectHost() (*HostFacts, error) {
 		if _, ok := l.(*netlink.Veth); ok {
 			facts.Veths = append(facts.Veths, HostLink{Name: a.Name, Index: a.Index, PeerIndex: a.ParentIndex})
 		}
-		addrs, err := listAddrs(l, netlink.FAMILY_ALL)
-		if err != nil {
-			return nil, fmt.Errorf("failed to inspect host namespace: %w", err)
-		}
-		for _, ad := range addrs {
+		for _, ad := range byLink[a.Index] {
 			if ad.Scope != unix.RT_SCOPE_UNIVERSE || ad.IP.IsLoopback() || ad.IP.IsLinkLocalUnicast() {
 				continue
 			}
@@ -417,17 +417,19 @@ func checkNamespace(side string, p *NamespacePlan) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("%s route %q is unexpected", side, h))
 		}
 	}
+	var byLink map[int][]netlink.Addr
+	if len(p.Addresses) > 0 {
+		if byLink, err = addrsByLink(netlink.FAMILY_ALL); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range p.Addresses {
 		l, ok := li.byName[a.Dev]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("%s link %q is missing", side, a.Dev))
 			continue
 		}
-		addrs, err := listAddrs(l, netlink.FAMILY_ALL)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.ContainsFunc(addrs, func(h netlink.Addr) bool { return h.IPNet.String() == a.Addr.String() }) {
+		if !slices.ContainsFunc(byLink[l.Attrs().Index], func(h netlink.Addr) bool { return h.IPNet.String() == a.Addr.String() }) {
 			problems = append(problems, fmt.Sprintf("%s address %q on %q is missing", side, a.Addr, a.Dev))
 		}
 	}

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -192,6 +193,11 @@ func TestPrivilegedInspect(t *testing.T) {
 	run(t, host, "ip", "link", "set", "h0", "up")
 	run(t, pod, "ip", "addr", "add", "192.0.2.2/24", "dev", "eth0")
 	run(t, pod, "ip", "link", "set", "eth0", "up")
+	// A second pair: each link's addresses must stay with that link.
+	run(t, host, "ip", "link", "add", "h1", "type", "veth", "peer", "name", "net1", "netns", pod.Path())
+	run(t, host, "ip", "addr", "add", "198.51.100.1/24", "dev", "h1")
+	run(t, host, "ip", "addr", "add", "2001:db8:1::1/64", "dev", "h1", "nodad")
+	run(t, pod, "ip", "addr", "add", "198.51.100.2/24", "dev", "net1")
 	var hf *HostFacts
 	err := host.Do(func(ns.NetNS) error {
 		var err error
@@ -209,10 +215,13 @@ func TestPrivilegedInspect(t *testing.T) {
 	if eth0 == nil || eth0.Kind != "veth" || len(eth0.Addrs) != 1 || eth0.Addrs[0].String() != "192.0.2.2/24" {
 		t.Fatalf("pod eth0 %+v", eth0)
 	}
-	if len(hf.Addrs) != 1 || hf.Addrs[0].Dev != "h0" || hf.Addrs[0].Addr.String() != "192.0.2.1/24" {
-		t.Errorf("host addresses %+v", hf.Addrs)
+	if net1 := pf.Link("net1"); net1 == nil || len(net1.Addrs) != 1 || net1.Addrs[0].String() != "198.51.100.2/24" {
+		t.Fatalf("pod net1 %+v", net1)
 	}
-	if len(hf.Veths) != 1 || hf.Veths[0].Index != eth0.PeerIndex || hf.Veths[0].PeerIndex != eth0.Index {
+	if got := fmt.Sprint(hf.Addrs); got != "[{h0 192.0.2.1/24} {h1 198.51.100.1/24} {h1 2001:db8:1::1/64}]" {
+		t.Errorf("host addresses %s", got)
+	}
+	if len(hf.Veths) != 2 || hf.Veths[0].Index != eth0.PeerIndex || hf.Veths[0].PeerIndex != eth0.Index {
 		t.Errorf("host veths %+v do not pair with pod eth0 %+v", hf.Veths, eth0)
 	}
 	if !hasRoute(pf.Routes, "192.0.2.0/24", "eth0") {

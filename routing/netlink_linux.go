@@ -36,8 +36,20 @@ func listLinks() ([]netlink.Link, error) {
 	return retryDump("links", netlink.LinkList)
 }
 
-func listAddrs(link netlink.Link, family int) ([]netlink.Addr, error) {
-	return retryDump("addresses", func() ([]netlink.Addr, error) { return netlink.AddrList(link, family) })
+// addrsByLink dumps the namespace's addresses of family once and groups
+// them by link index. The netlink library dumps every address even when
+// asked for one link's, so a dump per link would cost links x addresses:
+// on a node with hundreds of pod veths, hundreds of milliseconds per call.
+func addrsByLink(family int) (map[int][]netlink.Addr, error) {
+	addrs, err := retryDump("addresses", func() ([]netlink.Addr, error) { return netlink.AddrList(nil, family) })
+	if err != nil {
+		return nil, err
+	}
+	by := make(map[int][]netlink.Addr)
+	for _, a := range addrs {
+		by[a.LinkIndex] = append(by[a.LinkIndex], a)
+	}
+	return by, nil
 }
 
 // listRoutes returns the routes of table (0: every table).

@@ -24,15 +24,16 @@ import (
 //	<node>-cni.log     the plugins' stderr: Multus records an AddedInterface
 //	                   event per interface as its delegate returns (klog, µs):
 //	                   I1206 20:59:29.924397 ... Namespace:"NS", Name:"NAME", ... reason: 'AddedInterface' Add net1 [...]
-//	                   and the coordinator logs its plan before it probes
-//	                   and programs the pod:
-//	                   time=2026-12-06T20:59:29.967Z level=INFO msg=planned cmd=ADD containerID=ID ...
+//	                   and the coordinator logs its plan, with the time it
+//	                   took to read the settings, the pod and both
+//	                   namespaces, before it probes and programs the pod:
+//	                   time=2026-12-06T20:59:29.967Z level=INFO msg=planned cmd=ADD containerID=ID ... prepare=12.5ms
 var (
 	shimFail   = regexp.MustCompile(`^\S+ \S+ pod ([^/\s]+)/([^/\s]+)/\S+: failed to set up network of pod .*`)
 	shimAdd    = regexp.MustCompile(`^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) pod ([^/\s]+)/(\S+): CNI ADD ok in (\S+):`)
 	multusAdd  = regexp.MustCompile(`^I(\d{4} \d\d:\d\d:\d\d\.\d+)\s.*Namespace:"([^"]+)", Name:"([^"]+)".*reason: 'AddedInterface' Add (\S+) `)
 	agentAdd   = regexp.MustCompile(`^I(\d{4} \d\d:\d\d:\d\d\.\d+)\s.* "ADD" pod="([^"/]+)/([^"]+)" .*containerID="([^"]+)".* duration="([^"]+)"`)
-	coordPlan  = regexp.MustCompile(`^time=(\S+) level=\w+ msg=planned cmd=ADD containerID=(\S+) `)
+	coordPlan  = regexp.MustCompile(`^time=(\S+) level=\w+ msg=planned cmd=ADD containerID=(\S+) (?:.* prepare=(\S+))?`)
 	klogLayout = "2006 0102 15:04:05.999999"
 	shimLayout = "2006/01/02 15:04:05.999999"
 )
@@ -56,8 +57,8 @@ type addTimings struct {
 	eth0, net1 []time.Duration
 	// ipam is the agent's own time for the IPAM ADD (spindle only).
 	ipam []time.Duration
-	// coordinator runs from the coordinator's plan until Multus added
-	// net1: its probes and programming of the pod (spindle only).
+	// coordinator runs from the coordinator's start (its plan less its
+	// prepare) until Multus added net1 (spindle only).
 	coordinator []time.Duration
 	// tail runs from net1 added until the ADD returned: Multus writing
 	// the pod's network-status.
@@ -93,7 +94,7 @@ func readTimings(dir, ns, prefix string, year int) (addTimings, error) {
 		}
 		return p
 	}
-	byContainer := map[string]time.Time{}
+	byContainer := map[string]time.Time{} // the coordinator's start
 	failed := map[string]int{}
 	err := eachLine(dir, "*-shim.log", func(line string) {
 		if m := shimFail.FindStringSubmatch(line); m != nil {
@@ -129,6 +130,9 @@ func readTimings(dir, ns, prefix string, year int) (addTimings, error) {
 		err = eachLine(dir, "*-cni.log", func(line string) {
 			if m := coordPlan.FindStringSubmatch(line); m != nil {
 				if at, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
+					if d, err := time.ParseDuration(m[3]); err == nil {
+						at = at.Add(-d) // the coordinator's start
+					}
 					byContainer[m[2]] = at
 				}
 				return
@@ -161,8 +165,8 @@ func readTimings(dir, ns, prefix string, year int) (addTimings, error) {
 		}
 		if p.hasIPAM {
 			t.ipam = append(t.ipam, p.ipam)
-			if planned, ok := byContainer[p.containerID]; ok && ok1 {
-				t.coordinator = append(t.coordinator, net1.Sub(planned))
+			if began, ok := byContainer[p.containerID]; ok && ok1 {
+				t.coordinator = append(t.coordinator, net1.Sub(began))
 			}
 		}
 	}
