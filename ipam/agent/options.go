@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindle-net/spindle/ipam/logformat"
 	"github.com/spindle-net/spindle/ipam/nodeapi"
@@ -95,6 +96,14 @@ func Run(ctx context.Context, o *Options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Stopped for good (its DaemonSet deleted), the agent removes what the
+	// installation put on the node: also when it is stopped before it was
+	// ready, as right after its node restarted.
+	defer func() {
+		if ctx.Err() != nil {
+			removeInstalled(uninstall, a.live, log)
+		}
+	}()
 	errc := make(chan error, 3)
 	if o.HealthAddr != "" {
 		go func() { errc <- a.ServeHealth(ctx, o.HealthAddr) }()
@@ -109,16 +118,6 @@ func Run(ctx context.Context, o *Options, log logr.Logger) error {
 	go func() { errc <- a.Serve(ctx, o.Socket) }()
 	select {
 	case <-ctx.Done():
-		stopping, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		removed, err := uninstall.cleanUp(stopping, a.live)
-		if len(removed) > 0 {
-			log.Info("the agent's DaemonSet was deleted: removed what the installation put on the node", "daemonSet", uninstall.DaemonSet, "files", removed)
-		}
-		if err != nil {
-			// A stop is not a failure; the files stay, as on any restart.
-			log.Error(err, "could not tell whether the agent's DaemonSet was deleted; the installed files stay on the node", "daemonSet", uninstall.DaemonSet)
-		}
 		return nil
 	case err := <-errc:
 		if err == nil {
@@ -133,4 +132,19 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// removeInstalled runs u's clean-up as the agent stops, with a deadline of
+// its own (the agent's context is done by then), and logs what it did.
+func removeInstalled(u Uninstall, c client.Reader, log logr.Logger) {
+	stopping, cancel := context.WithTimeout(context.Background(), uninstallTimeout)
+	defer cancel()
+	removed, err := u.cleanUp(stopping, c)
+	if len(removed) > 0 {
+		log.Info("the agent's DaemonSet was deleted: removed what the installation put on the node", "daemonSet", u.DaemonSet, "files", removed)
+	}
+	if err != nil {
+		// A stop is not a failure; the files stay, as on any restart.
+		log.Error(err, "could not tell whether the agent's DaemonSet was deleted; the installed files stay on the node", "daemonSet", u.DaemonSet)
+	}
 }

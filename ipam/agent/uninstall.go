@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -69,15 +71,33 @@ func (u Uninstall) uninstalling(ctx context.Context, c client.Reader) (bool, err
 	return ds.DeletionTimestamp != nil, nil
 }
 
+// uninstallTimeout bounds the clean-up as the agent stops, well inside a
+// pod's default termination grace period (30 s).
+const uninstallTimeout = 10 * time.Second
+
+// uninstallRetry is how often cleanUp asks again after an error.
+const uninstallRetry = 500 * time.Millisecond
+
 // cleanUp removes the files when the DaemonSet is being deleted and
-// returns the paths it removed. A file already gone is not an error.
+// returns the paths it removed. A file already gone is not an error. An
+// error reading the DaemonSet is retried until ctx is done (the agent may
+// be stopping while its connection to the API server is being set up or
+// torn down); the last one is returned.
 func (u Uninstall) cleanUp(ctx context.Context, c client.Reader) ([]string, error) {
 	if u.DaemonSet == "" || len(u.Files) == 0 {
 		return nil, nil
 	}
-	gone, err := u.uninstalling(ctx, c)
-	if err != nil || !gone {
-		return nil, err
+	var gone bool
+	var lastErr error
+	err := wait.PollUntilContextCancel(ctx, uninstallRetry, true, func(ctx context.Context) (bool, error) {
+		gone, lastErr = u.uninstalling(ctx, c)
+		return lastErr == nil, nil
+	})
+	if err != nil {
+		return nil, errors.Join(lastErr, err)
+	}
+	if !gone {
+		return nil, nil
 	}
 	var removed []string
 	var errs []error

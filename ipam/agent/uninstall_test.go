@@ -101,7 +101,7 @@ func TestUninstallRemovesFilesOnlyWhenTheDaemonSetIsDeleted(t *testing.T) {
 	if removed, err := u.cleanUp(ctx, c); err != nil || !slices.Equal(removed, []string{plugin}) {
 		t.Fatalf("credentials revoked: removed %v (%v)", removed, err)
 	}
-	// Any other error: nothing is removed.
+	// Any other error, until the deadline: nothing is removed.
 	if err := os.WriteFile(plugin, []byte("x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -109,10 +109,27 @@ func TestUninstallRemovesFilesOnlyWhenTheDaemonSetIsDeleted(t *testing.T) {
 		return apierrors.NewServiceUnavailable("etcd is down")
 	}}
 	c = fake.NewClientBuilder().WithScheme(s).WithInterceptorFuncs(unavailable).Build()
-	if removed, err := u.cleanUp(ctx, c); err == nil || len(removed) != 0 {
+	short, cancel := context.WithTimeout(ctx, 2*uninstallRetry)
+	defer cancel()
+	if removed, err := u.cleanUp(short, c); err == nil || !strings.Contains(err.Error(), "etcd is down") || len(removed) != 0 {
 		t.Fatalf("API server unavailable: removed %v (%v), want nothing and the error", removed, err)
 	}
 	if _, err := os.Stat(plugin); err != nil {
 		t.Fatalf("the plugin went although nothing said the DaemonSet was deleted: %v", err)
+	}
+	// An error that passes (the agent stopping while its connection comes
+	// up): asked again, the DaemonSet is gone and the files go.
+	calls := 0
+	flaky := interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if calls++; calls == 1 {
+			return apierrors.NewServiceUnavailable("connection reset")
+		}
+		return c.Get(ctx, key, obj, opts...)
+	}}
+	c = fake.NewClientBuilder().WithScheme(s).WithInterceptorFuncs(flaky).Build()
+	bounded, cancel2 := context.WithTimeout(ctx, uninstallTimeout)
+	defer cancel2()
+	if removed, err := u.cleanUp(bounded, c); err != nil || !slices.Equal(removed, []string{plugin}) || calls != 2 {
+		t.Fatalf("one transient error, then the DaemonSet gone: removed %v (%v) after %d reads", removed, err, calls)
 	}
 }

@@ -68,6 +68,11 @@ nodes=$(k get nodes -o jsonpath='{.items[*].metadata.name}')
 uninstall() {
 	local pods hooks conf bins n b
 	helm_ status spindle -n kube-system >/dev/null 2>&1 || die "no release spindle in kube-system to uninstall: run the upgrade phase first (smoke.sh upgrade)"
+	# The suite's last spec may have restarted a node seconds ago. An agent
+	# stopped while its pod's init container still copies the plugins never
+	# runs, so nothing would remove them: uninstall the release once every
+	# pod of it runs again, as users do.
+	rollout
 	helm_ uninstall spindle -n kube-system --wait --timeout 3m >/dev/null
 	for _ in $(seq 1 60); do
 		pods=$(k -n kube-system get pods -o name | grep -E 'spindle-(agent|controller|multus)' || true)
