@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -1143,10 +1144,15 @@ spec:
 
 		// The pool's nodeAffinity is edited to admit only the other node:
 		// a pod there gets another address of the pool.
-		p := &v2beta1.SpiderIPPool{}
-		Expect(e.c.Get(ctx, client.ObjectKey{Name: pool}, p)).To(Succeed())
-		p.Spec.NodeAffinity = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": n2}}
-		Expect(e.c.Update(ctx, p)).To(Succeed())
+		// The controller writes the pool's status meanwhile: retry on conflict.
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			p := &v2beta1.SpiderIPPool{}
+			if err := e.c.Get(ctx, client.ObjectKey{Name: pool}, p); err != nil {
+				return err
+			}
+			p.Spec.NodeAffinity = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": n2}}
+			return e.c.Update(ctx, p)
+		})).To(Succeed())
 		second := e.pod(ctx, "second", n2, annotations)
 		a2, _ := e.expectNIC(ctx, second, "net1", pool, "")
 		Expect(a2).NotTo(Equal(a1), "pods on %s and %s share %s", n1, n2, a1)
