@@ -14,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -209,13 +208,7 @@ spec:
 		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")
 		e.show(ctx, "get", "sic", "-l", "ipam.spidernet.io/pool in (pool-1,pool-2)")
 		By("scaled to 3, ordinals 3 to 5 keep their addresses for the StatefulSet")
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := e.c.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
-				return err
-			}
-			sts.Spec.Replicas = ptr.To[int32](3)
-			return e.c.Update(ctx, sts)
-		})).To(Succeed())
+		e.update(ctx, sts, func() { sts.Spec.Replicas = ptr.To[int32](3) })
 		e.workloadPods(ctx, "app=redis-cluster", 3)
 		Consistently(func() int {
 			return len(e.claims(ctx, Default, "pool-1")) + len(e.claims(ctx, Default, "pool-2"))

@@ -1144,15 +1144,10 @@ spec:
 
 		// The pool's nodeAffinity is edited to admit only the other node:
 		// a pod there gets another address of the pool.
-		// The controller writes the pool's status meanwhile: retry on conflict.
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			p := &v2beta1.SpiderIPPool{}
-			if err := e.c.Get(ctx, client.ObjectKey{Name: pool}, p); err != nil {
-				return err
-			}
+		p := &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: pool}}
+		e.update(ctx, p, func() {
 			p.Spec.NodeAffinity = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": n2}}
-			return e.c.Update(ctx, p)
-		})).To(Succeed())
+		})
 		second := e.pod(ctx, "second", n2, annotations)
 		a2, _ := e.expectNIC(ctx, second, "net1", pool, "")
 		Expect(a2).NotTo(Equal(a1), "pods on %s and %s share %s", n1, n2, a1)
@@ -1503,4 +1498,17 @@ func (e *ipamEnv) expectPoolEvent(ctx context.Context, pool, reason, want string
 		}
 		g.Expect(strings.Join(msgs, "\n")).To(ContainSubstring(want), "%s events of SpiderIPPool %s (UID %s)", reason, pool, sp.UID)
 	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
+}
+
+// update reads obj again, applies change and writes it, again on a
+// conflict: the object's controller writes its status meanwhile.
+func (e *ipamEnv) update(ctx context.Context, obj client.Object, change func()) {
+	GinkgoHelper()
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := e.c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		return e.c.Update(ctx, obj)
+	})).To(Succeed())
 }

@@ -180,13 +180,7 @@ var _ = Describe("Pools carved from a SpiderSubnet for each application", func()
 		By("scaled to 4, the Deployment's pool grows to 5; scaled to 1, it shrinks to 2")
 		scale := func(n int32) {
 			GinkgoHelper()
-			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-				if err := e.c.Get(ctx, client.ObjectKeyFromObject(web), web); err != nil {
-					return err
-				}
-				web.Spec.Replicas = ptr.To(n)
-				return e.c.Update(ctx, web)
-			})).To(Succeed())
+			e.update(ctx, web, func() { web.Spec.Replicas = ptr.To(n) })
 		}
 		scale(4)
 		Eventually(func() int { return size(webPool) }).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(5))
@@ -558,13 +552,7 @@ var _ = Describe("Pools carved from a SpiderSubnet beyond the built-in controlle
 		e.show(ctx, "get", "sp", "-o", "wide", webPool, sizedPool)
 
 		By("scaled to 4, web's pool grows to 5; deleted, it goes")
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := e.c.Get(ctx, client.ObjectKeyFromObject(web), web); err != nil {
-				return err
-			}
-			web.Spec.Replicas = ptr.To[int32](4)
-			return e.c.Update(ctx, web)
-		})).To(Succeed())
+		e.update(ctx, web, func() { web.Spec.Replicas = ptr.To[int32](4) })
 		Eventually(func() int { return size(webPool) }).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(5))
 		for _, p := range e.workloadPods(ctx, "app=web", 4) {
 			e.expectNIC(ctx, &p, "eth0", webPool, "")
