@@ -465,11 +465,16 @@ func (p *planner) buildHostPath() {
 			podV4 = n.addr(routing.FamilyV4)
 		}
 	}
+	have := map[string]bool{}
+	for _, h := range p.hostPath {
+		have[h.Dst.String()] = true
+	}
 	add := func(dst *net.IPNet, node bool) {
 		f := routing.FamilyOf(dst.IP)
-		if !p.families[f] || slices.ContainsFunc(p.hostPath, func(h routing.Route) bool { return h.Dst.String() == dst.String() }) {
+		if !p.families[f] || have[dst.String()] {
 			return
 		}
+		have[dst.String()] = true
 		r := routing.Route{Dst: dst, Dev: hostDev, Protocol: routing.ProtoHostPath}
 		gw := hostGw[f]
 		ones, bits := dst.Mask.Size()

@@ -74,9 +74,9 @@ func net1Result() *current.Result {
 func nodeFacts() *routing.HostFacts {
 	return &routing.HostFacts{
 		Addrs: []routing.HostAddr{
-			{Dev: "uplink0", Addr: cidr("10.10.0.1/24")},
-			{Dev: "uplink0", Addr: cidr("fd00:10::1/64")},
-			{Dev: "cni0", Addr: cidr("10.244.1.1/32")},
+			{LinkIndex: 2, Addr: cidr("10.10.0.1/24")},
+			{LinkIndex: 2, Addr: cidr("fd00:10::1/64")},
+			{LinkIndex: 3, Addr: cidr("10.244.1.1/32")},
 		},
 		Veths: []routing.HostLink{{Name: "vethptp", Index: 7, PeerIndex: 2}, {Name: "vethother", Index: 8, PeerIndex: 2}},
 	}
@@ -373,9 +373,9 @@ func TestBuildPlanUnderlayOnly(t *testing.T) {
 		Routes:     []*types.Route{{Dst: *cidr("0.0.0.0/0")}},
 	}
 	host := &routing.HostFacts{Addrs: []routing.HostAddr{
-		{Dev: "lo", Addr: cidr("192.0.2.7/32")},
-		{Dev: "uplink0", Addr: cidr("10.10.0.1/24")},
-		{Dev: "uplink0", Addr: cidr("fd00:10::1/64")},
+		{LinkIndex: 1, Addr: cidr("192.0.2.7/32")},
+		{LinkIndex: 2, Addr: cidr("10.10.0.1/24")},
+		{LinkIndex: 2, Addr: cidr("fd00:10::1/64")},
 	}}
 	p, err := BuildPlan(PlanInput{
 		ContainerID: "c1", NetNS: "/var/run/netns/pod", IfName: "eth0", Result: res,

@@ -194,7 +194,14 @@ func (p *Plugin) plan(ctx context.Context, args *skel.CmdArgs, conf *NetConf, cf
 	if err != nil {
 		return nil, err
 	}
-	hostFacts, err := routing.InspectHost()
+	// Of the node's links only the node ends of the pod's veths matter.
+	var peers []int
+	for _, l := range podFacts.Links {
+		if l.PeerIndex != 0 {
+			peers = append(peers, l.PeerIndex)
+		}
+	}
+	hostFacts, err := routing.InspectHost(peers...)
 	if err != nil {
 		return nil, err
 	}

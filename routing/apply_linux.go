@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -88,33 +89,44 @@ func inspectPod() (*PodFacts, error) {
 	return facts, nil
 }
 
-// InspectHost reads the namespace the caller runs in (the node).
-func InspectHost() (*HostFacts, error) {
-	li, err := loadLinks()
-	if err != nil {
-		return nil, fmt.Errorf("failed to inspect host namespace: %w", err)
-	}
+// InspectHost reads the namespace the caller runs in (the node): its
+// addresses, and of its links only the veths at the indexes peers (the node
+// ends of the pod's veths). A node holds a veth per pod, so its links are
+// looked up one at a time, never dumped.
+func InspectHost(peers ...int) (*HostFacts, error) {
 	byLink, err := addrsByLink(netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("failed to inspect host namespace: %w", err)
 	}
 	facts := &HostFacts{}
-	indexes := make([]int, 0, len(li.byIndex))
-	for i := range li.byIndex {
-		indexes = append(indexes, i)
-	}
-	slices.Sort(indexes)
+	indexes := slices.Sorted(maps.Keys(byLink))
+	seen := map[string]bool{}
 	for _, i := range indexes {
-		l := li.byIndex[i]
-		a := l.Attrs()
-		if _, ok := l.(*netlink.Veth); ok {
-			facts.Veths = append(facts.Veths, HostLink{Name: a.Name, Index: a.Index, PeerIndex: a.ParentIndex})
-		}
-		for _, ad := range byLink[a.Index] {
+		for _, ad := range byLink[i] {
 			if ad.Scope != unix.RT_SCOPE_UNIVERSE || ad.IP.IsLoopback() || ad.IP.IsLinkLocalUnicast() {
 				continue
 			}
-			facts.Addrs = append(facts.Addrs, HostAddr{Dev: a.Name, Addr: normalise(ad.IPNet)})
+			// The same address on many links (the gateway address of a
+			// point-to-point network on every pod's veth) counts once.
+			if seen[ad.IP.String()] {
+				continue
+			}
+			seen[ad.IP.String()] = true
+			facts.Addrs = append(facts.Addrs, HostAddr{LinkIndex: i, Addr: normalise(ad.IPNet)})
+		}
+	}
+	for _, i := range peers {
+		l, err := netlink.LinkByIndex(i)
+		var notFound netlink.LinkNotFoundError
+		switch {
+		case errors.As(err, &notFound) || errors.Is(err, unix.ENODEV):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("failed to inspect host namespace: link %d: %w", i, err)
+		}
+		if _, ok := l.(*netlink.Veth); ok {
+			a := l.Attrs()
+			facts.Veths = append(facts.Veths, HostLink{Name: a.Name, Index: a.Index, PeerIndex: a.ParentIndex})
 		}
 	}
 	return facts, nil
@@ -208,10 +220,7 @@ func ensureVeth(v *VethPair, hostNS ns.NetNS) error {
 }
 
 func applyNamespace(p *NamespacePlan) error {
-	li, err := loadLinks()
-	if err != nil {
-		return err
-	}
+	li := lookupLinks()
 	for _, ls := range p.Links {
 		if err := applyLink(li, ls); err != nil {
 			return err
@@ -223,7 +232,7 @@ func applyNamespace(p *NamespacePlan) error {
 		}
 	}
 	for _, a := range p.Addresses {
-		l, ok := li.byName[a.Dev]
+		l, ok := li.link(a.Dev)
 		if !ok {
 			return fmt.Errorf("failed to add address %q: link %q not present", a.Addr, a.Dev)
 		}
@@ -253,7 +262,7 @@ func applyNamespace(p *NamespacePlan) error {
 }
 
 func applyLink(li *linkIndex, ls LinkSettings) error {
-	l, ok := li.byName[ls.Name]
+	l, ok := li.link(ls.Name)
 	if !ok {
 		return fmt.Errorf("failed to configure link %q: not present", ls.Name)
 	}
@@ -424,7 +433,7 @@ func checkNamespace(side string, p *NamespacePlan) ([]string, error) {
 		}
 	}
 	for _, a := range p.Addresses {
-		l, ok := li.byName[a.Dev]
+		l, ok := li.link(a.Dev)
 		if !ok {
 			problems = append(problems, fmt.Sprintf("%s link %q is missing", side, a.Dev))
 			continue

@@ -198,31 +198,40 @@ func TestPrivilegedInspect(t *testing.T) {
 	run(t, host, "ip", "addr", "add", "198.51.100.1/24", "dev", "h1")
 	run(t, host, "ip", "addr", "add", "2001:db8:1::1/64", "dev", "h1", "nodad")
 	run(t, pod, "ip", "addr", "add", "198.51.100.2/24", "dev", "net1")
+	// The same address on a second link (a point-to-point network's
+	// gateway on every pod's veth) is one node address.
+	run(t, host, "ip", "addr", "add", "192.0.2.1/32", "dev", "h1")
+	// A third pair the coordinator does not ask about.
+	run(t, host, "ip", "link", "add", "h2", "type", "veth", "peer", "name", "net2", "netns", pod.Path())
+	pf, err := InspectPod(pod.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth0, net1 := pf.Link("eth0"), pf.Link("net1")
+	if eth0 == nil || eth0.Kind != "veth" || len(eth0.Addrs) != 1 || eth0.Addrs[0].String() != "192.0.2.2/24" {
+		t.Fatalf("pod eth0 %+v", eth0)
+	}
+	if net1 == nil || len(net1.Addrs) != 1 || net1.Addrs[0].String() != "198.51.100.2/24" {
+		t.Fatalf("pod net1 %+v", net1)
+	}
 	var hf *HostFacts
-	err := host.Do(func(ns.NetNS) error {
+	err = host.Do(func(ns.NetNS) error {
 		var err error
-		hf, err = InspectHost()
+		hf, err = InspectHost(eth0.PeerIndex, net1.PeerIndex, 9999)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := InspectPod(pod.Path())
-	if err != nil {
-		t.Fatal(err)
+	if len(hf.Veths) != 2 || hf.Veths[0].Name != "h0" || hf.Veths[0].Index != eth0.PeerIndex || hf.Veths[0].PeerIndex != eth0.Index ||
+		hf.Veths[1].Name != "h1" || hf.Veths[1].PeerIndex != net1.Index {
+		t.Errorf("host veths %+v do not pair with pod eth0 %+v and net1 %+v (and only with them)", hf.Veths, eth0, net1)
 	}
-	eth0 := pf.Link("eth0")
-	if eth0 == nil || eth0.Kind != "veth" || len(eth0.Addrs) != 1 || eth0.Addrs[0].String() != "192.0.2.2/24" {
-		t.Fatalf("pod eth0 %+v", eth0)
-	}
-	if net1 := pf.Link("net1"); net1 == nil || len(net1.Addrs) != 1 || net1.Addrs[0].String() != "198.51.100.2/24" {
-		t.Fatalf("pod net1 %+v", net1)
-	}
-	if got := fmt.Sprint(hf.Addrs); got != "[{h0 192.0.2.1/24} {h1 198.51.100.1/24} {h1 2001:db8:1::1/64}]" {
-		t.Errorf("host addresses %s", got)
-	}
-	if len(hf.Veths) != 2 || hf.Veths[0].Index != eth0.PeerIndex || hf.Veths[0].PeerIndex != eth0.Index {
-		t.Errorf("host veths %+v do not pair with pod eth0 %+v", hf.Veths, eth0)
+	if len(hf.Veths) == 2 {
+		want := fmt.Sprintf("[{%d 192.0.2.1/24} {%d 198.51.100.1/24} {%d 2001:db8:1::1/64}]", hf.Veths[0].Index, hf.Veths[1].Index, hf.Veths[1].Index)
+		if got := fmt.Sprint(hf.Addrs); got != want {
+			t.Errorf("host addresses %s, want %s", got, want)
+		}
 	}
 	if !hasRoute(pf.Routes, "192.0.2.0/24", "eth0") {
 		t.Errorf("pod routes %v lack the kernel subnet route", pf.Routes)
@@ -239,4 +248,48 @@ func hasRoute(rs []Route, dst, dev string) bool {
 		}
 	}
 	return false
+}
+
+// A lazy link index names the links a plan touches by asking for each, and
+// past lazyLookups questions reads the namespace once; either way it must
+// give the same answers as a dump.
+func TestPrivilegedLinkLookups(t *testing.T) {
+	host := privilegedNS(t)
+	for i := range lazyLookups {
+		run(t, host, "ip", "link", "add", fmt.Sprintf("a%d", i), "type", "veth", "peer", "name", fmt.Sprintf("b%d", i))
+	}
+	err := host.Do(func(ns.NetNS) error {
+		dumped, err := loadLinks()
+		if err != nil {
+			return err
+		}
+		lazy := lookupLinks()
+		for i := range lazyLookups {
+			for _, name := range []string{fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)} {
+				idx, err := lazy.index(name)
+				if err != nil {
+					return err
+				}
+				if want := dumped.byName[name].Attrs().Index; idx != want {
+					t.Errorf("index of %s: %d, want %d", name, idx, want)
+				}
+				if got := lazy.name(idx); got != name {
+					t.Errorf("name of %d: %q, want %q", idx, got, name)
+				}
+			}
+		}
+		if lazy.lazy {
+			t.Errorf("after %d lookups the index still asks for one link at a time", lazy.asked)
+		}
+		if _, ok := lookupLinks().link("missing0"); ok {
+			t.Error("a link that does not exist was found")
+		}
+		if got := lookupLinks().name(99999); got != "if99999" {
+			t.Errorf("name of a missing index: %q", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -40,16 +40,18 @@ type PodLink struct {
 
 // HostFacts is what the node namespace (where the plugin runs) looks like.
 type HostFacts struct {
-	// Addrs are the node's global-scope addresses, loopback ranges excluded.
+	// Addrs are the node's global-scope addresses, loopback ranges
+	// excluded, each once.
 	Addrs []HostAddr
-	// Veths are the node's veth links.
+	// Veths are the node's veth links that were asked for (InspectHost).
 	Veths []HostLink
 }
 
 // HostAddr is one node address.
 type HostAddr struct {
-	Dev  string
-	Addr *net.IPNet
+	// LinkIndex is the (first) link that carries the address.
+	LinkIndex int
+	Addr      *net.IPNet
 }
 
 // HostLink is one veth link of the node.

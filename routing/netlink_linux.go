@@ -63,26 +63,79 @@ func listRules(family int) ([]netlink.Rule, error) {
 	return retryDump("rules", func() ([]netlink.Rule, error) { return netlink.RuleList(family) })
 }
 
-// linkIndex maps link names to indexes and back.
+// linkIndex maps link names to indexes and back. Built by loadLinks from
+// one dump of the namespace's links; built by lookupLinks it asks the kernel
+// for one link at a time and remembers the answers. A node namespace holds
+// a veth per pod, and dumping them all costs an ADD milliseconds of CPU
+// where the few links it names cost microseconds.
 type linkIndex struct {
 	byName  map[string]netlink.Link
 	byIndex map[int]netlink.Link
+	// lazy: links not remembered yet are asked for; after lazyLookups
+	// questions the namespace is dumped once instead.
+	lazy  bool
+	asked int
 }
 
+// lazyLookups bounds the single-link questions a lazy linkIndex asks before
+// it dumps the namespace's links instead.
+const lazyLookups = 16
+
 func loadLinks() (*linkIndex, error) {
+	li := &linkIndex{byName: map[string]netlink.Link{}, byIndex: map[int]netlink.Link{}}
+	return li, li.load()
+}
+
+func lookupLinks() *linkIndex {
+	return &linkIndex{byName: map[string]netlink.Link{}, byIndex: map[int]netlink.Link{}, lazy: true}
+}
+
+func (li *linkIndex) load() error {
 	links, err := listLinks()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	li := &linkIndex{byName: map[string]netlink.Link{}, byIndex: map[int]netlink.Link{}}
+	li.lazy = false
 	for _, l := range links {
-		li.byName[l.Attrs().Name] = l
-		li.byIndex[l.Attrs().Index] = l
+		li.remember(l)
 	}
-	return li, nil
+	return nil
+}
+
+func (li *linkIndex) remember(l netlink.Link) {
+	li.byName[l.Attrs().Name] = l
+	li.byIndex[l.Attrs().Index] = l
+}
+
+// ask answers a miss of a lazy index: a link it finds is remembered. A
+// link that is not there, or a failed question, is a miss: the callers name
+// the link in their errors.
+func (li *linkIndex) ask(get func() (netlink.Link, error)) {
+	if !li.lazy {
+		return
+	}
+	if li.asked++; li.asked > lazyLookups {
+		_ = li.load()
+		return
+	}
+	if l, err := get(); err == nil {
+		li.remember(l)
+	}
+}
+
+// link returns the link called name.
+func (li *linkIndex) link(name string) (netlink.Link, bool) {
+	if _, ok := li.byName[name]; !ok {
+		li.ask(func() (netlink.Link, error) { return netlink.LinkByName(name) })
+	}
+	l, ok := li.byName[name]
+	return l, ok
 }
 
 func (li *linkIndex) name(index int) string {
+	if _, ok := li.byIndex[index]; !ok {
+		li.ask(func() (netlink.Link, error) { return netlink.LinkByIndex(index) })
+	}
 	if l, ok := li.byIndex[index]; ok {
 		return l.Attrs().Name
 	}
@@ -90,7 +143,7 @@ func (li *linkIndex) name(index int) string {
 }
 
 func (li *linkIndex) index(name string) (int, error) {
-	l, ok := li.byName[name]
+	l, ok := li.link(name)
 	if !ok {
 		return 0, fmt.Errorf("failed to find link %q: not present", name)
 	}

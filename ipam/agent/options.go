@@ -77,6 +77,12 @@ func (o *Options) RestConfig() (*rest.Config, error) {
 		return nil, fmt.Errorf("failed to load API server configuration: %w", err)
 	}
 	cfg.QPS, cfg.Burst = float32(o.QPS), o.Burst
+	// No gzip: the API server compresses a streamed watch separately for
+	// every watcher that accepts it, so each claim event would be
+	// compressed once per agent, and each agent would decompress it. Inside
+	// a cluster the bytes are cheaper than that CPU (make bench-e2e,
+	// docs/design/pod-path.md).
+	cfg.DisableCompression = true
 	cfg.UserAgent = "spindle-agent/" + o.NodeName
 	return cfg, nil
 }

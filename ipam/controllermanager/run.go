@@ -67,6 +67,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(o.QPS), o.Burst
+	// Uncompressed, as the agent's (see agent.Options.RestConfig).
+	cfg.DisableCompression = true
 	scheme := Scheme()
 
 	var bundle *certs.Bundle

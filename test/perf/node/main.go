@@ -1,9 +1,9 @@
 // Command node measures what the coordinator reads of a node on every CNI
 // ADD, as the node fills with pods. Each pod leaves a host-side veth with
 // addresses in the node's namespace (the default network's ptp end, for
-// example); the coordinator inspects the node's links and addresses before
-// it plans a pod's routes, so a cost that grows faster than the node's link
-// count would slow every ADD on a full node.
+// example); before it plans a pod's routes the coordinator reads the node's
+// addresses and the node end of the pod's own veth, so a cost that grows
+// faster than the node's link count would slow every ADD on a full node.
 //
 // In a network namespace of its own it creates -small and then -large
 // host-side veths (peers in a second namespace, an IPv4 /32 and an IPv6
@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"time"
@@ -74,21 +75,34 @@ func run(small, large, samples int) (string, error) {
 			return "", err
 		}
 		have = n
+		// The newest pod's veth: the coordinator asks for the node end of
+		// the pod's veth by index.
+		var peer int
+		if err := host.Do(func(ns.NetNS) error {
+			itf, err := net.InterfaceByName(fmt.Sprintf("h%d", n-1))
+			if err == nil {
+				peer = itf.Index
+			}
+			return err
+		}); err != nil {
+			return "", fmt.Errorf("failed to find the newest veth: %w", err)
+		}
 		var d []time.Duration
 		for range samples {
 			start := time.Now()
 			var facts *routing.HostFacts
 			err := host.Do(func(ns.NetNS) error {
 				var err error
-				facts, err = routing.InspectHost()
+				facts, err = routing.InspectHost(peer)
 				return err
 			})
 			if err != nil {
 				return "", err
 			}
 			d = append(d, time.Since(start))
-			if len(facts.Veths) != n {
-				return "", fmt.Errorf("the inspection found %d veths in the node's namespace, want %d", len(facts.Veths), n)
+			if len(facts.Addrs) != n || len(facts.Veths) != 1 || facts.Veths[0].Index != peer {
+				return "", fmt.Errorf("the inspection found %d addresses and veths %+v in the node's namespace, want %d addresses and the veth at index %d",
+					len(facts.Addrs), facts.Veths, n, peer)
 			}
 		}
 		p50, p99 := 1000*perflab.Percentile(d, 50), 1000*perflab.Percentile(d, 99)
