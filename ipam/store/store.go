@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -255,24 +256,32 @@ func (s *Store) Rebind(ctx context.Context, c *v2beta1.SpiderIPClaim) error {
 var ErrEndpointMoved = errors.New("the SpiderEndpoint belongs to another node's pod")
 
 // PutEndpoint makes the SpiderEndpoint of a pod match want.Status: it creates
-// the object if needed and writes its status. cur is the existing object (nil
-// when absent). Before taking over an object labelled for another node it
-// asks stillHere, when given, whether the claims want was built from are
-// still the caller's (a cache can lag behind a pod that moved on). It
-// returns the written object.
+// the object with its status, or updates it, in one request. cur is the
+// existing object (nil when absent). Before taking over an object labelled
+// for another node it asks stillHere, when given, whether the claims want
+// was built from are still the caller's (a cache can lag behind a pod that
+// moved on). It returns the written object.
+//
+// A SpiderEndpoint CRD older than this version has a status subresource,
+// and the API server drops the status of a create or an update: then the
+// status is written through the subresource as well.
 func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoint, stillHere func(context.Context) (bool, error)) (*v2beta1.SpiderEndpoint, error) {
+	key := want.Namespace + "/" + want.Name
 	if cur == nil {
 		obj := want.DeepCopy()
-		if err := s.W.Create(ctx, obj); err != nil {
-			if !apierrors.IsAlreadyExists(err) {
-				return nil, fmt.Errorf("failed to create SpiderEndpoint %q: %w", want.Namespace+"/"+want.Name, err)
-			}
-			if err := s.W.Get(ctx, client.ObjectKeyFromObject(want), obj); err != nil {
-				return nil, fmt.Errorf("failed to get SpiderEndpoint %q: %w", want.Namespace+"/"+want.Name, err)
-			}
+		err := s.W.Create(ctx, obj)
+		if err == nil {
+			return s.endpointStatus(ctx, obj, want)
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("failed to create SpiderEndpoint %q: %w", key, err)
+		}
+		if err := s.W.Get(ctx, client.ObjectKeyFromObject(want), obj); err != nil {
+			return nil, fmt.Errorf("failed to get SpiderEndpoint %q: %w", key, err)
 		}
 		cur = obj
 	}
+	upd := cur.DeepCopy()
 	if node := want.Labels[LabelEndpointNode]; cur.Labels[LabelEndpointNode] != node {
 		// The pod moved (StatefulSet replica on another node): relabel so
 		// the new node's agent sees the object.
@@ -285,20 +294,28 @@ func (s *Store) PutEndpoint(ctx context.Context, cur, want *v2beta1.SpiderEndpoi
 				return nil, ErrEndpointMoved
 			}
 		}
-		relabel := cur.DeepCopy()
-		if relabel.Labels == nil {
-			relabel.Labels = map[string]string{}
+		if upd.Labels == nil {
+			upd.Labels = map[string]string{}
 		}
-		relabel.Labels[LabelEndpointNode] = node
-		if err := s.W.Update(ctx, relabel); err != nil {
-			return nil, fmt.Errorf("failed to relabel SpiderEndpoint %q: %w", want.Namespace+"/"+want.Name, err)
-		}
-		cur = relabel
+		upd.Labels[LabelEndpointNode] = node
 	}
-	upd := cur.DeepCopy()
 	upd.Status = want.Status
-	if err := s.W.Status().Update(ctx, upd); err != nil {
+	if err := s.W.Update(ctx, upd); err != nil {
+		return nil, fmt.Errorf("failed to update SpiderEndpoint %q: %w", key, err)
+	}
+	return s.endpointStatus(ctx, upd, want)
+}
+
+// endpointStatus checks that written, as the API server returned it, has
+// want's status, and writes it through the status subresource when the
+// server dropped it (an older CRD).
+func (s *Store) endpointStatus(ctx context.Context, written, want *v2beta1.SpiderEndpoint) (*v2beta1.SpiderEndpoint, error) {
+	if equality.Semantic.DeepEqual(written.Status, want.Status) {
+		return written, nil
+	}
+	written.Status = want.Status
+	if err := s.W.Status().Update(ctx, written); err != nil {
 		return nil, fmt.Errorf("failed to update SpiderEndpoint status %q: %w", want.Namespace+"/"+want.Name, err)
 	}
-	return upd, nil
+	return written, nil
 }

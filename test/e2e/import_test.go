@@ -186,8 +186,8 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 			a          netip.Addr
 			kind, name string
 		}{{bare, addr(0), "Pod", "sp-bare"}, {&db0, addr(1), "StatefulSet", "db"}} {
+			// Written whole, status included, as Spiderpool writes them.
 			se := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: p.pod.Name}}
-			Expect(e.c.Create(ctx, se)).To(Succeed())
 			se.Status = v2beta1.WorkloadEndpointStatus{
 				Current: v2beta1.PodIPAllocation{UID: string(p.pod.UID), Node: p.pod.Spec.NodeName, IPs: []v2beta1.IPAllocationDetail{{
 					Interface: "net1", IPv4: ptr.To(fmt.Sprintf("%s/%d", p.a, e.lab.UnderlayV4.Bits())), IPv4Pool: ptr.To(sp.Name),
@@ -195,7 +195,7 @@ var _ = Describe("import of another IPAM's allocations", Serial, func() {
 				}}},
 				OwnerControllerType: p.kind, OwnerControllerName: p.name,
 			}
-			Expect(e.c.Status().Update(ctx, se)).To(Succeed())
+			Expect(e.c.Create(ctx, se)).To(Succeed())
 		}
 
 		e.show(ctx, "get", "pods", "-n", e.ns, "-o", "wide")

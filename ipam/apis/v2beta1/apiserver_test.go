@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -208,18 +209,23 @@ spec:
 		t.Errorf("changing the address: %v", err)
 	}
 
-	// Endpoint status is a subresource: written with a status update.
-	se := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-0"}}
-	if err := c.Create(ctx, se); err != nil {
-		t.Fatal(err)
-	}
+	// An endpoint is written whole, as Spiderpool's: no status subresource,
+	// so a create keeps the status it carries.
 	ip, p := "10.6.168.101/16", "test-pod-ippool"
-	se.Status = v2beta1.WorkloadEndpointStatus{
-		Current:             v2beta1.PodIPAllocation{UID: "u1", Node: "worker1", ContainerID: "c1", IPs: []v2beta1.IPAllocationDetail{{Interface: "eth0", IPv4: &ip, IPv4Pool: &p}}},
-		OwnerControllerType: "StatefulSet", OwnerControllerName: "web",
-	}
-	if err := c.Status().Update(ctx, se); err != nil {
+	se := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-0"},
+		Status: v2beta1.WorkloadEndpointStatus{
+			Current:             v2beta1.PodIPAllocation{UID: "u1", Node: "worker1", ContainerID: "c1", IPs: []v2beta1.IPAllocationDetail{{Interface: "eth0", IPv4: &ip, IPv4Pool: &p}}},
+			OwnerControllerType: "StatefulSet", OwnerControllerName: "web",
+		}}
+	if err := c.Create(ctx, se.DeepCopy()); err != nil {
 		t.Fatal(err)
+	}
+	var seGot v2beta1.SpiderEndpoint
+	if err := c.Get(ctx, client.ObjectKeyFromObject(se), &seGot); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(seGot.Status, se.Status) {
+		t.Errorf("SpiderEndpoint status after create: %+v, want %+v", seGot.Status, se.Status)
 	}
 }
 

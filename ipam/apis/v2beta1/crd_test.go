@@ -60,7 +60,7 @@ func TestCRDNamesAndScope(t *testing.T) {
 		status              bool
 	}{
 		{"spiderippools", "SpiderIPPool", "sp", apiextensionsv1.ClusterScoped, true},
-		{"spiderendpoints", "SpiderEndpoint", "se", apiextensionsv1.NamespaceScoped, true},
+		{"spiderendpoints", "SpiderEndpoint", "se", apiextensionsv1.NamespaceScoped, false}, // as Spiderpool's: written whole
 		{"spiderreservedips", "SpiderReservedIP", "sr", apiextensionsv1.ClusterScoped, false},
 		{"spidersubnets", "SpiderSubnet", "ss", apiextensionsv1.ClusterScoped, true},
 		{"spidermultusconfigs", "SpiderMultusConfig", "smc", apiextensionsv1.NamespaceScoped, false},

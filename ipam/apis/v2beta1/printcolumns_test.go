@@ -68,12 +68,8 @@ func TestAPIServerPrinterColumns(t *testing.T) {
 		v2beta1.NewClaim(netip.MustParseAddr("10.7.0.15"), v2beta1.IPClaimSpec{Pool: "pool-net1", PodUID: "u1", Interface: "net1", Node: "worker1"}),
 	}
 	want := store.EndpointFromClaims("default", "web-0", claims, func(p string) (store.PoolFacts, bool) { f, ok := facts[p]; return f, ok })
-	se := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-0"}}
-	create(se)
-	se.Status = want.Status
-	if err := c.Status().Update(ctx, se); err != nil {
-		t.Fatal(err)
-	}
+	// Written whole, status included (no status subresource).
+	create(&v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-0"}, Status: want.Status})
 
 	mode := v2beta1.CoordinatorModeUnderlay
 	coord := &v2beta1.SpiderCoordinator{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: v2beta1.CoordinatorSpec{Mode: &mode}}

@@ -91,10 +91,10 @@ type WorkloadEndpointStatus struct {
 }
 
 // SpiderEndpoint records the addresses of one pod. It has the pod's name and
-// namespace.
+// namespace. Like Spiderpool's, it has no status subresource: an object
+// is written whole, status included, in one request.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:subresource:status
 // +kubebuilder:storageversion
 // +kubebuilder:resource:categories={spiderpool},path=spiderendpoints,scope=Namespaced,shortName={se},singular=spiderendpoint
 // +kubebuilder:printcolumn:name="ADDRESSES",type=string,JSONPath=`.status.current.addresses`,description="addresses of every interface"
