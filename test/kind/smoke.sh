@@ -109,8 +109,9 @@ trap 'rm -rf "$old"' EXIT
 git -C "$ROOT" archive "$KIND_UPGRADE_FROM" charts/spindle | tar -x -C "$old"
 log "helm install of the chart as of ${KIND_UPGRADE_FROM:0:12} (multus.install=true)"
 # The image is this checkout's (one image is built), so the API it reads is
-# this checkout's CRDs: they only ever add fields, and the previous chart's
-# objects are valid under them.
+# this checkout's CRDs: the previous chart's objects are valid under them
+# (they add fields; the SpiderEndpoint lost its status subresource, which the
+# agent copes with either way).
 CRD_CHART=$ROOT/charts/spindle install_chart "$old/charts/spindle" "$tag"
 
 for n in $nodes; do
