@@ -654,7 +654,19 @@ func (r *run) inject(ctx context.Context, f Fault) error {
 		}
 		r.faults.Add(1)
 		sleep(f.Delay)
-		_, err := r.labCmd(context.WithoutCancel(ctx), "up")
+		// The scheduler and the controller-manager give up their leases
+		// and exit when the API server stays away too long, sometimes
+		// while lab up is already checking them; lab up starts whatever
+		// is not running, as a node's supervisor would, so it gets a few
+		// tries.
+		var err error
+		for try := 1; try <= 3; try++ {
+			if _, err = r.labCmd(context.WithoutCancel(ctx), "up"); err == nil {
+				return nil
+			}
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			r.logf("lab up after %s, try %d: %s", name, try, first)
+		}
 		return err
 	}
 	switch f.Kind {
